@@ -1,0 +1,74 @@
+#include "coro/detail/frame_pool.hpp"
+
+#include <new>
+
+#if defined(__SANITIZE_ADDRESS__)
+#define RINGLOOP_FRAME_POOL 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(memory_sanitizer)
+#define RINGLOOP_FRAME_POOL 0
+#endif
+#endif
+#ifndef RINGLOOP_FRAME_POOL
+#define RINGLOOP_FRAME_POOL 1
+#endif
+
+namespace ringloop::detail {
+namespace {
+
+// Frames up to this size are pooled, by 64-byte classes; larger ones go to the allocator.
+constexpr std::size_t kGranule = 64;
+constexpr std::size_t kClasses = 32;
+// Each class keeps at most this many free frames, so a burst of a million frames gives its
+// memory back instead of holding it for the life of the thread.
+constexpr std::size_t kMaxFreePerClass = 4096;
+
+struct FreeFrame {
+  FreeFrame* next;
+};
+
+struct Pool {
+  FreeFrame* heads[kClasses] = {};
+  std::size_t counts[kClasses] = {};
+
+  ~Pool() {
+    for (FreeFrame*& head : heads) {
+      while (head != nullptr) {
+        FreeFrame* next = head->next;
+        ::operator delete(head);
+        head = next;
+      }
+    }
+  }
+};
+
+thread_local Pool pool;
+
+std::size_t class_of(std::size_t size) noexcept { return (size + kGranule - 1) / kGranule - 1; }
+
+}  // namespace
+
+void* allocate_frame(std::size_t size) {
+  std::size_t cls = class_of(size);
+  if (!RINGLOOP_FRAME_POOL || cls >= kClasses) return ::operator new(size);
+  if (FreeFrame* frame = pool.heads[cls]) {
+    pool.heads[cls] = frame->next;
+    --pool.counts[cls];
+    return frame;
+  }
+  return ::operator new((cls + 1) * kGranule);
+}
+
+void deallocate_frame(void* frame, std::size_t size) noexcept {
+  std::size_t cls = class_of(size);
+  if (!RINGLOOP_FRAME_POOL || cls >= kClasses || pool.counts[cls] >= kMaxFreePerClass) {
+    ::operator delete(frame);
+    return;
+  }
+  auto* free_frame = static_cast<FreeFrame*>(frame);
+  free_frame->next = pool.heads[cls];
+  pool.heads[cls] = free_frame;
+  ++pool.counts[cls];
+}
+
+}  // namespace ringloop::detail

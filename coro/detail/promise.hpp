@@ -1,0 +1,194 @@
+// The promise behind Coro<T> and Task<T>. One promise type serves both: a coroutine object
+// becomes a task's root in place (create_task adds no allocation), so every promise carries a
+// TaskCore that is used only when it is a root.
+//
+// Awaiting a Coro resumes it inline inside await_suspend. If it finishes without suspending,
+// its final_suspend sees that and returns noop_coroutine(), and await_suspend returns false: the
+// parent goes on without a nested resume. This keeps a long chain of synchronous awaits from
+// growing the stack at -O0 and under sanitizers, where g++ 12 does not make symmetric transfer
+// a tail call (PITFALLS.md, "Toolchain"). A child that suspended resumes its parent from
+// final_suspend by symmetric transfer.
+#pragma once
+
+#include <concepts>
+#include <coroutine>
+#include <cstdio>
+#include <exception>
+#include <optional>
+#include <type_traits>
+#include <utility>
+#include <variant>
+
+#include "coro/detail/frame_pool.hpp"
+#include "coro/detail/task_core.hpp"
+
+namespace ringloop {
+
+template <class T>
+class Coro;
+
+namespace detail {
+
+// asyncio's None: what a void child contributes to gather's results.
+template <class T>
+using ResultOf = std::conditional_t<std::is_void_v<T>, std::monostate, T>;
+
+enum class StartState : std::uint8_t {
+  not_started,
+  inline_start,     // being run by its awaiter's await_suspend
+  finished_inline,  // finished before that await_suspend returned
+  running,          // suspended at least once; will resume its continuation when done
+};
+
+void report_unretrieved_exception(const std::exception_ptr& error) noexcept;
+
+class PromiseBase {
+ public:
+  static void* operator new(std::size_t size) { return allocate_frame(size); }
+  static void operator delete(void* frame, std::size_t size) noexcept {
+    deallocate_frame(frame, size);
+  }
+
+  // A root whose task was cancelled before it ever ran ends at once with CancelledError,
+  // without running its body (asyncio throws into the coroutine before its first step).
+  struct InitialAwaiter {
+    PromiseBase& promise;
+    bool await_ready() const noexcept { return false; }
+    void await_suspend(std::coroutine_handle<>) const noexcept {}
+    void await_resume() const {
+      if (promise.is_root()) promise.core.throw_if_cancel_pending();
+    }
+  };
+
+  InitialAwaiter initial_suspend() noexcept { return {*this}; }
+
+  void unhandled_exception() noexcept { error = std::current_exception(); }
+
+  bool is_root() const noexcept { return task == &core; }
+
+  TaskCore* task = nullptr;                // the task this coroutine runs in
+  std::coroutine_handle<> continuation;  // the coroutine awaiting this one (not for a root)
+  std::exception_ptr error;
+  StartState start = StartState::not_started;
+  TaskCore core;  // used when this coroutine is a task's root
+
+  // Turns this coroutine into a task's root on loop; the task holds one reference for its run.
+  void make_root(Loop& loop) noexcept {
+    task = &core;
+    core.loop = &loop;
+    core.refs = 1;
+    start = StartState::running;
+    loop.adopt_task(core);
+  }
+
+ protected:
+  // Called when a root finishes: records how it ended, wakes its waiters. Returns true when the
+  // frame should be destroyed now (nobody holds a Task handle to it).
+  bool finish_task() noexcept {
+    core.done = true;
+    core.failed = error != nullptr;
+    if (error) {
+      try {
+        std::rethrow_exception(error);
+      } catch (const CancelledError&) {
+        core.cancelled = true;
+      } catch (...) {
+      }
+    }
+    core.loop->release_task(core);
+    core.notify_waiters();
+    return --core.refs == 0;
+  }
+
+ public:
+  // Before the frame of a finished root goes away: asyncio's "Task exception was never
+  // retrieved".
+  void report_if_unretrieved() noexcept {
+    if (error && !core.cancelled && !core.exception_retrieved) report_unretrieved_exception(error);
+  }
+
+  template <class Promise>
+  struct FinalAwaiter {
+    bool await_ready() const noexcept { return false; }
+    std::coroutine_handle<> await_suspend(std::coroutine_handle<Promise> handle) const noexcept {
+      PromiseBase& promise = handle.promise();
+      if (promise.is_root()) {
+        if (promise.finish_task()) {
+          promise.report_if_unretrieved();
+          handle.destroy();
+        }
+        return std::noop_coroutine();
+      }
+      if (promise.start == StartState::inline_start) {
+        promise.start = StartState::finished_inline;
+        return std::noop_coroutine();
+      }
+      return promise.continuation;
+    }
+    void await_resume() const noexcept {}
+  };
+};
+
+template <class T>
+class Promise : public PromiseBase {
+ public:
+  Coro<T> get_return_object() noexcept;
+  FinalAwaiter<Promise> final_suspend() noexcept { return {}; }
+
+  template <class U>
+    requires std::convertible_to<U&&, T>
+  void return_value(U&& value) {
+    value_.emplace(std::forward<U>(value));
+  }
+
+  // The result, moved out (or the exception, rethrown).
+  T take_result() {
+    if (error) {
+      core.exception_retrieved = true;
+      std::rethrow_exception(error);
+    }
+    return std::move(*value_);
+  }
+  const T& peek_result() {
+    if (error) {
+      core.exception_retrieved = true;
+      std::rethrow_exception(error);
+    }
+    return *value_;
+  }
+
+ private:
+  std::optional<T> value_;
+};
+
+template <>
+class Promise<void> : public PromiseBase {
+ public:
+  Coro<void> get_return_object() noexcept;
+  FinalAwaiter<Promise> final_suspend() noexcept { return {}; }
+  void return_void() noexcept {}
+
+  void take_result() {
+    if (error) {
+      core.exception_retrieved = true;
+      std::rethrow_exception(error);
+    }
+  }
+  void peek_result() { take_result(); }
+};
+
+template <class P>
+TaskCore* task_of(std::coroutine_handle<P> handle) noexcept {
+  if constexpr (std::is_base_of_v<PromiseBase, P>)
+    return handle.promise().task;
+  else
+    return nullptr;
+}
+
+// The loop an awaiter should use: its task's, or the thread's running loop.
+inline Loop& loop_for(TaskCore* task, const char* caller) {
+  return task != nullptr ? *task->loop : Loop::running(caller);
+}
+
+}  // namespace detail
+}  // namespace ringloop

@@ -1,0 +1,98 @@
+// The state of a task, kept in the promise of its root coroutine (so a task costs no
+// allocation beyond that frame). A task is "suspended at a cancel point" when one of ringloop's
+// awaiters registered itself as what the task waits for; cancel() asks that point to end the
+// wait, as asyncio's Task.cancel() cancels the future its task waits on. When nothing can take
+// the request now, it is remembered, and the task's next await point throws CancelledError.
+#pragma once
+
+#include <coroutine>
+#include <cstdint>
+#include <exception>
+
+#include "coro/errors.hpp"
+#include "loop/loop.hpp"
+
+namespace ringloop::detail {
+
+// What a task is suspended on. request_cancel returns true when the point takes the request:
+// it will end the wait early and deliver the outcome (CancelledError, for an operation).
+struct CancelPoint {
+  using RequestFn = bool (*)(CancelPoint&) noexcept;
+  explicit CancelPoint(RequestFn fn) noexcept : request_cancel(fn) {}
+  RequestFn request_cancel;
+};
+
+// Someone waiting for a task to finish (an awaiter, gather, wait_for). notify may only
+// schedule coroutines, never resume one.
+struct TaskWaiter : ListNode {
+  using NotifyFn = void (*)(TaskWaiter&) noexcept;
+  explicit TaskWaiter(NotifyFn fn) noexcept : notify(fn) {}
+  TaskWaiter(const TaskWaiter& other) noexcept : ListNode(), notify(other.notify) {}
+  TaskWaiter& operator=(const TaskWaiter&) = delete;
+  NotifyFn notify;
+};
+
+class TaskCore : public TaskHook {
+ public:
+  TaskCore() noexcept { cancel_task = &cancel_from_loop; }
+
+  // asyncio's Task.cancel(): false when the task has finished, true otherwise.
+  bool cancel() noexcept {
+    if (done) return false;
+    if (waiting_on != nullptr && waiting_on->request_cancel(*waiting_on)) return true;
+    must_cancel = true;
+    return true;
+  }
+
+  void suspend_on(CancelPoint& point) noexcept { waiting_on = &point; }
+
+  // Called by every ringloop awaiter as it resumes: a cancel that arrived when nothing could
+  // take it surfaces here.
+  void resumed() {
+    waiting_on = nullptr;
+    throw_if_cancel_pending();
+  }
+
+  void throw_if_cancel_pending() {
+    if (must_cancel) {
+      must_cancel = false;
+      throw CancelledError();
+    }
+  }
+
+  // Waiters are woken in the order they came (FIFO, as asyncio's done callbacks).
+  void add_waiter(TaskWaiter& waiter) noexcept {
+    RINGLOOP_ASSERT(!done, "waiting for a task that has finished");
+    waiters.push_back(waiter);
+  }
+  void remove_waiter(TaskWaiter& waiter) noexcept {
+    if (waiter.linked()) waiters.erase(waiter);
+  }
+
+  void notify_waiters() noexcept {
+    while (!waiters.empty()) {
+      TaskWaiter& waiter = waiters.pop_front();  // unlinked first: notify may end its life
+      waiter.notify(waiter);
+    }
+  }
+
+  Loop* loop = nullptr;
+  CancelPoint* waiting_on = nullptr;
+  IntrusiveList<TaskWaiter> waiters;
+  std::uint32_t refs = 0;  // Task handles, plus one while the coroutine has not finished
+  bool must_cancel = false;
+  bool done = false;
+  bool failed = false;     // ended with an exception (CancelledError included)
+  bool cancelled = false;  // ended with CancelledError
+  bool exception_retrieved = false;
+
+ private:
+  static void cancel_from_loop(TaskHook& hook) noexcept { static_cast<TaskCore&>(hook).cancel(); }
+};
+
+// The task a coroutine handle runs in: its promise's, for ringloop's coroutines; none for a
+// foreign coroutine type (it can await ringloop's awaiters, without cancellation).
+template <class Promise>
+TaskCore* task_of(std::coroutine_handle<Promise> handle) noexcept;
+
+}  // namespace ringloop::detail

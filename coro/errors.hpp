@@ -1,0 +1,28 @@
+// asyncio's exceptions, as C++ types. CancelledError is what a cancelled task sees at the await
+// point where it was suspended; TimeoutError is what wait_for throws when its deadline passed.
+#pragma once
+
+#include <stdexcept>
+#include <string>
+
+namespace ringloop {
+
+class CancelledError : public std::runtime_error {
+ public:
+  CancelledError() : std::runtime_error("the task was cancelled") {}
+  explicit CancelledError(const std::string& message) : std::runtime_error(message) {}
+};
+
+class TimeoutError : public std::runtime_error {
+ public:
+  TimeoutError() : std::runtime_error("the deadline passed before the operation finished") {}
+  explicit TimeoutError(const std::string& message) : std::runtime_error(message) {}
+};
+
+// A task's result or exception was asked for before the task finished.
+class InvalidStateError : public std::logic_error {
+ public:
+  explicit InvalidStateError(const std::string& message) : std::logic_error(message) {}
+};
+
+}  // namespace ringloop

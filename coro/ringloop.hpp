@@ -1,0 +1,12 @@
+// ringloop: an asyncio-shaped event loop on io_uring. The one header a user includes.
+#pragma once
+
+#include "coro/coro.hpp"
+#include "coro/errors.hpp"
+#include "coro/gather.hpp"
+#include "coro/outcome.hpp"
+#include "coro/run.hpp"
+#include "coro/sleep.hpp"
+#include "coro/task.hpp"
+#include "coro/wait_for.hpp"
+#include "loop/loop.hpp"

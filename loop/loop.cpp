@@ -1,0 +1,201 @@
+#include "loop/loop.hpp"
+
+#include <cerrno>
+#include <stdexcept>
+#include <string>
+
+namespace ringloop {
+namespace {
+
+thread_local Loop* running_loop = nullptr;
+
+// Reaping is bounded per call so one iteration cannot starve the ready queue; the CQ size
+// is the natural bound (a full CQ is reaped in one go).
+constexpr unsigned kMaxReapBatch = 65536;
+
+}  // namespace
+
+Loop::Loop(const LoopOptions& options) : owner_(std::this_thread::get_id()) {
+  ring_.emplace(options.ring);
+  unsigned cq = ring_->cq_entries();
+  max_in_flight_ = options.max_in_flight != 0 ? options.max_in_flight : cq / 2;
+  RINGLOOP_ASSERT(max_in_flight_ > 0, "a loop needs room for at least one operation");
+}
+
+Loop::~Loop() { close(); }
+
+Loop* Loop::current() noexcept { return running_loop; }
+
+Loop& Loop::running(const char* caller) {
+  if (running_loop == nullptr)
+    throw std::logic_error(std::string(caller) +
+                           ": no running event loop on this thread; call it from a coroutine "
+                           "run by ringloop::run() or Loop::run_until_complete()");
+  return *running_loop;
+}
+
+Loop::RunningScope::RunningScope(Loop& loop) : loop_(loop) {
+  if (running_loop != nullptr)
+    throw std::logic_error(
+        "a ringloop event loop is already running on this thread: run() and "
+        "run_until_complete() cannot be nested; await the coroutine instead");
+  loop.check_thread("running");
+  if (loop.is_closed()) throw std::logic_error("the event loop is closed");
+  running_loop = &loop;
+  loop.running_ = true;
+}
+
+Loop::RunningScope::~RunningScope() {
+  loop_.running_ = false;
+  loop_.stop_requested_ = false;
+  running_loop = nullptr;
+}
+
+Ring& Loop::ring() {
+  if (!ring_) throw std::logic_error("the event loop is closed");
+  return *ring_;
+}
+
+void Loop::check_thread(const char* what) const {
+  // With IORING_SETUP_SINGLE_ISSUER the kernel refuses any other thread (-EEXIST); say so.
+  if (std::this_thread::get_id() != owner_)
+    throw std::logic_error(std::string("Loop ") + what +
+                           " from a thread other than the one that created it; each thread "
+                           "needs its own loop");
+}
+
+io_uring_sqe& Loop::acquire_sqe() {
+  Ring& r = ring();
+  for (;;) {
+    if (io_uring_sqe* sqe = r.try_get_sqe()) return *sqe;
+    // The SQ is full: hand the batch to the kernel, never fail the operation. If the kernel
+    // refuses more (EBUSY: completions pending), reap them first; reaping only schedules.
+    if (r.submit() == 0) reap_completions();
+  }
+}
+
+void Loop::prepare_now(Operation& operation) {
+  io_uring_sqe& sqe = acquire_sqe();
+  operation.prepare(operation, sqe);
+  io_uring_sqe_set_data(&sqe, &operation);
+  operation.state = OpState::submitted;
+  ++in_flight_;
+  ++stats_.operations_submitted;
+}
+
+void Loop::submit(Operation& operation) {
+  RINGLOOP_ASSERT(operation.state == OpState::idle, "an operation was submitted twice");
+  operation.cancel_sent = false;
+  if (in_flight_ < max_in_flight_ && unqueued_.empty()) {
+    prepare_now(operation);
+    return;
+  }
+  operation.state = OpState::unqueued;
+  unqueued_.push_back(operation);
+  ++stats_.operations_deferred;
+}
+
+void Loop::submit_deferred() {
+  while (!unqueued_.empty() && in_flight_ < max_in_flight_) {
+    Operation& operation = unqueued_.pop_front();
+    operation.state = OpState::idle;
+    prepare_now(operation);
+  }
+}
+
+void Loop::cancel(Operation& operation) {
+  switch (operation.state) {
+    case OpState::idle:
+      return;  // completed already: its result is on its way to the awaiter
+    case OpState::unqueued:
+      unqueued_.erase(operation);
+      operation.state = OpState::idle;
+      operation.complete(operation, -ECANCELED, 0);
+      return;
+    case OpState::submitted: {
+      if (operation.cancel_sent) return;
+      operation.cancel_sent = true;
+      // Bypasses max_in_flight: at most one per operation, so the CQ (sized at twice the limit)
+      // still holds every CQE owed. Its own CQE carries user_data 0 and is only counted.
+      io_uring_sqe& sqe = acquire_sqe();
+      auto target = reinterpret_cast<std::uint64_t>(&operation);
+      if (operation.is_timeout)
+        io_uring_prep_timeout_remove(&sqe, target, 0);
+      else
+        io_uring_prep_cancel64(&sqe, target, 0);
+      io_uring_sqe_set_data64(&sqe, 0);
+      ++in_flight_;
+      return;
+    }
+  }
+}
+
+void Loop::reap_completions() {
+  unsigned reaped = ring().reap(
+      [this](const io_uring_cqe& cqe) {
+        RINGLOOP_ASSERT(in_flight_ > 0, "a CQE arrived that no operation was owed");
+        --in_flight_;
+        auto* operation = reinterpret_cast<Operation*>(io_uring_cqe_get_data(&cqe));
+        if (operation == nullptr) return;  // a cancel request's own answer
+        RINGLOOP_ASSERT(operation->state == OpState::submitted,
+                        "a CQE arrived for an operation that was not in flight");
+        operation->state = OpState::idle;
+        operation->complete(*operation, cqe.res, cqe.flags);
+      },
+      kMaxReapBatch);
+  stats_.cqes_reaped += reaped;
+}
+
+void Loop::wait_and_reap() {
+  Ring& r = ring();
+  bool must_wait = ready_.empty() && !stop_requested_;
+  if (must_wait)
+    r.submit_and_wait_one();
+  else if (r.queued_sqes() != 0 || r.defers_taskrun())
+    r.submit();  // with DEFER_TASKRUN this also runs the kernel's deferred completions
+  reap_completions();
+  submit_deferred();
+}
+
+bool Loop::run_once() {
+  check_thread("run_once");
+  ++stats_.iterations;
+  // Run only what was ready when the iteration began: a coroutine that reschedules itself
+  // (sleep(0) in a loop) runs again after the next enter, so it cannot starve I/O.
+  for (std::size_t n = ready_.size(); n > 0; --n) ready_.pop().resume();
+  bool waiting_on_kernel = in_flight_ != 0 || !unqueued_.empty() || ring().queued_sqes() != 0;
+  if (!waiting_on_kernel && ready_.empty()) return false;
+  if (waiting_on_kernel || ring().defers_taskrun()) wait_and_reap();
+  return true;
+}
+
+void Loop::run_forever() {
+  RunningScope scope(*this);
+  while (!stop_requested_) {
+    if (!run_once())
+      throw std::logic_error(
+          "run_forever: nothing is scheduled and no operation is in flight, so nothing could "
+          "ever wake the loop; stop() it from a task instead");
+  }
+}
+
+void Loop::cancel_all_tasks() noexcept {
+  tasks_.for_each([](detail::TaskHook& task) { task.cancel_task(task); });
+}
+
+void Loop::close() {
+  if (is_closed()) return;
+  if (running_) throw std::logic_error("close(): the event loop is still running");
+  if (tasks_.size() != 0 || in_flight() != 0 || !ready_.empty()) {
+    // Freeing the ring with operations in flight would let the kernel write into frames after
+    // they are gone: cancel everything and drive the loop until the kernel owes nothing.
+    RunningScope scope(*this);
+    cancel_all_tasks();
+    while (run_once()) {
+    }
+  }
+  RINGLOOP_ASSERT(in_flight() == 0, "the loop closed with operations in flight");
+  ring_.reset();
+}
+
+}  // namespace ringloop

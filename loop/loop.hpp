@@ -1,0 +1,133 @@
+// The event loop: one per thread. It owns the ring, the ready queue of coroutines and the
+// operations waiting for room in the completion queue. One iteration runs what is ready, hands
+// every queued SQE to the kernel in one io_uring_enter (waiting there when nothing is ready),
+// and moves the CQEs that came back onto the ready queue. A CQE never resumes a coroutine from
+// inside the reaping loop; it only schedules one.
+#pragma once
+
+#include <coroutine>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <thread>
+#include <utility>
+
+#include "loop/detail/intrusive_list.hpp"
+#include "loop/operation.hpp"
+#include "loop/ready_queue.hpp"
+#include "loop/ring.hpp"
+
+namespace ringloop {
+
+struct LoopOptions {
+  RingOptions ring{};
+  // How many CQEs may be owed at once by ordinary operations; further operations wait in a
+  // FIFO until completions free room. 0 means half the CQ: cancel requests bypass the limit (at
+  // most one per operation), so the total owed stays within the CQ and the kernel's overflow
+  // list stays empty (liburing #1063). Tests raise it past the CQ to exercise overflow.
+  unsigned max_in_flight = 0;
+};
+
+struct LoopStats {
+  std::uint64_t operations_submitted = 0;
+  std::uint64_t operations_deferred = 0;  // waited in the FIFO for CQ room
+  std::uint64_t cqes_reaped = 0;
+  std::uint64_t iterations = 0;
+};
+
+namespace detail {
+// What the loop knows of a task: enough to cancel it at shutdown. coro/ fills it in.
+struct TaskHook : ListNode {
+  using CancelFn = void (*)(TaskHook&) noexcept;
+  CancelFn cancel_task = nullptr;
+};
+}  // namespace detail
+
+class Loop {
+ public:
+  explicit Loop(const LoopOptions& options = {});
+  Loop(const Loop&) = delete;
+  Loop& operator=(const Loop&) = delete;
+  // Closes the loop (see close()) if that was not done.
+  ~Loop();
+
+  // The loop running on this thread, or null.
+  static Loop* current() noexcept;
+  // The loop running on this thread; throws std::logic_error naming the caller when none is.
+  static Loop& running(const char* caller);
+
+  // Runs a coroutine on a later step of this loop's current iteration (or the next one).
+  void schedule(std::coroutine_handle<> handle) { ready_.push(handle); }
+  // Hands an operation to the kernel: its SQE goes into the SQ at once, or, when the CQ is at
+  // its limit, the operation waits in a FIFO. Either way it completes exactly once.
+  void submit(Operation& operation);
+  // Asks for an operation to end early, whatever its state: one still in the FIFO completes
+  // with -ECANCELED at once; one in the SQ or the kernel gets a TIMEOUT_REMOVE or ASYNC_CANCEL
+  // SQE, and its own CQE tells how it ended. A finished operation is left alone.
+  void cancel(Operation& operation);
+
+  // Runs coro (a Coro<T>) as a task until it finishes; returns its result or rethrows. Defined
+  // with the coroutine types (coro/run.hpp), found by argument-dependent lookup.
+  template <class Coroutine>
+  auto run_until_complete(Coroutine coro) {
+    return loop_run_until_complete(*this, std::move(coro));
+  }
+
+  // Runs iterations until stop() is called. Throws if nothing could ever wake the loop.
+  void run_forever();
+  // Ends run_forever() (or run_until_complete()) after the current iteration: that
+  // iteration does not block in the kernel. Cleared when the run ends.
+  void stop() noexcept { stop_requested_ = true; }
+  // One iteration. Returns false, doing nothing, when there is nothing to run or wait for.
+  bool run_once();
+  // Cancels every task still pending, runs until they and every operation have finished, then
+  // releases the ring. Idempotent. The loop must not be running.
+  void close();
+
+  bool is_running() const noexcept { return running_; }
+  bool is_closed() const noexcept { return !ring_.has_value(); }
+  // CQEs the kernel still owes (operations and cancel requests), and operations in the FIFO.
+  std::size_t in_flight() const noexcept { return in_flight_ + unqueued_.size(); }
+  std::size_t ready_count() const noexcept { return ready_.size(); }
+  std::size_t task_count() const noexcept { return tasks_.size(); }
+  const LoopStats& stats() const noexcept { return stats_; }
+  Ring& ring();
+
+  // Task bookkeeping for coro/: the loop owns every task until it finishes.
+  void adopt_task(detail::TaskHook& task) noexcept { tasks_.push_back(task); }
+  void release_task(detail::TaskHook& task) noexcept { tasks_.erase(task); }
+  void cancel_all_tasks() noexcept;
+
+  // Makes this loop the thread's running loop for a scope; nests are refused (asyncio's rule).
+  class RunningScope {
+   public:
+    explicit RunningScope(Loop& loop);
+    RunningScope(const RunningScope&) = delete;
+    RunningScope& operator=(const RunningScope&) = delete;
+    ~RunningScope();
+
+   private:
+    Loop& loop_;
+  };
+
+ private:
+  io_uring_sqe& acquire_sqe();
+  void prepare_now(Operation& operation);
+  void submit_deferred();
+  void reap_completions();
+  void wait_and_reap();
+  void check_thread(const char* what) const;
+
+  std::optional<Ring> ring_;
+  detail::ReadyQueue ready_;
+  detail::IntrusiveList<Operation> unqueued_;
+  detail::IntrusiveList<detail::TaskHook> tasks_;
+  std::size_t in_flight_ = 0;
+  std::size_t max_in_flight_ = 0;
+  LoopStats stats_{};
+  std::thread::id owner_;
+  bool running_ = false;
+  bool stop_requested_ = false;
+};
+
+}  // namespace ringloop

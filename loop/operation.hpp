@@ -1,0 +1,53 @@
+// The operation record: the unit of ownership between ringloop and the kernel.
+//
+// Every SQE ringloop submits carries in user_data the address of an Operation (or zero, for a
+// cancel request whose answer nobody needs). The record, and everything the kernel reads or
+// writes for it (timespecs, buffers, iovecs), lives in an awaiter, which lives in a coroutine
+// frame, which is not destroyed before the last CQE of the record has been reaped. The loop
+// asserts this: an Operation destroyed while the kernel still owes it a CQE aborts.
+#pragma once
+
+#include <cstdint>
+
+#include "loop/assert.hpp"
+#include "loop/detail/intrusive_list.hpp"
+
+struct io_uring_sqe;
+
+namespace ringloop {
+
+class Loop;
+
+enum class OpState : std::uint8_t {
+  idle,       // not handed to the loop, or finished
+  unqueued,   // waiting in the loop's FIFO for room in the completion queue
+  submitted,  // its SQE is in the SQ or in the kernel; a CQE is owed
+};
+
+struct Operation : detail::ListNode {
+  // Fills this operation's SQE. Called by the loop when there is room for its CQE, which is at
+  // once unless the ring is saturated. Must not fail and must not run user code.
+  using PrepareFn = void (*)(Operation& self, io_uring_sqe& sqe) noexcept;
+  // Records a result. Called from the reaping loop: it may only store the result and schedule a
+  // coroutine on the ready queue, never resume one (that would recurse through the reaper).
+  using CompleteFn = void (*)(Operation& self, std::int32_t result, std::uint32_t flags) noexcept;
+
+  Operation(PrepareFn prepare_fn, CompleteFn complete_fn, bool is_timeout_op) noexcept
+      : prepare(prepare_fn), complete(complete_fn), is_timeout(is_timeout_op) {}
+  Operation(const Operation&) = delete;
+  Operation& operator=(const Operation&) = delete;
+  ~Operation() {
+    RINGLOOP_ASSERT(state == OpState::idle,
+                    "an operation record was destroyed while the kernel still owes it a CQE");
+  }
+
+  PrepareFn prepare;
+  CompleteFn complete;
+  OpState state = OpState::idle;
+  // Timeouts are cancelled with IORING_OP_TIMEOUT_REMOVE, everything else with ASYNC_CANCEL.
+  bool is_timeout;
+  // Set once a cancel SQE is on its way, so that repeated cancels cost nothing more.
+  bool cancel_sent = false;
+};
+
+}  // namespace ringloop

@@ -1,0 +1,115 @@
+#include "loop/ring.hpp"
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <system_error>
+
+#include "loop/assert.hpp"
+
+namespace ringloop {
+namespace {
+
+std::string read_io_uring_disabled() {
+  std::ifstream in("/proc/sys/kernel/io_uring_disabled");
+  std::string value;
+  if (in >> value) return value;
+  return {};
+}
+
+// Names the likely cause of a failed io_uring_setup so the user knows what to change.
+std::string setup_failure_hint(int error) {
+  switch (error) {
+    case ENOSYS:
+      return "the kernel has no io_uring (it needs Linux 5.19 or newer, built with "
+             "CONFIG_IO_URING)";
+    case EPERM: {
+      std::string disabled = read_io_uring_disabled();
+      if (!disabled.empty() && disabled != "0")
+        return "io_uring is disabled by sysctl kernel.io_uring_disabled=" + disabled;
+      return "io_uring is refused to this process (a seccomp filter, as in many container "
+             "runtimes, or sysctl kernel.io_uring_disabled)";
+    }
+    case ENOMEM:
+      return "not enough locked memory for the rings (raise RLIMIT_MEMLOCK, or ask for a "
+             "smaller ring)";
+    case EINVAL:
+      return "the kernel rejected the ring parameters (too old a kernel, or sizes out of range)";
+    default:
+      return "see io_uring_setup(2)";
+  }
+}
+
+[[noreturn]] void throw_setup_error(int error, const RingOptions& options) {
+  throw std::system_error(error, std::system_category(),
+                          "io_uring_setup failed (" + std::to_string(options.sq_entries) +
+                              " SQ / " + std::to_string(options.cq_entries) +
+                              " CQ entries): " + std::strerror(error) + "; " +
+                              setup_failure_hint(error));
+}
+
+int try_setup(io_uring& ring, const RingOptions& options, unsigned flags) {
+  io_uring_params params{};
+  params.flags = flags | IORING_SETUP_CQSIZE;
+  params.cq_entries = options.cq_entries;
+  return io_uring_queue_init_params(options.sq_entries, &ring, &params);
+}
+
+}  // namespace
+
+Ring::Ring(const RingOptions& options) {
+  if (options.cq_entries < options.sq_entries)
+    throw std::invalid_argument("RingOptions: cq_entries must be at least sq_entries");
+  // Newest flags first; each fallback is for an older kernel that answers EINVAL.
+  // SUBMIT_ALL: an SQE that fails at submit must not hold back the rest of its batch.
+  const unsigned wanted[] = {
+      options.defer_taskrun ? IORING_SETUP_SUBMIT_ALL | IORING_SETUP_SINGLE_ISSUER |
+                                  IORING_SETUP_DEFER_TASKRUN
+                            : IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN,
+      IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN,
+      0u,
+  };
+  int result = -EINVAL;
+  for (unsigned flags : wanted) {
+    result = try_setup(ring_, options, flags);
+    if (result != -EINVAL) break;
+  }
+  if (result < 0) throw_setup_error(-result, options);
+  if ((ring_.features & IORING_FEAT_NODROP) == 0) {
+    io_uring_queue_exit(&ring_);
+    throw std::system_error(ENOTSUP, std::system_category(),
+                            "io_uring lacks IORING_FEAT_NODROP (Linux 5.5+): completions could "
+                            "be lost under load; ringloop needs a newer kernel");
+  }
+}
+
+Ring::~Ring() { io_uring_queue_exit(&ring_); }
+
+int Ring::enter_until_accepted(unsigned wait_nr) {
+  for (;;) {
+    ++enter_calls_;
+    int result = wait_nr == 0 ? (defers_taskrun() ? io_uring_submit_and_get_events(&ring_)
+                                                  : io_uring_submit(&ring_))
+                              : io_uring_submit_and_wait(&ring_, wait_nr);
+    // A signal interrupted the wait (stdexec #1111): nothing was lost, enter again.
+    if (result == -EINTR) continue;
+    // EBUSY / EAGAIN: the kernel wants its completions reaped first; the caller reaps next.
+    if (result == -EBUSY || result == -EAGAIN) return 0;
+    if (result < 0)
+      throw std::system_error(-result, std::system_category(), "io_uring_enter failed");
+    return result;
+  }
+}
+
+unsigned Ring::submit() { return static_cast<unsigned>(enter_until_accepted(0)); }
+
+void Ring::submit_and_wait_one() { enter_until_accepted(1); }
+
+void Ring::flush_completions() {
+  ++enter_calls_;
+  int result = io_uring_get_events(&ring_);
+  if (result < 0 && result != -EINTR && result != -EBUSY && result != -EAGAIN)
+    throw std::system_error(-result, std::system_category(), "io_uring_enter(GETEVENTS) failed");
+}
+
+}  // namespace ringloop

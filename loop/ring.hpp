@@ -1,0 +1,81 @@
+// The ring owner: sets up an io_uring instance with the best flags this kernel accepts, hands
+// out SQEs, submits batches (retrying EINTR) and walks completions, overflow included. It knows
+// nothing of coroutines or operation records.
+#pragma once
+
+#include <liburing.h>
+
+#include <cstdint>
+#include <string>
+
+namespace ringloop {
+
+struct RingOptions {
+  // SQ size: how many SQEs one io_uring_enter can carry. Larger batches need no more: when the SQ
+  // fills, the ring submits and goes on.
+  unsigned sq_entries = 1024;
+  // CQ size: bounds how many completions may be owed at once (the loop keeps its in-flight
+  // total within it). Large, since a sleeping timer costs a CQ slot and nothing else.
+  unsigned cq_entries = 65536;
+  // Try IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN (fall back when refused).
+  bool defer_taskrun = true;
+};
+
+class Ring {
+ public:
+  explicit Ring(const RingOptions& options = {});
+  Ring(const Ring&) = delete;
+  Ring& operator=(const Ring&) = delete;
+  ~Ring();
+
+  // An SQE ready to fill, or null when the SQ is full (the loop then submits and reaps).
+  io_uring_sqe* try_get_sqe() noexcept { return io_uring_get_sqe(&ring_); }
+  // Submits queued SQEs without waiting. Returns how many the kernel took.
+  unsigned submit();
+  // Submits queued SQEs and waits until at least one CQE is available.
+  void submit_and_wait_one();
+  // Makes deferred completions visible without submitting or blocking.
+  void flush_completions();
+
+  // Calls fn(const io_uring_cqe&) on up to max_cqes available CQEs, then marks them seen. Also
+  // drains the kernel's overflow list (IORING_FEAT_NODROP). Returns how many were handled.
+  template <class Fn>
+  unsigned reap(Fn&& fn, unsigned max_cqes);
+
+  unsigned sq_entries() const noexcept { return ring_.sq.ring_entries; }
+  unsigned cq_entries() const noexcept { return ring_.cq.ring_entries; }
+  unsigned queued_sqes() const noexcept { return io_uring_sq_ready(&ring_); }
+  unsigned setup_flags() const noexcept { return ring_.flags; }
+  bool defers_taskrun() const noexcept { return (ring_.flags & IORING_SETUP_DEFER_TASKRUN) != 0; }
+  std::uint64_t enter_calls() const noexcept { return enter_calls_; }
+
+ private:
+  int enter_until_accepted(unsigned wait_nr);
+
+  io_uring ring_{};
+  std::uint64_t enter_calls_ = 0;
+};
+
+template <class Fn>
+unsigned Ring::reap(Fn&& fn, unsigned max_cqes) {
+  unsigned handled = 0;
+  while (handled < max_cqes) {
+    unsigned head = 0;
+    unsigned seen = 0;
+    io_uring_cqe* cqe = nullptr;
+    io_uring_for_each_cqe(&ring_, head, cqe) {
+      fn(*cqe);
+      if (++seen + handled == max_cqes) break;
+    }
+    io_uring_cq_advance(&ring_, seen);
+    handled += seen;
+    if (seen != 0) continue;
+    // The CQ is empty: completions that did not fit wait on the kernel's overflow list, and
+    // come back only when asked (liburing #1063: without this, a saturated ring stalls).
+    if (!io_uring_cq_has_overflow(&ring_)) break;
+    flush_completions();
+  }
+  return handled;
+}
+
+}  // namespace ringloop
