@@ -177,7 +177,7 @@ Task<T> create_task(Loop& loop, Coro<T> coro) {
     coro = Coro<T>(root);
     throw std::logic_error("create_task: the event loop is closed");
   }
-  root.promise().make_root(loop);
+  root.promise().make_root(loop, root);
   loop.schedule(root);
   return Task<T>::adopt(root);
 }

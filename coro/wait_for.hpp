@@ -91,7 +91,7 @@ class [[nodiscard]] WaitForAwaiter : CancelPoint, TaskWaiter, Operation {
       coro_ = Coro<T>(root);
       throw std::logic_error("wait_for: this Coro has been awaited already; it runs only once");
     }
-    root.promise().make_root(*loop_);
+    root.promise().make_root(*loop_, root);
     child_ = Task<T>::adopt(root);
     child_.core().add_waiter(*this);
     inside_suspend_ = true;

@@ -1,64 +1,10 @@
-// The four examples of the asyncio guide (shared/seed/asyncio-guide.md), line for line in
-// ringloop. Each prints the guide's line, then how long its run() took: about 2 s, 2 s, 1 s
-// and 2 s. In example 3 the second task is still sleeping when the coroutine returns; run()
-// cancels it, as asyncio.run() does, so the example ends after 1 s.
-#include <chrono>
-#include <cstdio>
-#include <string>
+// The asyncio guide's four examples, run as the guide runs them: one asyncio.run() each.
+// Each prints the guide's line, then how long its run() took: about 2 s, 2 s, 1 s and 2 s.
+// In example 3 the second task is still sleeping when the coroutine returns; run() cancels it,
+// as asyncio.run() does, so that example ends after 1 s.
+#include "examples/asyncio_guide.hpp"
 
-#include "coro/ringloop.hpp"
-
-using namespace std::chrono_literals;
-using ringloop::Coro;
-using ringloop::create_task;
-using ringloop::gather;
-using ringloop::wait_for;
-
-Coro<std::string> fetch_data(int id) {
-  co_await ringloop::sleep(2s);
-  co_return "Data " + std::to_string(id);
-}
-
-Coro<> run_parallel_using_create_task() {
-  auto task1 = create_task(fetch_data(1));  // Starts immediately
-  auto task2 = create_task(fetch_data(2));  // Starts immediately
-
-  auto result1 = co_await task1;
-  auto result2 = co_await task2;
-  std::printf("Results: %s, %s\n", result1.c_str(), result2.c_str());
-}
-
-Coro<> run_parallel_using_gather() {
-  // Run multiple coroutines concurrently
-  auto tasks = gather(fetch_data(1), fetch_data(2));
-  auto [first, second] = co_await tasks;
-  std::printf("All results: ['%s', '%s']\n", first.c_str(), second.c_str());
-}
-
-Coro<> run_parallel_using_create_task_with_timeout() {
-  auto task1 = create_task(fetch_data(1));  // Starts immediately
-  auto task2 = create_task(fetch_data(2));  // Starts immediately
-
-  try {
-    auto result1 = co_await wait_for(task1, 1s);
-    auto result2 = co_await wait_for(task2, 1s);
-    std::printf("Results: %s, %s\n", result1.c_str(), result2.c_str());
-  } catch (const ringloop::TimeoutError&) {
-    std::printf("At least one task timed out!\n");
-    // Note: wait_for() cancelled the timed out task automatically
-  }
-}
-
-Coro<> run_parallel_using_gather_with_timeout() {
-  auto tasks = gather(fetch_data(1), fetch_data(2));
-  try {
-    auto [first, second] = co_await wait_for(std::move(tasks), 2s);
-    std::printf("All results: ['%s', '%s']\n", first.c_str(), second.c_str());
-  } catch (const ringloop::TimeoutError&) {
-    std::printf("Entire operation timed out!\n");
-    // Note: wait_for() cancelled the gathered tasks automatically
-  }
-}
+namespace {
 
 template <class Example>
 void timed_run(Example example) {
@@ -69,7 +15,10 @@ void timed_run(Example example) {
   std::fflush(stdout);
 }
 
+}  // namespace
+
 int main() {
+  using namespace asyncio_guide;
   try {
     timed_run(run_parallel_using_create_task);
     timed_run(run_parallel_using_gather);

@@ -1,6 +1,7 @@
 #include "loop/loop.hpp"
 
 #include <cerrno>
+#include <cstdio>
 #include <stdexcept>
 #include <string>
 
@@ -172,7 +173,7 @@ bool Loop::run_once() {
 void Loop::run_forever() {
   RunningScope scope(*this);
   while (!stop_requested_) {
-    if (!run_once())
+    if (!run_once() && !stop_requested_)
       throw std::logic_error(
           "run_forever: nothing is scheduled and no operation is in flight, so nothing could "
           "ever wake the loop; stop() it from a task instead");
@@ -181,6 +182,20 @@ void Loop::run_forever() {
 
 void Loop::cancel_all_tasks() noexcept {
   tasks_.for_each([](detail::TaskHook& task) { task.cancel_task(task); });
+}
+
+void Loop::abandon_stuck_tasks() noexcept {
+  if (tasks_.empty()) return;
+  // Nothing in flight and nothing ready, yet these tasks have not finished: each is suspended
+  // on a foreign awaitable that never resumed it. asyncio destroys such tasks and says so.
+  std::fprintf(stderr,
+               "ringloop: %zu task(s) never finished: suspended on an awaitable that nothing "
+               "in flight can resume; destroyed while pending\n",
+               tasks_.size());
+  while (!tasks_.empty()) {
+    detail::TaskHook& task = tasks_.pop_front();
+    task.abandon_task(task);
+  }
 }
 
 void Loop::close() {
@@ -195,6 +210,7 @@ void Loop::close() {
     }
   }
   RINGLOOP_ASSERT(in_flight() == 0, "the loop closed with operations in flight");
+  abandon_stuck_tasks();
   ring_.reset();
 }
 

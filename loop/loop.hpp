@@ -38,8 +38,10 @@ struct LoopStats {
 namespace detail {
 // What the loop knows of a task: enough to cancel it at shutdown. coro/ fills it in.
 struct TaskHook : ListNode {
-  using CancelFn = void (*)(TaskHook&) noexcept;
-  CancelFn cancel_task = nullptr;
+  using TaskFn = void (*)(TaskHook&) noexcept;
+  TaskFn cancel_task = nullptr;
+  // For a task still suspended when the loop closes with nothing left that could resume it.
+  TaskFn abandon_task = nullptr;
 };
 }  // namespace detail
 
@@ -97,6 +99,7 @@ class Loop {
   void adopt_task(detail::TaskHook& task) noexcept { tasks_.push_back(task); }
   void release_task(detail::TaskHook& task) noexcept { tasks_.erase(task); }
   void cancel_all_tasks() noexcept;
+  void abandon_stuck_tasks() noexcept;
 
   // Makes this loop the thread's running loop for a scope; nests are refused (asyncio's rule).
   class RunningScope {

@@ -73,9 +73,10 @@ class PromiseBase {
   TaskCore core;  // used when this coroutine is a task's root
 
   // Turns this coroutine into a task's root on loop; the task holds one reference for its run.
-  void make_root(Loop& loop) noexcept {
+  void make_root(Loop& loop, std::coroutine_handle<> self) noexcept {
     task = &core;
     core.loop = &loop;
+    core.frame = self;
     core.refs = 1;
     start = StartState::running;
     loop.adopt_task(core);

@@ -34,7 +34,11 @@ struct TaskWaiter : ListNode {
 
 class TaskCore : public TaskHook {
  public:
-  TaskCore() noexcept { cancel_task = &cancel_from_loop; }
+  TaskCore() noexcept {
+    cancel_task = &cancel_from_loop;
+    abandon_task = &abandon_from_loop;
+  }
+
 
   // asyncio's Task.cancel(): false when the task has finished, true otherwise.
   bool cancel() noexcept {
@@ -77,6 +81,7 @@ class TaskCore : public TaskHook {
   }
 
   Loop* loop = nullptr;
+  std::coroutine_handle<> frame;  // the root coroutine
   CancelPoint* waiting_on = nullptr;
   IntrusiveList<TaskWaiter> waiters;
   std::uint32_t refs = 0;  // Task handles, plus one while the coroutine has not finished
@@ -88,6 +93,16 @@ class TaskCore : public TaskHook {
 
  private:
   static void cancel_from_loop(TaskHook& hook) noexcept { static_cast<TaskCore&>(hook).cancel(); }
+
+  // The loop closes and nothing can resume this task: it ends as cancelled, its waiters are
+  // let go (they are stuck too), and its frame goes when no Task handle refers to it.
+  static void abandon_from_loop(TaskHook& hook) noexcept {
+    auto& core = static_cast<TaskCore&>(hook);
+    while (!core.waiters.empty()) core.waiters.pop_front();
+    core.done = core.failed = core.cancelled = true;
+    core.waiting_on = nullptr;
+    if (--core.refs == 0) core.frame.destroy();
+  }
 };
 
 // The task a coroutine handle runs in: its promise's, for ringloop's coroutines; none for a

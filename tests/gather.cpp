@@ -1,0 +1,157 @@
+// gather: concurrent children, results in order, first failure cancels the rest, cancelling
+// the gather cancels the children, and the children's first SQEs share one io_uring_enter.
+#include <catch2/catch.hpp>
+
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "coro/ringloop.hpp"
+#include "tests/support.hpp"
+
+using namespace std::chrono_literals;
+using ringloop::CancelledError;
+using ringloop::Coro;
+using ringloop::Task;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+Coro<int> value_after(std::chrono::milliseconds delay, int value) {
+  co_await ringloop::sleep(delay);
+  co_return value;
+}
+
+Coro<std::string> text_after(std::chrono::milliseconds delay, std::string text) {
+  co_await ringloop::sleep(delay);
+  co_return text;
+}
+
+Coro<> nothing_after(std::chrono::milliseconds delay) { co_await ringloop::sleep(delay); }
+
+Coro<int> fail_after(std::chrono::milliseconds delay) {
+  co_await ringloop::sleep(delay);
+  throw std::runtime_error("child failed");
+}
+
+Coro<int> record_cancel(bool& cancelled) {
+  try {
+    co_await ringloop::sleep(std::chrono::hours(1));
+  } catch (const CancelledError&) {
+    cancelled = true;
+    throw;
+  }
+  co_return 0;
+}
+
+}  // namespace
+
+TEST_CASE("gather runs children concurrently and returns their results in order", "[gather]") {
+  auto start = std::chrono::steady_clock::now();
+  ringloop::run([]() -> Coro<> {
+    auto [a, b, c] = co_await ringloop::gather(value_after(30ms, 1), text_after(10ms, "two"),
+                                               nothing_after(20ms));
+    CHECK(a == 1);
+    CHECK(b == "two");
+    CHECK(c == std::monostate{});
+  }());
+  double elapsed = test_support::seconds_since(start);
+  CHECK(elapsed >= 0.030);
+  CHECK(elapsed < 0.055 + 0.5);  // concurrent: about the longest, not the sum
+}
+
+TEST_CASE("gather accepts tasks and coroutines together", "[gather]") {
+  ringloop::run([]() -> Coro<> {
+    auto task = ringloop::create_task(value_after(5ms, 10));
+    auto [x, y] = co_await ringloop::gather(task, value_after(1ms, 20));
+    CHECK(x + y == 30);
+    CHECK(task.result() == 10);
+  }());
+}
+
+TEST_CASE("gather of a range returns a vector in the range's order", "[gather]") {
+  ringloop::run([]() -> Coro<> {
+    std::vector<Coro<int>> coros;
+    for (int i = 0; i < 10; ++i) coros.push_back(value_after(std::chrono::milliseconds(10 - i), i));
+    auto results = co_await ringloop::gather(coros);
+    REQUIRE(results.size() == 10);
+    for (int i = 0; i < 10; ++i) CHECK(results[i] == i);
+
+    std::vector<Task<int>> tasks;
+    for (int i = 0; i < 3; ++i) tasks.push_back(ringloop::create_task(value_after(1ms, i * 2)));
+    auto task_results = co_await ringloop::gather(tasks);
+    CHECK(task_results == std::vector<int>{0, 2, 4});
+
+    std::vector<Task<int>> none;
+    auto no_results = co_await ringloop::gather(none);
+    CHECK(no_results.empty());
+  }());
+}
+
+TEST_CASE("gather cancels the other children when one throws, then rethrows", "[gather]") {
+  bool cancelled = false;
+  auto start = std::chrono::steady_clock::now();
+  ringloop::run([](bool& flag) -> Coro<> {
+    CHECK_THROWS_WITH(co_await ringloop::gather(record_cancel(flag), fail_after(5ms)),
+                      "child failed");
+    // No child outlives its gather: the other was cancelled and has finished.
+    CHECK(flag);
+  }(cancelled));
+  CHECK(cancelled);
+  CHECK(test_support::seconds_since(start) < 1.0);
+}
+
+TEST_CASE("gather with return_exceptions hands back every outcome", "[gather]") {
+  ringloop::run([]() -> Coro<> {
+    auto [good, bad] = co_await ringloop::gather(ringloop::return_exceptions, value_after(2ms, 4),
+                                                 fail_after(1ms));
+    CHECK(good.has_value());
+    CHECK(good.value() == 4);
+    CHECK_FALSE(bad.has_value());
+    CHECK_THROWS_WITH(bad.value(), "child failed");
+
+    std::vector<Coro<int>> coros;
+    coros.push_back(fail_after(1ms));
+    coros.push_back(value_after(1ms, 8));
+    auto outcomes = co_await ringloop::gather(ringloop::return_exceptions, coros);
+    CHECK(outcomes[0].exception() != nullptr);
+    CHECK(outcomes[1].value() == 8);
+  }());
+}
+
+TEST_CASE("cancelling the task that awaits a gather cancels every child", "[gather][cancel]") {
+  bool first = false;
+  bool second = false;
+  ringloop::run([](bool& a, bool& b) -> Coro<> {
+    auto gathering = ringloop::create_task([](bool& x, bool& y) -> Coro<> {
+      co_await ringloop::gather(record_cancel(x), record_cancel(y));
+    }(a, b));
+    co_await ringloop::sleep(2ms);
+    gathering.cancel();
+    CHECK_THROWS_AS(co_await gathering, CancelledError);
+    CHECK(a);
+    CHECK(b);
+  }(first, second));
+}
+
+namespace {
+// Records how many SQEs were already queued, unsubmitted, when this child made its own.
+Coro<> sleep_and_record_queue(std::vector<unsigned>& queued, Clock::time_point deadline) {
+  queued.push_back(ringloop::Loop::current()->ring().queued_sqes());
+  co_await ringloop::sleep_until(deadline);
+}
+}  // namespace
+
+TEST_CASE("the first SQEs of gathered children reach the kernel in one io_uring_enter",
+          "[gather]") {
+  std::vector<unsigned> queued;
+  ringloop::run([](std::vector<unsigned>& seen) -> Coro<> {
+    auto deadline = Clock::now() + 5ms;
+    std::vector<Coro<>> children;
+    for (int i = 0; i < 50; ++i) children.push_back(sleep_and_record_queue(seen, deadline));
+    co_await ringloop::gather(children);
+  }(queued));
+  // Child i found the i SQEs of the children before it still queued: no enter in between.
+  REQUIRE(queued.size() == 50);
+  for (unsigned i = 0; i < 50; ++i) CHECK(queued[i] == i);
+}

@@ -1,0 +1,66 @@
+// Helpers shared by the tests: a clock in seconds, stderr capture, and a child-process runner
+// for checks that must abort.
+//
+// Never write co_await inside CHECK()/REQUIRE(): with g++ 12, Catch2 2.13's expression macros
+// evaluated the await a second time (seen here: a Coro reported as "awaited twice"). Await into
+// a variable, then check it. CHECK_THROWS* evaluate their expression once and are fine.
+#pragma once
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <functional>
+#include <sstream>
+#include <string>
+
+namespace test_support {
+
+inline double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+// Runs fn with a file descriptor (stderr, stdout) sent to a temporary file; returns what was
+// written there.
+inline std::string capture_fd(int fd, const std::function<void()>& fn) {
+  std::fflush(nullptr);
+  char path[] = "/tmp/ringloop-capture-XXXXXX";
+  int file = ::mkstemp(path);
+  int saved = ::dup(fd);
+  ::dup2(file, fd);
+  fn();
+  std::fflush(nullptr);
+  ::dup2(saved, fd);
+  ::close(saved);
+  ::close(file);
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  ::unlink(path);
+  return text.str();
+}
+
+inline std::string capture_stderr(const std::function<void()>& fn) { return capture_fd(2, fn); }
+inline std::string capture_stdout(const std::function<void()>& fn) { return capture_fd(1, fn); }
+
+// Runs fn in a child process; returns its wait status (for checks that must abort).
+inline int run_in_child(const std::function<void()>& fn) {
+  std::fflush(nullptr);
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    ::signal(SIGABRT, SIG_DFL);  // the test runner's handler would report and carry on
+    int null = ::open("/dev/null", O_WRONLY);
+    ::dup2(null, 2);
+    fn();
+    ::_exit(0);
+  }
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  return status;
+}
+
+}  // namespace test_support

@@ -1,0 +1,177 @@
+// wait_for: result or TimeoutError; the inner work is cancelled and waited for; no timer when
+// the inner finishes without suspending; Python 3.12's rules for races with cancellation.
+#include <catch2/catch.hpp>
+
+#include <stdexcept>
+
+#include "coro/ringloop.hpp"
+#include "tests/support.hpp"
+
+using namespace std::chrono_literals;
+using ringloop::CancelledError;
+using ringloop::Coro;
+using ringloop::Task;
+using ringloop::TimeoutError;
+
+namespace {
+
+Coro<int> value_after(std::chrono::milliseconds delay, int value) {
+  co_await ringloop::sleep(delay);
+  co_return value;
+}
+
+Coro<int> immediate(int value) { co_return value; }
+
+Coro<int> swallow_cancel(int value) {
+  try {
+    co_await ringloop::sleep(std::chrono::hours(1));
+  } catch (const CancelledError&) {
+    co_return value;
+  }
+  co_return -1;
+}
+
+Coro<int> note_cancel(bool& cancelled, bool& finished) {
+  try {
+    co_await ringloop::sleep(std::chrono::hours(1));
+  } catch (const CancelledError&) {
+    cancelled = true;
+    finished = true;
+    throw;
+  }
+  co_return 0;
+}
+
+Coro<int> fail_after(std::chrono::milliseconds delay) {
+  co_await ringloop::sleep(delay);
+  throw std::runtime_error("inner failed");
+}
+
+}  // namespace
+
+TEST_CASE("wait_for returns the result when the inner finishes in time", "[wait_for]") {
+  ringloop::run([]() -> Coro<> {
+    int from_coro = co_await ringloop::wait_for(value_after(2ms, 3), 1s);
+    CHECK(from_coro == 3);
+    auto task = ringloop::create_task(value_after(2ms, 4));
+    int from_task = co_await ringloop::wait_for(task, 1s);
+    CHECK(from_task == 4);
+  }());
+}
+
+TEST_CASE("wait_for arms no timer when the inner finishes without suspending", "[wait_for]") {
+  ringloop::run([]() -> Coro<> {
+    auto& stats = ringloop::Loop::current()->stats();
+    auto submitted = stats.operations_submitted;
+    int mismatches = 0;
+    for (int i = 0; i < 1000; ++i) {
+      int value = co_await ringloop::wait_for(immediate(i), 1s);
+      mismatches += value != i;
+    }
+    CHECK(mismatches == 0);
+    CHECK(stats.operations_submitted == submitted);
+  }());
+}
+
+TEST_CASE("wait_for throws TimeoutError, after cancelling the inner and waiting for it",
+          "[wait_for]") {
+  bool cancelled = false;
+  bool finished = false;
+  auto start = std::chrono::steady_clock::now();
+  ringloop::run([](bool& c, bool& f) -> Coro<> {
+    CHECK_THROWS_AS(co_await ringloop::wait_for(note_cancel(c, f), 30ms), TimeoutError);
+    CHECK(c);
+    CHECK(f);  // the inner has finished before wait_for returned (libcoro #153, stdexec #1169)
+  }(cancelled, finished));
+  double elapsed = test_support::seconds_since(start);
+  CHECK(elapsed >= 0.030);
+  CHECK(elapsed < 0.5);
+}
+
+TEST_CASE("wait_for on a task cancels the task on timeout", "[wait_for]") {
+  ringloop::run([]() -> Coro<> {
+    auto task = ringloop::create_task(value_after(1000ms, 1));
+    CHECK_THROWS_AS(co_await ringloop::wait_for(task, 5ms), TimeoutError);
+    CHECK(task.cancelled());
+  }());
+}
+
+TEST_CASE("an inner that swallows the cancel and returns a value wins over the timeout",
+          "[wait_for]") {
+  int value = ringloop::run([]() -> Coro<int> {
+    co_return co_await ringloop::wait_for(swallow_cancel(5), 5ms);
+  }());
+  CHECK(value == 5);
+}
+
+TEST_CASE("an inner's own exception passes through wait_for", "[wait_for]") {
+  ringloop::run([]() -> Coro<> {
+    CHECK_THROWS_WITH(co_await ringloop::wait_for(fail_after(1ms), 1s), "inner failed");
+  }());
+}
+
+// cpython #86296: an outer cancel must never turn into a TimeoutError, nor be lost.
+TEST_CASE("cancelling the task inside wait_for raises CancelledError, never TimeoutError",
+          "[wait_for][cancel]") {
+  ringloop::run([]() -> Coro<> {
+    bool cancelled = false;
+    bool finished = false;
+    auto outer = ringloop::create_task([](bool& c, bool& f) -> Coro<> {
+      co_await ringloop::wait_for(note_cancel(c, f), 1s);
+    }(cancelled, finished));
+    co_await ringloop::sleep(2ms);
+    outer.cancel();
+    CHECK_THROWS_AS(co_await outer, CancelledError);
+    CHECK(cancelled);
+    CHECK(finished);
+  }());
+}
+
+TEST_CASE("an outer cancel at the moment of the timeout still ends in CancelledError",
+          "[wait_for][cancel]") {
+  ringloop::run([]() -> Coro<> {
+    for (int i = 0; i < 50; ++i) {
+      auto deadline = std::chrono::steady_clock::now() + 1ms;
+      auto outer = ringloop::create_task([]() -> Coro<> {
+        co_await ringloop::wait_for(value_after(1000ms, 0), 1ms);
+      }());
+      co_await ringloop::sleep_until(deadline);
+      bool was_pending = outer.cancel();
+      try {
+        co_await outer;
+        FAIL("wait_for returned a value for an inner that cannot finish");
+      } catch (const CancelledError&) {
+        CHECK(was_pending);
+      } catch (const TimeoutError&) {
+        // Only possible when the timeout had already ended the task before cancel() came.
+        CHECK_FALSE(was_pending);
+      }
+    }
+  }());
+}
+
+TEST_CASE("wait_for racing an inner of the same duration ends exactly one way", "[wait_for]") {
+  ringloop::run([]() -> Coro<> {
+    int values = 0;
+    int timeouts = 0;
+    for (int i = 0; i < 200; ++i) {
+      try {
+        int v = co_await ringloop::wait_for(value_after(1ms, 7), 1ms);
+        CHECK(v == 7);
+        ++values;
+      } catch (const TimeoutError&) {
+        ++timeouts;
+      }
+    }
+    CHECK(values + timeouts == 200);
+  }());
+}
+
+TEST_CASE("wait_for takes any awaitable: a gather", "[wait_for]") {
+  ringloop::run([]() -> Coro<> {
+    auto [a, b] = co_await ringloop::wait_for(ringloop::gather(value_after(1ms, 1), value_after(2ms, 2)), 1s);
+    CHECK(a + b == 3);
+    CHECK_THROWS_AS(co_await ringloop::wait_for(ringloop::gather(value_after(1ms, 1), value_after(500ms, 2)), 5ms),
+                    TimeoutError);
+  }());
+}
