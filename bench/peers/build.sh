@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Builds every peer benchmark program into BUILD_DIR (default
+# /tmp/peers-build), installing the Debian packages they need when missing.
+# Nothing is written inside the repository.
+#
+# Usage: bench/peers/build.sh [BUILD_DIR]
+#
+# stdout: one line per runnable peer, "<peer> <command>", where <command> is
+# a wrapper in BUILD_DIR/bin that takes `<scenario> <n> [conns] [secs]`.
+# Progress and warnings go to stderr.
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+BUILD_DIR="${1:-/tmp/peers-build}"
+mkdir -p "$BUILD_DIR/bin"
+BUILD_DIR="$(cd "$BUILD_DIR" && pwd)"
+log() { echo "build.sh: $*" >&2; }
+
+# ------------------------------------------------------------ packages
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+# gcc/g++ (C, C++20 coroutines), liburing 2.3, standalone Asio 1.22, Debian's
+# Rust toolchain + tokio 1.24 source crates, uvloop for Debian's python3.
+PKGS="gcc g++ liburing-dev libasio-dev cargo rustc librust-tokio-dev python3 python3-uvloop"
+missing=""
+for p in $PKGS; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing="$missing $p"
+  fi
+done
+# Node.js: the machine's node is used when there is one (v20 here);
+# otherwise Debian's nodejs.
+if ! command -v node >/dev/null 2>&1; then missing="$missing nodejs"; fi
+if [ -n "$missing" ]; then
+  log "installing:$missing"
+  $SUDO apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing >&2
+fi
+
+# ------------------------------------------------------------ floor (C, liburing)
+log "floor"
+gcc -O2 -Wall -Wextra -o "$BUILD_DIR/floor" "$HERE/floor/floor.c" -luring
+
+# ------------------------------------------------------------ asio (io_uring backend)
+log "asio"
+g++ -std=c++20 -O2 -Wall -DASIO_HAS_IO_URING -DASIO_DISABLE_EPOLL \
+  -o "$BUILD_DIR/asio_peer" "$HERE/asio/asio_peer.cpp" -luring -pthread
+
+# ------------------------------------------------------------ tokio (Rust, offline)
+# Debian's cargo and rustc explicitly (a rustup toolchain may be first in
+# PATH), a private CARGO_HOME (no user config leaks in), and a copy of the
+# crate so that Cargo.lock is written to BUILD_DIR, not into the repo.  The
+# crate's .cargo/config.toml points crates-io at /usr/share/cargo/registry.
+log "tokio (first build takes ~1 min)"
+mkdir -p "$BUILD_DIR/tokio-src"
+# -p keeps mtimes, so an unchanged crate is not rebuilt.
+cp -rp "$HERE/tokio/Cargo.toml" "$HERE/tokio/src" "$HERE/tokio/.cargo" "$BUILD_DIR/tokio-src/"
+(
+  cd "$BUILD_DIR/tokio-src"
+  CARGO_HOME="$BUILD_DIR/cargo-home" RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc \
+    CARGO_TARGET_DIR="$BUILD_DIR/tokio-target" \
+    /usr/bin/cargo build --release --offline --quiet >&2
+)
+cp "$BUILD_DIR/tokio-target/release/tokio_peer" "$BUILD_DIR/tokio_peer"
+
+# ------------------------------------------------------------ scripts
+cp "$HERE/node/peer.js" "$BUILD_DIR/peer.js"
+cp "$HERE/python/peer.py" "$BUILD_DIR/peer.py"
+NODE="$(command -v node)"
+
+# ------------------------------------------------------------ wrappers
+wrap() {  # wrap NAME COMMAND...
+  local name="$1"; shift
+  printf '#!/bin/sh\nexec %s "$@"\n' "$*" >"$BUILD_DIR/bin/$name"
+  chmod +x "$BUILD_DIR/bin/$name"
+  echo "$name $BUILD_DIR/bin/$name"
+}
+wrap floor "$BUILD_DIR/floor"
+wrap asio "$BUILD_DIR/asio_peer"
+wrap tokio_ct "$BUILD_DIR/tokio_peer --ct"
+wrap tokio_mt "$BUILD_DIR/tokio_peer --mt"
+wrap node "$NODE $BUILD_DIR/peer.js"
+wrap asyncio "/usr/bin/python3 $BUILD_DIR/peer.py"
+if /usr/bin/python3 -c 'import uvloop' 2>/dev/null; then
+  wrap uvloop "/usr/bin/python3 $BUILD_DIR/peer.py --uvloop"
+else
+  log "warning: uvloop not importable by /usr/bin/python3; no uvloop peer"
+fi

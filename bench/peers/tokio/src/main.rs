@@ -1,0 +1,395 @@
+//! tokio peer for the ringloop benchmarks (tokio 1.24 from Debian).
+//!
+//! Usage: tokio_peer [--ct|--mt] <scenario> <n> [conns] [secs]
+//!   --ct (default) -> peer=tokio_ct, `current_thread` runtime
+//!   --mt           -> peer=tokio_mt, multi-thread runtime (one worker per core)
+//!   The env var TOKIO_PEER_RT=ct|mt does the same when no flag is given.
+//!   echo: n is the number of connections (a 3rd argument overrides it);
+//!         secs defaults to 2.
+//! Prints one `key=value ...` line on stdout (see bench/peers/README.md).
+//!
+//! Written the way a tokio user would: `tokio::spawn` + awaiting the
+//! JoinHandles for gather, `tokio::time::timeout` for wait_for,
+//! `JoinHandle::abort` + await for cancel.
+//!
+//! Fairness notes:
+//! * tokio's timer is a hierarchical wheel with 1 ms slots and a sleep is
+//!   rounded *up* to the next slot, so `sleep(1 ms)` takes 1-2 ms: its
+//!   lateness figures are dominated by that design choice.
+//! * `timeout(d, fut)` polls `fut` first and only registers its `Sleep` in the
+//!   wheel when `fut` is pending: for an already-ready future (wait_for_fast)
+//!   no timer is ever armed.  wait_for_yield is the scenario where it is.
+//! * tokio has no io_uring: wait_for_io here is `timeout(1 s, read of 1 byte)`
+//!   on a Unix socket that already holds data (epoll readiness; the read is a
+//!   plain read(2) once the socket is known readable).
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+use tokio::time::{sleep, timeout};
+
+fn rusage() -> libc::rusage {
+    // SAFETY: getrusage only writes into the struct we hand it.
+    unsafe {
+        let mut ru: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut ru);
+        ru
+    }
+}
+
+fn cpu_s() -> f64 {
+    let ru = rusage();
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+/// Wall clock and CPU at the start of a scenario (runtime start-up excluded).
+struct Meter {
+    t0: Instant,
+    c0: f64,
+}
+
+impl Meter {
+    fn start() -> Meter {
+        Meter { t0: Instant::now(), c0: cpu_s() }
+    }
+    fn base(&self, peer: &str, sc: &str, n: usize) -> String {
+        format!(
+            "peer={} scenario={} n={} wall_s={:.3} cpu_s={:.3} rss_kb={}",
+            peer,
+            sc,
+            n,
+            self.t0.elapsed().as_secs_f64(),
+            cpu_s() - self.c0,
+            rusage().ru_maxrss
+        )
+    }
+}
+
+/// Nearest-rank percentile (q in percent) of a sorted slice: element
+/// ceil(q*n/100)-1.  All peers use this definition.
+fn pct<T: Copy>(v: &[T], q: usize) -> T {
+    let idx = ((v.len() * q + 99) / 100).max(1);
+    v[idx - 1]
+}
+
+fn ns_per(d: Duration, n: usize) -> f64 {
+    d.as_nanos() as f64 / n as f64
+}
+
+// ------------------------------------------------------------------ scenarios
+
+async fn sleep_many(peer: &str, n: usize) -> String {
+    let m = Meter::start();
+    let mut hs = Vec::with_capacity(n);
+    for _ in 0..n {
+        hs.push(tokio::spawn(async { sleep(Duration::from_millis(100)).await }));
+    }
+    for h in hs {
+        h.await.unwrap();
+    }
+    m.base(peer, "sleep_many", n)
+}
+
+/// Spawns `count` tasks that each sleep for an hour, and returns once every
+/// one of them has been polled (so its timer is really registered).
+async fn spawn_hour_sleepers(count: usize) -> Vec<JoinHandle<()>> {
+    let started = Arc::new(AtomicUsize::new(0));
+    let mut hs = Vec::with_capacity(count);
+    for _ in 0..count {
+        let started = started.clone();
+        hs.push(tokio::spawn(async move {
+            started.fetch_add(1, Ordering::Relaxed);
+            sleep(Duration::from_secs(3600)).await
+        }));
+    }
+    // Untimed wait for all of them to start (1 ms steps: on the multi-thread
+    // runtime a yield loop here would steal a core from the workers).
+    while started.load(Ordering::Relaxed) < count {
+        sleep(Duration::from_millis(1)).await;
+    }
+    hs
+}
+
+async fn lateness(peer: &str, sc: &str, n: usize, loaded: bool) -> String {
+    let m = Meter::start();
+    let pending = if loaded { spawn_hour_sleepers(10_000).await } else { Vec::new() };
+    let mut lat = Vec::with_capacity(n);
+    for _ in 0..n {
+        let a = Instant::now();
+        sleep(Duration::from_millis(1)).await;
+        lat.push((a.elapsed().as_nanos() as f64 - 1e6) / 1e3);
+    }
+    for h in &pending {
+        h.abort();
+    }
+    for h in pending {
+        let _ = h.await;
+    }
+    lat.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    format!(
+        "{} p50_us={:.1} p99_us={:.1} max_us={:.1}",
+        m.base(peer, sc, n),
+        pct(&lat, 50),
+        pct(&lat, 99),
+        lat[n - 1]
+    )
+}
+
+async fn spawn_gather(peer: &str, n: usize) -> String {
+    let m = Meter::start();
+    let a = Instant::now();
+    let mut hs = Vec::with_capacity(n);
+    for i in 0..n {
+        hs.push(tokio::spawn(async move { i }));
+    }
+    let mut sum = 0usize;
+    for h in hs {
+        sum += h.await.unwrap();
+    }
+    let d = a.elapsed();
+    assert_eq!(sum, n * (n - 1) / 2);
+    format!("{} ns_per_op={:.1}", m.base(peer, "spawn_gather", n), ns_per(d, n))
+}
+
+async fn trivial(i: usize) -> usize {
+    i
+}
+
+/// Returns Pending once after waking itself: the task goes back on the
+/// scheduler's run queue and is polled again on the next turn.  This is the
+/// plain "yield once" that the other peers do (asyncio.sleep(0), asio post).
+/// `tokio::task::yield_now()` is not used by default because since tokio 1.23
+/// it *defers* the wake until the driver has been polled, which adds an
+/// epoll_wait(0) per yield (~1.5 us here) - a fairness policy, not timer cost.
+/// Set TOKIO_PEER_YIELD=yield_now to measure that variant instead.
+struct YieldOnce(bool);
+
+impl std::future::Future for YieldOnce {
+    type Output = ();
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        if self.0 {
+            return std::task::Poll::Ready(());
+        }
+        self.0 = true;
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
+    }
+}
+
+async fn yield_once(i: usize, use_yield_now: bool) -> usize {
+    if use_yield_now {
+        tokio::task::yield_now().await;
+    } else {
+        YieldOnce(false).await;
+    }
+    i
+}
+
+async fn wait_for_fast(peer: &str, n: usize) -> String {
+    let m = Meter::start();
+    let a = Instant::now();
+    let mut sum = 0usize;
+    for i in 0..n {
+        // Fast path: trivial() is ready on first poll, so no timer is armed.
+        sum += timeout(Duration::from_secs(1), trivial(i)).await.unwrap();
+    }
+    let d = a.elapsed();
+    assert_eq!(sum, n * (n - 1) / 2);
+    format!("{} ns_per_op={:.1}", m.base(peer, "wait_for_fast", n), ns_per(d, n))
+}
+
+async fn wait_for_yield(peer: &str, n: usize) -> String {
+    let use_yield_now = std::env::var("TOKIO_PEER_YIELD").map(|v| v == "yield_now").unwrap_or(false);
+    let m = Meter::start();
+    let a = Instant::now();
+    let mut sum = 0usize;
+    for i in 0..n {
+        // The inner future is pending once, so the Sleep is registered in the
+        // wheel, then removed when the inner completes.
+        sum += timeout(Duration::from_secs(1), yield_once(i, use_yield_now)).await.unwrap();
+    }
+    let d = a.elapsed();
+    assert_eq!(sum, n * (n - 1) / 2);
+    format!("{} ns_per_op={:.1}", m.base(peer, "wait_for_yield", n), ns_per(d, n))
+}
+
+async fn wait_for_io(peer: &str, n: usize) -> String {
+    use std::io::Write;
+    let m = Meter::start();
+    let (mut wr, rd) = std::os::unix::net::UnixStream::pair().unwrap();
+    wr.set_nonblocking(true).unwrap();
+    rd.set_nonblocking(true).unwrap();
+    let mut rd = tokio::net::UnixStream::from_std(rd).unwrap();
+    let chunk = [b'x'; 4096];
+    // Keep the socket holding data: top it up (untimed-ish, amortised over
+    // thousands of reads) whenever what was written has been consumed.
+    let refill = |wr: &mut std::os::unix::net::UnixStream| -> usize {
+        let mut put = 0;
+        while let Ok(k) = wr.write(&chunk) {
+            put += k;
+        }
+        put
+    };
+    let mut avail = refill(&mut wr);
+    let mut buf = [0u8; 1];
+    let a = Instant::now();
+    for _ in 0..n {
+        if avail == 0 {
+            avail = refill(&mut wr);
+        }
+        let k = timeout(Duration::from_secs(1), rd.read(&mut buf)).await.unwrap().unwrap();
+        assert_eq!(k, 1);
+        avail -= 1;
+    }
+    let d = a.elapsed();
+    format!("{} ns_per_op={:.1}", m.base(peer, "wait_for_io", n), ns_per(d, n))
+}
+
+async fn cancel_many(peer: &str, n: usize) -> String {
+    let m = Meter::start();
+    let hs = spawn_hour_sleepers(n).await;
+    let a = Instant::now();
+    for h in &hs {
+        h.abort();
+    }
+    for h in hs {
+        assert!(h.await.unwrap_err().is_cancelled());
+    }
+    let d = a.elapsed();
+    format!("{} ns_per_op={:.1}", m.base(peer, "cancel_many", n), ns_per(d, n))
+}
+
+async fn echo(peer: &str, conns: usize, secs: f64) -> String {
+    const MSG: usize = 64;
+    let m = Meter::start();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    // Server: the classic tokio echo - one task per accepted connection.
+    let acceptor = tokio::spawn(async move {
+        loop {
+            let (mut s, _) = listener.accept().await.unwrap();
+            s.set_nodelay(true).unwrap();
+            tokio::spawn(async move {
+                let mut buf = [0u8; MSG];
+                loop {
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(k) => {
+                            if s.write_all(&buf[..k]).await.is_err() {
+                                break;
+                            }
+                        }
+                    }
+                }
+            });
+        }
+    });
+    // Set-up (untimed): connect every client first.
+    let mut streams = Vec::with_capacity(conns);
+    for _ in 0..conns {
+        let s = TcpStream::connect(addr).await.unwrap();
+        s.set_nodelay(true).unwrap();
+        streams.push(s);
+    }
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs_f64(secs);
+    let clients: Vec<_> = streams
+        .into_iter()
+        .map(|mut s| {
+            tokio::spawn(async move {
+                let msg = [b'x'; MSG];
+                let mut buf = [0u8; MSG];
+                let mut rtts: Vec<u32> = Vec::with_capacity(1 << 16);
+                loop {
+                    let t = Instant::now();
+                    s.write_all(&msg).await.unwrap();
+                    s.read_exact(&mut buf).await.unwrap();
+                    let now = Instant::now();
+                    rtts.push((now - t).as_nanos().min(u32::MAX as u128) as u32);
+                    if now >= deadline {
+                        break;
+                    }
+                }
+                rtts
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for c in clients {
+        all.extend(c.await.unwrap());
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    acceptor.abort();
+    let _ = acceptor.await;
+    all.sort_unstable();
+    let p99 = if all.is_empty() { 0.0 } else { pct(&all, 99) as f64 / 1e3 };
+    format!(
+        "{} conns={} secs={} rtt_per_s={:.0} p99_us={:.1}",
+        m.base(peer, "echo", conns),
+        conns,
+        secs,
+        all.len() as f64 / elapsed,
+        p99
+    )
+}
+
+fn main() {
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let mut mt = std::env::var("TOKIO_PEER_RT").map(|v| v == "mt").unwrap_or(false);
+    if let Some(f) = args.first() {
+        if f == "--mt" || f == "--ct" {
+            mt = f == "--mt";
+            args.remove(0);
+        }
+    }
+    if args.len() < 2 {
+        eprintln!("usage: tokio_peer [--ct|--mt] <scenario> <n> [conns] [secs]");
+        std::process::exit(2);
+    }
+    let peer = if mt { "tokio_mt" } else { "tokio_ct" };
+    let sc = args[0].clone();
+    let n: usize = args[1].parse().expect("n");
+    assert!(n > 0, "n must be > 0");
+    let conns: usize = args.get(2).map(|s| s.parse().expect("conns")).unwrap_or(n);
+    let secs: f64 = args.get(3).map(|s| s.parse().expect("secs")).unwrap_or(2.0);
+
+    // Runtime start-up is outside every measurement.
+    let rt = if mt {
+        tokio::runtime::Builder::new_multi_thread().enable_all().build()
+    } else {
+        tokio::runtime::Builder::new_current_thread().enable_all().build()
+    }
+    .unwrap();
+
+    // The scenario runs in a spawned task, as application code on a tokio
+    // runtime does (the `block_on` future is special: on current_thread every
+    // wake of it goes through the driver's unpark, an eventfd write).
+    let line = rt.block_on(async move {
+        tokio::spawn(async move { match sc.as_str() {
+            "sleep_many" => sleep_many(peer, n).await,
+            "lateness" => lateness(peer, "lateness", n, false).await,
+            "lateness_loaded" => lateness(peer, "lateness_loaded", n, true).await,
+            "spawn_gather" => spawn_gather(peer, n).await,
+            "wait_for_fast" => wait_for_fast(peer, n).await,
+            "wait_for_yield" => wait_for_yield(peer, n).await,
+            "wait_for_io" => wait_for_io(peer, n).await,
+            "cancel_many" => cancel_many(peer, n).await,
+            "echo" => echo(peer, conns, secs).await,
+            _ => {
+                eprintln!("tokio_peer: unknown scenario {}", sc);
+                std::process::exit(2);
+            }
+        } })
+        .await
+        .unwrap()
+    });
+    println!("{}", line);
+}
