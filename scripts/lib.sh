@@ -1,0 +1,40 @@
+# Shared by scripts/demo, scripts/test and scripts/bench: install what is missing, build.
+# Sourced, not run.
+
+# Installs the Debian packages named that are not installed yet (apt-get through sudo when not
+# root). Quiet when everything is there already.
+ensure_packages() {
+  local missing=()
+  for package in "$@"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" ||
+      missing+=("$package")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  local as_root=()
+  if [ "$(id -u)" -ne 0 ]; then
+    if ! command -v sudo >/dev/null; then
+      echo "ringloop: missing packages (${missing[*]}); run as root or install sudo" >&2
+      return 1
+    fi
+    as_root=(sudo)
+  fi
+  echo "ringloop: installing ${missing[*]}" >&2
+  "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
+  "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    "${missing[@]}" >&2
+}
+
+# The packages every build needs.
+BUILD_PACKAGES=(g++ meson ninja-build pkg-config liburing-dev ca-certificates)
+
+# configure_build DIR [meson options...]: (re)configures a build directory. The compiler comes
+# from CXX in the environment.
+configure_build() {
+  local dir=$1
+  shift
+  if [ -f "$dir/build.ninja" ]; then
+    meson configure "$dir" "$@" >/dev/null
+  else
+    meson setup "$dir" "$@" >/dev/null
+  fi
+}
