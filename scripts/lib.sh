@@ -19,9 +19,16 @@ ensure_packages() {
     as_root=(sudo)
   fi
   echo "ringloop: installing ${missing[*]}" >&2
-  "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
-  "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-    "${missing[@]}" >&2
+  local log
+  log=$(mktemp /tmp/ringloop-apt.XXXXXX)
+  if ! { "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
+    "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+      --no-install-recommends "${missing[@]}"; } >"$log" 2>&1; then
+    cat "$log" >&2
+    echo "ringloop: apt-get failed (log above)" >&2
+    return 1
+  fi
+  rm -f "$log"
 }
 
 # The packages every build needs.

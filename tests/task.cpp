@@ -173,6 +173,25 @@ TEST_CASE("a cancel before the sleep reaches the kernel is not lost", "[task][ca
       options);
 }
 
+TEST_CASE("a cancel while the sleep's SQE is still in the SQ is not lost", "[task][cancel]") {
+  // The sleeper queues its TIMEOUT SQE; in the same loop step, before any io_uring_enter, the
+  // canceller cancels it: TIMEOUT_REMOVE follows the TIMEOUT in the same batch.
+  ringloop::run([]() -> Coro<> {
+    auto start = std::chrono::steady_clock::now();
+    auto sleeper = ringloop::create_task(sleep_forever());
+    unsigned queued_at_cancel = 0;
+    auto canceller = ringloop::create_task([](Task<> target, unsigned& queued) -> Coro<> {
+      queued = ringloop::Loop::current()->ring().queued_sqes();
+      target.cancel();
+      co_return;
+    }(sleeper, queued_at_cancel));
+    CHECK_THROWS_AS(co_await sleeper, CancelledError);
+    co_await canceller;
+    CHECK(queued_at_cancel >= 1);
+    CHECK(test_support::seconds_since(start) < 1.0);
+  }());
+}
+
 TEST_CASE("a task may catch CancelledError and go on", "[task][cancel]") {
   ringloop::run([]() -> Coro<> {
     auto task = ringloop::create_task(catch_cancel_and_return(17));
