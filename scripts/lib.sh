@@ -34,14 +34,15 @@ ensure_packages() {
 # The packages every build needs.
 BUILD_PACKAGES=(g++ meson ninja-build pkg-config liburing-dev ca-certificates)
 
-# configure_build DIR [meson options...]: (re)configures a build directory. The compiler comes
-# from CXX in the environment.
+# configure_build DIR SOURCE [meson options...]: sets up a build directory, or brings an
+# existing one to the options given. The compiler comes from CXX in the environment (it only
+# counts at setup).
 configure_build() {
-  local dir=$1
-  shift
+  local dir=$1 source=$2
+  shift 2
   if [ -f "$dir/build.ninja" ]; then
     meson configure "$dir" "$@" >/dev/null
   else
-    meson setup "$dir" "$@" >/dev/null
+    meson setup "$dir" "$source" "$@" >/dev/null
   fi
 }
