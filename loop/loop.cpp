@@ -65,29 +65,58 @@ void Loop::check_thread(const char* what) const {
                            "needs its own loop");
 }
 
-io_uring_sqe& Loop::acquire_sqe() {
+void Loop::make_sq_room(unsigned count) {
   Ring& r = ring();
-  for (;;) {
-    if (io_uring_sqe* sqe = r.try_get_sqe()) return *sqe;
+  RINGLOOP_ASSERT(count <= r.sq_entries(), "more SQEs asked for at once than the SQ holds");
+  while (r.sq_space_left() < count) {
     // The SQ is full: hand the batch to the kernel, never fail the operation. If the kernel
     // refuses more (EBUSY: completions pending), reap them first; reaping only schedules.
     if (r.submit() == 0) reap_completions();
   }
 }
 
+io_uring_sqe& Loop::take_sqe() noexcept {
+  io_uring_sqe* sqe = ring_->try_get_sqe();
+  RINGLOOP_ASSERT(sqe != nullptr, "no SQE left after making room for it");
+  return *sqe;
+}
+
+io_uring_sqe& Loop::acquire_sqe() {
+  make_sq_room(1);
+  return take_sqe();
+}
+
 void Loop::prepare_now(Operation& operation) {
-  io_uring_sqe& sqe = acquire_sqe();
+  // A linked pair must sit in adjacent SQEs of one submission: room for both is made first, as
+  // a flush between them would send the operation with IOSQE_IO_LINK and no timeout after it.
+  make_sq_room(operation.cqe_cost());
+  io_uring_sqe& sqe = take_sqe();
   operation.prepare(operation, sqe);
   io_uring_sqe_set_data(&sqe, &operation);
   operation.state = OpState::submitted;
-  ++in_flight_;
+  if (Operation* timeout = operation.link_timeout) {
+    RINGLOOP_ASSERT(timeout->state == OpState::idle && timeout->link_timeout == nullptr,
+                    "a link timeout record was in use, or itself linked");
+    sqe.flags |= IOSQE_IO_LINK;  // after prepare: liburing's prep functions clear the flags
+    io_uring_sqe& timeout_sqe = take_sqe();
+    timeout->prepare(*timeout, timeout_sqe);
+    io_uring_sqe_set_data(&timeout_sqe, timeout);
+    timeout->state = OpState::submitted;
+  }
+  in_flight_ += operation.cqe_cost();
   ++stats_.operations_submitted;
+}
+
+bool Loop::has_room_for(const Operation& operation) const noexcept {
+  // An operation that costs more than the whole budget (a linked pair with max_in_flight 1)
+  // goes alone rather than never.
+  return in_flight_ + operation.cqe_cost() <= max_in_flight_ || in_flight_ == 0;
 }
 
 void Loop::submit(Operation& operation) {
   RINGLOOP_ASSERT(operation.state == OpState::idle, "an operation was submitted twice");
   operation.cancel_sent = false;
-  if (in_flight_ < max_in_flight_ && unqueued_.empty()) {
+  if (unqueued_.empty() && has_room_for(operation)) {
     prepare_now(operation);
     return;
   }
@@ -97,7 +126,7 @@ void Loop::submit(Operation& operation) {
 }
 
 void Loop::submit_deferred() {
-  while (!unqueued_.empty() && in_flight_ < max_in_flight_) {
+  while (!unqueued_.empty() && has_room_for(unqueued_.front())) {
     Operation& operation = unqueued_.pop_front();
     operation.state = OpState::idle;
     prepare_now(operation);
@@ -111,9 +140,13 @@ void Loop::cancel(Operation& operation) {
     case OpState::unqueued:
       unqueued_.erase(operation);
       operation.state = OpState::idle;
+      // Never submitted: both records of a linked pair end here, as the kernel would end them.
+      if (Operation* timeout = operation.link_timeout) timeout->complete(*timeout, -ECANCELED, 0);
       operation.complete(operation, -ECANCELED, 0);
       return;
     case OpState::submitted: {
+      // A linked pair is cancelled through its operation: once that ends, the kernel ends the
+      // link timeout with -ECANCELED by itself.
       if (operation.cancel_sent) return;
       operation.cancel_sent = true;
       // Bypasses max_in_flight: at most one per operation, so the CQ (sized at twice the limit)
@@ -129,6 +162,16 @@ void Loop::cancel(Operation& operation) {
       return;
     }
   }
+}
+
+bool Loop::try_close_detached(int fd) {
+  check_thread("try_close_detached");
+  if (is_closed() || !unqueued_.empty() || in_flight_ >= max_in_flight_) return false;
+  io_uring_sqe& sqe = acquire_sqe();
+  io_uring_prep_close(&sqe, fd);
+  io_uring_sqe_set_data64(&sqe, 0);  // nobody awaits it: its CQE is only counted
+  ++in_flight_;
+  return true;
 }
 
 void Loop::reap_completions() {

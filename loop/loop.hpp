@@ -61,12 +61,18 @@ class Loop {
   // Runs a coroutine on a later step of this loop's current iteration (or the next one).
   void schedule(std::coroutine_handle<> handle) { ready_.push(handle); }
   // Hands an operation to the kernel: its SQE goes into the SQ at once, or, when the CQ is at
-  // its limit, the operation waits in a FIFO. Either way it completes exactly once.
+  // its limit, the operation waits in a FIFO. Either way it completes exactly once. With a
+  // link_timeout record, the two SQEs go in together and each record completes exactly once.
   void submit(Operation& operation);
   // Asks for an operation to end early, whatever its state: one still in the FIFO completes
-  // with -ECANCELED at once; one in the SQ or the kernel gets a TIMEOUT_REMOVE or ASYNC_CANCEL
-  // SQE, and its own CQE tells how it ended. A finished operation is left alone.
+  // with -ECANCELED at once (its link timeout record too); one in the SQ or the kernel gets a
+  // TIMEOUT_REMOVE or ASYNC_CANCEL SQE, and its own CQE tells how it ended. A finished
+  // operation is left alone (its link timeout, if still owed, ends by itself).
   void cancel(Operation& operation);
+  // Closes fd through the ring, with nobody awaiting the result (for an owning type's
+  // destructor, which cannot await). Returns false, doing nothing, when the loop is closed or
+  // the CQ budget is full; the caller then closes the fd itself.
+  bool try_close_detached(int fd);
 
   // Runs coro (a Coro<T>) as a task until it finishes; returns its result or rethrows. Defined
   // with the coroutine types (coro/run.hpp), found by argument-dependent lookup.
@@ -114,7 +120,10 @@ class Loop {
   };
 
  private:
+  void make_sq_room(unsigned count);
+  io_uring_sqe& take_sqe() noexcept;
   io_uring_sqe& acquire_sqe();
+  bool has_room_for(const Operation& operation) const noexcept;
   void prepare_now(Operation& operation);
   void submit_deferred();
   void reap_completions();

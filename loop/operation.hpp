@@ -5,6 +5,11 @@
 // writes for it (timespecs, buffers, iovecs), lives in an awaiter, which lives in a coroutine
 // frame, which is not destroyed before the last CQE of the record has been reaped. The loop
 // asserts this: an Operation destroyed while the kernel still owes it a CQE aborts.
+//
+// An operation may carry a second record, link_timeout: the loop then submits the operation's
+// SQE with IOSQE_IO_LINK followed by an IORING_OP_LINK_TIMEOUT SQE for that record, so the
+// kernel itself cancels the operation at the deadline. Each record gets its own CQE, in either
+// order and possibly in different reaps; the awaiter owning both waits for the two.
 #pragma once
 
 #include <cstdint>
@@ -48,6 +53,12 @@ struct Operation : detail::ListNode {
   bool is_timeout;
   // Set once a cancel SQE is on its way, so that repeated cancels cost nothing more.
   bool cancel_sent = false;
+  // When set, the IORING_OP_LINK_TIMEOUT record linked after this operation's SQE: submitted,
+  // cancelled and completed together with it (its prepare fills the LINK_TIMEOUT SQE).
+  Operation* link_timeout = nullptr;
+
+  // How many CQEs the kernel will owe once this operation is submitted.
+  unsigned cqe_cost() const noexcept { return link_timeout != nullptr ? 2u : 1u; }
 };
 
 }  // namespace ringloop

@@ -45,6 +45,7 @@ class Ring {
   unsigned sq_entries() const noexcept { return ring_.sq.ring_entries; }
   unsigned cq_entries() const noexcept { return ring_.cq.ring_entries; }
   unsigned queued_sqes() const noexcept { return io_uring_sq_ready(&ring_); }
+  unsigned sq_space_left() const noexcept { return io_uring_sq_space_left(&ring_); }
   unsigned setup_flags() const noexcept { return ring_.flags; }
   bool defers_taskrun() const noexcept { return (ring_.flags & IORING_SETUP_DEFER_TASKRUN) != 0; }
   std::uint64_t enter_calls() const noexcept { return enter_calls_; }
