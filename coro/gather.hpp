@@ -2,7 +2,8 @@
 //
 // gather(a, b, ...) returns a std::tuple of the children's results, gather(range) a
 // std::vector; both take Coros (started as tasks when the gather is awaited, so their first
-// SQEs reach the kernel in one io_uring_enter) and Tasks. On the first failure the other
+// SQEs reach the kernel in one io_uring_enter), Tasks, and other awaitables such as I/O
+// operations (each run in a Coro: their SQEs, too, go in one io_uring_enter). On the first failure the other
 // children are cancelled and waited for, then the failure is rethrown: unlike asyncio, no
 // child outlives its gather, since a C++ child may point at its caller's locals. Cancelling the
 // gather cancels every child; it then ends with CancelledError. gather(return_exceptions, ...)
@@ -17,6 +18,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "coro/detail/await_in_coro.hpp"
 #include "coro/outcome.hpp"
 #include "coro/task.hpp"
 
@@ -37,6 +39,10 @@ template <class T>
 struct ChildTraits<Task<T>> {
   using value_type = T;
 };
+template <PlainAwaiter A>
+struct ChildTraits<A> {
+  using value_type = AwaitResult<A>;
+};
 template <class A>
 using ChildValue = typename ChildTraits<std::remove_cvref_t<A>>::value_type;
 
@@ -47,6 +53,10 @@ Task<T> start_child(Loop& loop, Coro<T>& coro) {
 template <class T>
 Task<T> start_child(Loop&, Task<T>& task) {
   return task;
+}
+template <PlainAwaiter A>
+Task<AwaitResult<A>> start_child(Loop& loop, A& awaitable) {
+  return create_task(loop, await_in_coro(std::move(awaitable)));
 }
 
 template <class T>
@@ -257,6 +267,8 @@ auto make_range_gather(Range&& range) {
   for (auto&& child : range) {
     if constexpr (std::is_same_v<Element, Coro<T>>)
       coros.push_back(std::move(child));
+    else if constexpr (PlainAwaiter<Element>)
+      coros.push_back(await_in_coro(std::move(child)));
     else
       tasks.push_back(child);
   }

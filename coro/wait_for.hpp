@@ -20,6 +20,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "coro/detail/await_in_coro.hpp"
 #include "coro/detail/deadline.hpp"
 #include "coro/task.hpp"
 
@@ -151,15 +152,6 @@ class [[nodiscard]] WaitForAwaiter : CancelPoint, TaskWaiter, Operation {
   bool outer_cancel_taken_ = false;
 };
 
-template <class A>
-using AwaitResult = decltype(std::declval<A>().await_resume());
-
-// Any other awaitable (a gather, a foreign awaiter) runs inside a Coro, so it can be a task.
-template <class A, class R = AwaitResult<A>>
-Coro<R> await_in_coro(A awaitable) {
-  co_return co_await std::move(awaitable);
-}
-
 }  // namespace detail
 
 template <class T, class Rep, class Period>
@@ -173,8 +165,10 @@ detail::WaitForAwaiter<T> wait_for(Task<T> task, std::chrono::duration<Rep, Peri
   return detail::WaitForAwaiter<T>(std::move(task), detail::deadline_after(timeout));
 }
 
+// Any other awaitable (a gather, a foreign awaiter) runs inside a Coro, so it can be a task. A
+// single I/O operation has its own overload (coro/io.hpp): a linked timeout, no child task.
 template <class A, class Rep, class Period>
-  requires requires(A a) { a.await_resume(); }
+  requires detail::PlainAwaiter<A>
 auto wait_for(A&& awaitable, std::chrono::duration<Rep, Period> timeout) {
   using R = detail::AwaitResult<A>;
   return detail::WaitForAwaiter<R>(detail::await_in_coro<std::remove_cvref_t<A>, R>(

@@ -1,0 +1,23 @@
+// Runs any awaitable inside a Coro, so that combinators built on tasks (wait_for, gather) can
+// take it: the awaitable is moved into the coroutine's frame and awaited there.
+#pragma once
+
+#include <type_traits>
+#include <utility>
+
+#include "coro/coro.hpp"
+
+namespace ringloop::detail {
+
+template <class A>
+using AwaitResult = decltype(std::declval<A>().await_resume());
+
+template <class A>
+concept PlainAwaiter = requires(A a) { a.await_resume(); };
+
+template <class A, class R = AwaitResult<A>>
+Coro<R> await_in_coro(A awaitable) {
+  co_return co_await std::move(awaitable);
+}
+
+}  // namespace ringloop::detail
