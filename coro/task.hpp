@@ -110,6 +110,10 @@ class Task<T>::Awaiter : detail::CancelPoint, detail::TaskWaiter {
     waiter_task_ = detail::task_of(awaiting);
     detail::TaskCore& target = target_.promise().core;
     if (waiter_task_ == &target) throw std::logic_error("a task cannot await itself");
+    if (waiter_task_ != nullptr && waiter_task_->loop != target.loop)
+      throw std::logic_error(
+          "awaiting a task that belongs to another event loop; a task can only be awaited "
+          "from coroutines on its own loop");
     loop_ = target.loop;
     target.add_waiter(*this);
     if (waiter_task_ != nullptr) {

@@ -261,3 +261,13 @@ TEST_CASE("tasks run in the order they were created", "[task]") {
   }(order));
   CHECK(order == std::vector<int>{0, 1, 2, 3, 4});
 }
+
+TEST_CASE("awaiting a task of another loop is a clear error", "[task]") {
+  ringloop::Loop other;
+  auto foreign = ringloop::create_task(other, sleep_then(1ms, 1));
+  ringloop::run([](Task<int> t) -> Coro<> {
+    CHECK_THROWS_WITH(co_await t, Catch::Contains("another event loop"));
+  }(foreign));
+  other.run_until_complete(sleep_then(2ms, 0));
+  CHECK(foreign.result() == 1);
+}

@@ -43,12 +43,12 @@ struct Pool {
 };
 
 thread_local Pool pool;
+thread_local std::size_t frames_alive = 0;
+thread_local long allocations_until_failure = -1;
 
 std::size_t class_of(std::size_t size) noexcept { return (size + kGranule - 1) / kGranule - 1; }
 
-}  // namespace
-
-void* allocate_frame(std::size_t size) {
+void* take_frame(std::size_t size) {
   std::size_t cls = class_of(size);
   if (!RINGLOOP_FRAME_POOL || cls >= kClasses) return ::operator new(size);
   if (FreeFrame* frame = pool.heads[cls]) {
@@ -59,7 +59,21 @@ void* allocate_frame(std::size_t size) {
   return ::operator new((cls + 1) * kGranule);
 }
 
+}  // namespace
+
+std::size_t live_frames() noexcept { return frames_alive; }
+
+void fail_frame_allocations_after(long count) noexcept { allocations_until_failure = count; }
+
+void* allocate_frame(std::size_t size) {
+  if (allocations_until_failure >= 0 && allocations_until_failure-- == 0) throw std::bad_alloc();
+  void* frame = take_frame(size);
+  ++frames_alive;  // after the allocation: a bad_alloc counts nothing
+  return frame;
+}
+
 void deallocate_frame(void* frame, std::size_t size) noexcept {
+  --frames_alive;
   std::size_t cls = class_of(size);
   if (!RINGLOOP_FRAME_POOL || cls >= kClasses || pool.counts[cls] >= kMaxFreePerClass) {
     ::operator delete(frame);

@@ -15,6 +15,7 @@
 #include <cstdio>
 #include <exception>
 #include <optional>
+#include <typeinfo>
 #include <type_traits>
 #include <utility>
 #include <variant>
@@ -41,6 +42,25 @@ enum class StartState : std::uint8_t {
 };
 
 void report_unretrieved_exception(const std::exception_ptr& error) noexcept;
+
+// Whether error holds a CancelledError. libstdc++ names the type of the exception an
+// exception_ptr holds, which spares a rethrow (a second unwind per cancelled task); for a type
+// derived from CancelledError, or another standard library, it falls back to rethrowing.
+inline bool is_cancelled_error(const std::exception_ptr& error) noexcept {
+#if defined(__GLIBCXX__)
+  if (const std::type_info* type = error.__cxa_exception_type()) {
+    if (*type == typeid(CancelledError)) return true;
+    if (*type == typeid(TimeoutError) || *type == typeid(std::runtime_error)) return false;
+  }
+#endif
+  try {
+    std::rethrow_exception(error);
+  } catch (const CancelledError&) {
+    return true;
+  } catch (...) {
+    return false;
+  }
+}
 
 class PromiseBase {
  public:
@@ -88,14 +108,7 @@ class PromiseBase {
   bool finish_task() noexcept {
     core.done = true;
     core.failed = error != nullptr;
-    if (error) {
-      try {
-        std::rethrow_exception(error);
-      } catch (const CancelledError&) {
-        core.cancelled = true;
-      } catch (...) {
-      }
-    }
+    if (error) core.cancelled = is_cancelled_error(error);
     core.loop->release_task(core);
     core.notify_waiters();
     return --core.refs == 0;
