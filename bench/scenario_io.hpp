@@ -1,0 +1,142 @@
+// The I/O scenarios, on ringloop's one-SQE operations (coro/io.hpp):
+//   wait_for_io  N sequential wait_for(nop(), 1 s): the NOP linked to an IORING_OP_LINK_TIMEOUT,
+//                as the floor does it by hand;
+//   echo         TCP echo over 127.0.0.1, C connections, 64-byte messages, for `secs`: one
+//                server task and one client task per connection, in one loop, as the peers.
+#pragma once
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <system_error>
+#include <vector>
+
+#include "bench/scenario_util.hpp"
+#include "coro/io.hpp"
+
+namespace ringloop_bench {
+
+inline ringloop::Coro<std::string> wait_for_io(long n) {
+  using namespace std::chrono_literals;
+  Meter meter;
+  auto start = Clock::now();
+  for (long i = 0; i < n; ++i) co_await ringloop::wait_for(ringloop::nop(), 1s);
+  auto elapsed = Clock::now() - start;
+  co_return meter.line("wait_for_io", n) + ns_per_op(elapsed, n);
+}
+
+namespace echo_detail {
+
+constexpr std::size_t kMessageBytes = 64;
+
+[[noreturn]] inline void fail(const char* what) {
+  throw std::system_error(errno, std::system_category(), std::string("echo: ") + what);
+}
+
+inline void set_nodelay(int fd) {
+  int one = 1;
+  if (::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) != 0) fail("TCP_NODELAY");
+}
+
+// A listening socket on 127.0.0.1 and an ephemeral port (set-up: plain syscalls, untimed).
+inline int listen_loopback(sockaddr_in& address) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) fail("socket");
+  int one = 1;
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  address = {};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t length = sizeof address;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&address), length) != 0) fail("bind");
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) != 0) fail("getsockname");
+  if (::listen(fd, 4096) != 0) fail("listen");
+  return fd;
+}
+
+// The server side of one connection: echoes what it receives until the client shuts down.
+inline ringloop::Coro<> serve_echo(int fd) {
+  char buffer[kMessageBytes];
+  for (;;) {
+    std::size_t received = co_await ringloop::recv(fd, buffer, sizeof buffer);
+    if (received == 0) co_return;
+    for (std::size_t sent = 0; sent < received;)
+      sent += co_await ringloop::send(fd, buffer + sent, received - sent);
+  }
+}
+
+// The client side: a 64-byte message, then its echo in full, timed, until the deadline.
+inline ringloop::Coro<> run_client(int fd, Clock::time_point deadline,
+                                   std::vector<std::uint32_t>& rtt_ns) {
+  static const char message[kMessageBytes] = "0123456789abcdef0123456789abcdef"
+                                             "0123456789abcdef0123456789abcde";
+  char echo[kMessageBytes];
+  for (auto now = Clock::now(); now < deadline;) {
+    for (std::size_t sent = 0; sent < kMessageBytes;)
+      sent += co_await ringloop::send(fd, message + sent, kMessageBytes - sent);
+    for (std::size_t got = 0; got < kMessageBytes;) {
+      std::size_t received = co_await ringloop::recv(fd, echo + got, kMessageBytes - got);
+      if (received == 0) throw std::runtime_error("echo: the server closed the connection");
+      got += received;
+    }
+    auto end = Clock::now();
+    rtt_ns.push_back(static_cast<std::uint32_t>(
+        std::min<std::int64_t>(std::chrono::nanoseconds(end - now).count(), UINT32_MAX)));
+    now = end;
+  }
+  ::shutdown(fd, SHUT_WR);  // the server's recv sees the end and its task ends
+}
+
+}  // namespace echo_detail
+
+inline ringloop::Coro<std::string> echo(long conns, double secs) {
+  using namespace echo_detail;
+  Meter meter;
+  sockaddr_in address{};
+  int listener = listen_loopback(address);
+  std::vector<int> client_fds, server_fds;
+  for (long i = 0; i < conns; ++i) {  // untimed: every client connects before the clock starts
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) fail("socket");
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) fail("connect");
+    set_nodelay(fd);
+    client_fds.push_back(fd);
+    server_fds.push_back(co_await ringloop::accept(listener));
+    set_nodelay(server_fds.back());
+  }
+  std::vector<std::uint32_t> rtt_ns;
+  rtt_ns.reserve(1 << 20);
+  auto start = Clock::now();
+  auto deadline = start + std::chrono::duration_cast<Clock::duration>(
+                              std::chrono::duration<double>(secs));
+  std::vector<ringloop::Coro<>> connections;
+  for (long i = 0; i < conns; ++i) {
+    connections.push_back(serve_echo(server_fds[static_cast<std::size_t>(i)]));
+    connections.push_back(run_client(client_fds[static_cast<std::size_t>(i)], deadline, rtt_ns));
+  }
+  co_await ringloop::gather(std::move(connections));
+  double elapsed_s = std::chrono::duration<double>(Clock::now() - start).count();
+  for (int fd : client_fds) ::close(fd);
+  for (int fd : server_fds) ::close(fd);
+  ::close(listener);
+  std::sort(rtt_ns.begin(), rtt_ns.end());
+  double p99_us = 0;
+  if (!rtt_ns.empty()) {
+    std::size_t rank = (rtt_ns.size() * 99 + 99) / 100;
+    p99_us = rtt_ns[rank - 1] / 1e3;
+  }
+  char extra[160];
+  std::snprintf(extra, sizeof extra, " conns=%ld secs=%g rtt_per_s=%.0f p99_us=%.1f", conns, secs,
+                static_cast<double>(rtt_ns.size()) / elapsed_s, p99_us);
+  co_return meter.line("echo", conns) + extra;
+}
+
+}  // namespace ringloop_bench

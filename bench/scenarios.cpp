@@ -1,0 +1,196 @@
+// The side-by-side scenarios of shared/BENCH.md, on ringloop. Same command line and same output
+// as the peers in bench/peers/ (`ringloop_scenarios <scenario> <n> [conns] [secs]`, exactly one
+// `key=value` line on stdout), so scripts/bench runs ringloop as one more peer. Only the public
+// API is used: run, create_task, gather, sleep, wait_for, Task::cancel, and the one-SQE
+// operations of coro/io.hpp (nop, accept, recv, send) for wait_for_io and echo.
+//
+// Each scenario is timed from inside the coroutine that run() drives: the loop's set-up (the
+// ring's mmap) is excluded, as the peers exclude their runtime's start-up.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "bench/scenario_io.hpp"
+#include "bench/scenario_util.hpp"
+#include "coro/ringloop.hpp"
+
+namespace {
+
+using namespace std::chrono_literals;
+using namespace ringloop_bench;
+using ringloop::Coro;
+using ringloop::Task;
+
+// ------------------------------------------------------------------------------- sleep_many
+
+Coro<> sleep_100ms() { co_await ringloop::sleep(100ms); }
+
+// N tasks each sleeping 100 ms, all gathered: gather(range of Coros) starts them as tasks in
+// one step, so their timeouts reach the kernel in SQ-sized batches.
+Coro<std::string> sleep_many(long n) {
+  Meter meter;
+  std::vector<Coro<>> sleepers;
+  sleepers.reserve(static_cast<std::size_t>(n));
+  for (long i = 0; i < n; ++i) sleepers.push_back(sleep_100ms());
+  co_await ringloop::gather(std::move(sleepers));
+  co_return meter.line("sleep_many", n);
+}
+
+// ---------------------------------------------------------------------------- lateness(_loaded)
+
+// N sequential sleep(1 ms), each timed alone; with `loaded`, 10k tasks sleeping an hour are
+// pending in the same loop (their timeouts are in the kernel's list) and torn down at the end.
+Coro<std::string> lateness(const char* scenario, long n, bool loaded) {
+  Meter meter;
+  std::vector<Task<>> pending;
+  if (loaded) pending = co_await start_hour_sleepers(10'000);
+  std::vector<double> lateness_us;
+  lateness_us.reserve(static_cast<std::size_t>(n));
+  for (long i = 0; i < n; ++i) {
+    auto start = Clock::now();
+    co_await ringloop::sleep(1ms);
+    auto slept_ns = std::chrono::duration<double, std::nano>(Clock::now() - start).count();
+    lateness_us.push_back((slept_ns - 1e6) / 1e3);
+  }
+  co_await cancel_and_wait(pending);
+  std::sort(lateness_us.begin(), lateness_us.end());
+  char extra[128];
+  std::snprintf(extra, sizeof extra, " p50_us=%.1f p99_us=%.1f max_us=%.1f",
+                percentile(lateness_us, 50), percentile(lateness_us, 99), lateness_us.back());
+  co_return meter.line(scenario, n) + extra;
+}
+
+// ---------------------------------------------------------------------------- spawn_gather
+
+Coro<long> trivial(long i) { co_return i; }
+
+// create_task N trivial coroutines, then gather the tasks; timed: spawn + gather.
+Coro<std::string> spawn_gather(long n) {
+  Meter meter;
+  auto start = Clock::now();
+  std::vector<Task<long>> tasks;
+  tasks.reserve(static_cast<std::size_t>(n));
+  for (long i = 0; i < n; ++i) tasks.push_back(ringloop::create_task(trivial(i)));
+  std::vector<long> results = co_await ringloop::gather(std::move(tasks));
+  auto elapsed = Clock::now() - start;
+  long sum = 0;
+  for (long r : results) sum += r;
+  check_sum("spawn_gather", sum, n);
+  co_return meter.line("spawn_gather", n) + ns_per_op(elapsed, n);
+}
+
+// ---------------------------------------------------------------------------- wait_for_*
+
+// wait_for on a coroutine that finishes without suspending: ringloop arms no timer.
+Coro<std::string> wait_for_fast(long n) {
+  Meter meter;
+  auto start = Clock::now();
+  long sum = 0;
+  for (long i = 0; i < n; ++i) sum += co_await ringloop::wait_for(trivial(i), 1s);
+  auto elapsed = Clock::now() - start;
+  check_sum("wait_for_fast", sum, n);
+  co_return meter.line("wait_for_fast", n) + ns_per_op(elapsed, n);
+}
+
+Coro<long> yield_once(long i) {
+  co_await ringloop::sleep(0s);
+  co_return i;
+}
+
+// wait_for on a coroutine that suspends once: the timer SQE is submitted, then removed when the
+// coroutine finishes first (TIMEOUT_REMOVE), and both CQEs are awaited.
+Coro<std::string> wait_for_yield(long n) {
+  Meter meter;
+  auto start = Clock::now();
+  long sum = 0;
+  for (long i = 0; i < n; ++i) sum += co_await ringloop::wait_for(yield_once(i), 1s);
+  auto elapsed = Clock::now() - start;
+  check_sum("wait_for_yield", sum, n);
+  co_return meter.line("wait_for_yield", n) + ns_per_op(elapsed, n);
+}
+
+// ---------------------------------------------------------------------------- cancel_many
+
+// N tasks sleeping an hour (started untimed), then every one cancelled and awaited; timed:
+// the cancels and the wait.
+Coro<std::string> cancel_many(long n) {
+  Meter meter;
+  std::vector<Task<>> sleepers = co_await start_hour_sleepers(n);
+  auto start = Clock::now();
+  co_await cancel_and_wait(sleepers);
+  auto elapsed = Clock::now() - start;
+  co_return meter.line("cancel_many", n) + ns_per_op(elapsed, n);
+}
+
+// ---------------------------------------------------------------------------- driver
+
+struct Args {
+  std::string scenario;
+  long n = 0;
+  long conns = 0;
+  double secs = 2.0;
+};
+
+Coro<std::string> scenario_coro(const Args& args) {
+  const std::string& s = args.scenario;
+  if (s == "sleep_many") return sleep_many(args.n);
+  if (s == "lateness") return lateness("lateness", args.n, false);
+  if (s == "lateness_loaded") return lateness("lateness_loaded", args.n, true);
+  if (s == "spawn_gather") return spawn_gather(args.n);
+  if (s == "wait_for_fast") return wait_for_fast(args.n);
+  if (s == "wait_for_yield") return wait_for_yield(args.n);
+  if (s == "cancel_many") return cancel_many(args.n);
+  if (s == "wait_for_io") return wait_for_io(args.n);
+  if (s == "echo") return echo(args.conns, args.secs);
+  return {};
+}
+
+// The loop's options: the defaults, except for the scenarios that keep N timeouts in flight at
+// once. There max_in_flight is raised to 2N, so that every timeout reaches the kernel at once
+// and the CQEs beyond the CQ wait on the kernel's overflow list, as in the floor. With the
+// default (CQ/2) the rest wait in ringloop's FIFO, and reach the kernel after their absolute
+// deadline has passed, which costs ~14 us each in the kernel on these VMs (bench/PROPOSALS.md,
+// P1). RINGLOOP_BENCH_MAX_IN_FLIGHT overrides (0 = the library's default).
+ringloop::LoopOptions loop_options(const Args& args) {
+  ringloop::LoopOptions options;
+  if (args.scenario == "sleep_many" || args.scenario == "cancel_many")
+    options.max_in_flight = static_cast<unsigned>(
+        std::max<long>(options.ring.cq_entries / 2, 2 * args.n));
+  if (const char* value = std::getenv("RINGLOOP_BENCH_MAX_IN_FLIGHT"))
+    options.max_in_flight = static_cast<unsigned>(std::strtoul(value, nullptr, 10));
+  return options;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 3) {
+    std::fprintf(stderr, "usage: %s <scenario> <n> [conns] [secs]\n", argv[0]);
+    return 2;
+  }
+  Args args{argv[1], std::atol(argv[2])};
+  args.conns = argc > 3 ? std::atol(argv[3]) : args.n;
+  if (argc > 4) args.secs = std::atof(argv[4]);
+  if (args.n <= 0 || args.conns <= 0 || args.secs <= 0) {
+    std::fprintf(stderr, "ringloop_scenarios: n, conns and secs must be > 0\n");
+    return 2;
+  }
+  Coro<std::string> coro = scenario_coro(args);
+  if (!coro.valid()) {
+    std::fprintf(stderr, "ringloop_scenarios: unknown scenario %s\n", args.scenario.c_str());
+    return 2;
+  }
+  ringloop::LoopOptions options = loop_options(args);
+  std::string line = ringloop::run(std::move(coro), options);
+  // Like the floor's setup=: the one loop setting the scenarios may change, for the report.
+  unsigned max_in_flight =
+      options.max_in_flight != 0 ? options.max_in_flight : options.ring.cq_entries / 2;
+  if (line.find(" skipped=") == std::string::npos)
+    line += " max_in_flight=" + std::to_string(max_in_flight);
+  std::printf("%s\n", line.c_str());
+  return 0;
+}
