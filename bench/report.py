@@ -303,12 +303,14 @@ FAIRNESS = """\
   wheel.
 - **tokio's yield** in `wait_for_yield` is a self-waking future (back on the run queue), like
   ringloop's `sleep(0)`, Node's `setImmediate` and `asyncio.sleep(0)`.
-- **max_in_flight**: `sleep_many` and `cancel_many` raise ringloop's `max_in_flight` to 2N so
-  every timeout reaches the kernel at once (CQEs beyond the 65,536-entry CQ, the kernel's
-  maximum, wait on its overflow list), as the floor does. With the default (CQ/2 = 32,768) the
-  rest wait in ringloop's FIFO and reach the kernel after their absolute deadline has passed,
-  and an already-expired `IORING_OP_TIMEOUT` costs ~14 us in the kernel on this VM: sleep_many
-  100k then takes ~1.1 s instead of ~0.3 s. See bench/PROPOSALS.md (P1).
+- **max_in_flight**: ringloop runs with its defaults. The loop keeps at most CQ/2 = 32,768
+  CQEs owed (the CQ's 65,536 entries are the kernel's maximum); further operations wait in its
+  FIFO. A sleep that leaves the FIFO with its deadline passed completes there with `-ETIME`,
+  without an SQE, since arming an already-expired `IORING_OP_TIMEOUT` costs ~14 us in the kernel
+  on this VM (bench/PROPOSALS.md, P1). So in `sleep_many` beyond 32,768 sleeps, the later ones
+  never reach the kernel: they are due when room frees. The floor submits every timeout and lets
+  the CQEs beyond the CQ wait on the kernel's overflow list. `RINGLOOP_BENCH_MAX_IN_FLIGHT=2N`
+  makes ringloop do the same.
 - **The floor** is plain C on liburing with one shared timespec and no allocation per
   operation; it skips spawn_gather and wait_for_fast/yield (no coroutines). Its removes in
   cancel_many go in submission order, as ringloop's do (tasks are cancelled in spawn order).
@@ -335,19 +337,23 @@ WHY = {
     "(a copy of the Task vector, growing without reserve, and a 40-byte waiter per child). A "
     "trivial task frame is 256 bytes (promise with TaskCore, exception_ptr, continuation); "
     "ringloop's RSS per task is ~2.3x tokio's. See bench/PROPOSALS.md, P3.",
-    "sleep_many": "perf (max_in_flight = 2N): frame allocation and first touch (~25%), the "
-    "kernel copying each timespec from its own frame (`_copy_from_user` ~12%; the floor shares "
-    "one), hrtimer set-up under the timeout lock. A sleeping task costs ~440 bytes (320-byte "
-    "frame, gather's Task copy and waiter, the Coro vector) against the floor's 0. See P1, P3.",
+    "sleep_many": "perf: frame allocation and first touch (~25%), the kernel copying each "
+    "timespec from its own frame (`_copy_from_user` ~12%; the floor shares one), hrtimer set-up "
+    "under the timeout lock. A sleeping task costs ~440 bytes (320-byte frame, gather's Task "
+    "copy and waiter, the Coro vector) against the floor's 0: the per-task cost that remains is "
+    "the coroutine frame and the task bookkeeping, which the floor does not have. See P3.",
     "lateness": "the wake-up itself is the kernel's hrtimer plus one io_uring_enter; ringloop "
     "adds one loop iteration. Scheduling noise on this VM moves p99 by 2x between runs.",
     "wait_for_yield": "two io_uring_enter per op (one submits the timeout with the yield, one "
     "submits TIMEOUT_REMOVE and waits for both CQEs), against an in-process timer-wheel entry in "
     "tokio. No per-op kernel round trip can reach 2x tokio's ~250-400 ns: it needs timers kept "
     "in user space (one kernel timeout for the earliest deadline). See P2.",
-    "cancel_many": "perf: ~45% in C++ exception unwinding: each cancelled task throws "
-    "CancelledError out of its sleep, `finish_task` rethrows it to classify it, and gather's "
-    "`take_child_outcome` rethrows it again: three throws per cancel (~1 us each). See P4.",
+    "cancel_many": "each cancelled task throws CancelledError out of its sleep, as asyncio "
+    "requires, and a C++ throw and unwind through the coroutine frame costs ~1-2 us, against "
+    "the floor's bare TIMEOUT_REMOVE and tokio's abort (which drops the future without running "
+    "it). The two extra rethrows per cancel that P4 found (classifying the error in "
+    "`finish_task`, gather's `take_child_outcome`) are gone; the one that remains is the "
+    "semantics.",
     "wait_for_io": "one io_uring_enter per op as in the floor (NOP + LINK_TIMEOUT); what remains "
     "is the awaiter and the loop iteration that resumes the caller.",
     "echo": "not profiled.",

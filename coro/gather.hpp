@@ -61,11 +61,13 @@ Task<AwaitResult<A>> start_child(Loop& loop, A& awaitable) {
 
 template <class T>
 Outcome<T> take_child_outcome(Task<T>& task) {
-  try {
-    return Outcome<T>::from_value(take_task_result(task));
-  } catch (...) {
-    return Outcome<T>::from_exception(std::current_exception());
+  TaskCore& core = task.core();
+  if (core.failed) {
+    // Handed over as it is: rethrowing only to catch it again costs an unwind per child.
+    core.exception_retrieved = true;
+    return Outcome<T>::from_exception(task.handle().promise().error);
   }
+  return Outcome<T>::from_value(take_task_result(task));
 }
 
 // What gather does whatever its children's types: count them down, cancel the rest on the

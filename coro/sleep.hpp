@@ -26,7 +26,9 @@ class [[nodiscard]] SleepAwaiter : CancelPoint, Operation {
   explicit SleepAwaiter(std::int64_t deadline_ns) noexcept
       : CancelPoint(&on_cancel),
         Operation(&prepare, &complete, /*is_timeout_op=*/true),
-        timespec_(to_timespec(deadline_ns)) {}
+        timespec_(to_timespec(deadline_ns)) {
+    Operation::deadline_ns = deadline_ns;  // lets the loop end it in place once it is due
+  }
   explicit SleepAwaiter(YieldOnly) noexcept : SleepAwaiter(0) { yield_only_ = true; }
 
   bool await_ready() const noexcept { return false; }

@@ -83,7 +83,9 @@ class [[nodiscard]] WaitForAwaiter : CancelPoint, TaskWaiter, Operation {
       : CancelPoint(&on_cancel),
         TaskWaiter(&on_child_done),
         Operation(&prepare, &complete, /*is_timeout_op=*/true),
-        timespec_(to_timespec(deadline_ns)) {}
+        timespec_(to_timespec(deadline_ns)) {
+    Operation::deadline_ns = deadline_ns;  // lets the loop end it in place once it is due
+  }
 
   // Runs the Coro as a task until it first suspends. Returns false when it finished already.
   bool start_child_inline() {

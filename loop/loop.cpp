@@ -2,6 +2,7 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <ctime>
 #include <stdexcept>
 #include <string>
 
@@ -9,6 +10,12 @@ namespace ringloop {
 namespace {
 
 thread_local Loop* running_loop = nullptr;
+
+std::int64_t monotonic_now_ns() noexcept {
+  timespec now{};
+  ::clock_gettime(CLOCK_MONOTONIC, &now);  // the clock io_uring timeouts are measured on
+  return std::int64_t{now.tv_sec} * 1'000'000'000 + now.tv_nsec;
+}
 
 // Reaping is bounded per call so one iteration cannot starve the ready queue; the CQ size
 // is the natural bound (a full CQ is reaped in one go).
@@ -126,9 +133,18 @@ void Loop::submit(Operation& operation) {
 }
 
 void Loop::submit_deferred() {
+  std::int64_t now_ns = 0;  // read once per batch, and only if a timeout is waiting
   while (!unqueued_.empty() && has_room_for(unqueued_.front())) {
     Operation& operation = unqueued_.pop_front();
     operation.state = OpState::idle;
+    if (operation.deadline_ns != 0 && operation.link_timeout == nullptr) {
+      if (now_ns == 0) now_ns = monotonic_now_ns();
+      if (operation.deadline_ns <= now_ns) {
+        // Due already: it ends as its CQE would have ended it, without visiting the kernel.
+        operation.complete(operation, -ETIME, 0);
+        continue;
+      }
+    }
     prepare_now(operation);
   }
 }
@@ -195,7 +211,7 @@ void Loop::wait_and_reap() {
   bool must_wait = ready_.empty() && !stop_requested_;
   if (must_wait)
     r.submit_and_wait_one();
-  else if (r.queued_sqes() != 0 || r.defers_taskrun())
+  else if (r.queued_sqes() != 0 || r.completions_pending_in_kernel())
     r.submit();  // with DEFER_TASKRUN this also runs the kernel's deferred completions
   reap_completions();
   submit_deferred();
@@ -209,7 +225,7 @@ bool Loop::run_once() {
   for (std::size_t n = ready_.size(); n > 0; --n) ready_.pop().resume();
   bool waiting_on_kernel = in_flight_ != 0 || !unqueued_.empty() || ring().queued_sqes() != 0;
   if (!waiting_on_kernel && ready_.empty()) return false;
-  if (waiting_on_kernel || ring().defers_taskrun()) wait_and_reap();
+  if (waiting_on_kernel) wait_and_reap();  // nothing owed: nothing to submit or reap
   return true;
 }
 

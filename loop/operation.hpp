@@ -56,6 +56,11 @@ struct Operation : detail::ListNode {
   // When set, the IORING_OP_LINK_TIMEOUT record linked after this operation's SQE: submitted,
   // cancelled and completed together with it (its prepare fills the LINK_TIMEOUT SQE).
   Operation* link_timeout = nullptr;
+  // For a timeout with an absolute deadline: that deadline on CLOCK_MONOTONIC, in ns (0 for
+  // every other operation). One that leaves the FIFO with its deadline passed completes with
+  // -ETIME there and then: arming an hrtimer that has already expired costs ~14 us on this
+  // kind of paravirtualised VM, against ~0.3 us for one in the future (bench/PROPOSALS.md, P1).
+  std::int64_t deadline_ns = 0;
 
   // How many CQEs the kernel will owe once this operation is submitted.
   unsigned cqe_cost() const noexcept { return link_timeout != nullptr ? 2u : 1u; }

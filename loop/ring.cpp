@@ -62,11 +62,14 @@ Ring::Ring(const RingOptions& options) {
     throw std::invalid_argument("RingOptions: cq_entries must be at least sq_entries");
   // Newest flags first; each fallback is for an older kernel that answers EINVAL.
   // SUBMIT_ALL: an SQE that fails at submit must not hold back the rest of its batch.
+  // TASKRUN_FLAG: the kernel says when deferred completions wait, so the loop enters only then.
+  constexpr unsigned kCoop = IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN;
+  constexpr unsigned kDefer =
+      IORING_SETUP_SUBMIT_ALL | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
   const unsigned wanted[] = {
-      options.defer_taskrun ? IORING_SETUP_SUBMIT_ALL | IORING_SETUP_SINGLE_ISSUER |
-                                  IORING_SETUP_DEFER_TASKRUN
-                            : IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN,
-      IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN,
+      options.defer_taskrun ? kDefer | IORING_SETUP_TASKRUN_FLAG : kCoop | IORING_SETUP_TASKRUN_FLAG,
+      options.defer_taskrun ? kDefer : kCoop,
+      kCoop,
       0u,
   };
   int result = -EINVAL;

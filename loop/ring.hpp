@@ -48,6 +48,15 @@ class Ring {
   unsigned sq_space_left() const noexcept { return io_uring_sq_space_left(&ring_); }
   unsigned setup_flags() const noexcept { return ring_.flags; }
   bool defers_taskrun() const noexcept { return (ring_.flags & IORING_SETUP_DEFER_TASKRUN) != 0; }
+  // Whether an enter could bring completions that the CQ does not show yet: deferred task work
+  // (the kernel raises IORING_SQ_TASKRUN for it when set up with IORING_SETUP_TASKRUN_FLAG) or
+  // an overflow. Without TASKRUN_FLAG, always assumed under DEFER_TASKRUN.
+  bool completions_pending_in_kernel() const noexcept {
+    unsigned flags = IO_URING_READ_ONCE(*ring_.sq.kflags);
+    if ((flags & IORING_SQ_CQ_OVERFLOW) != 0) return true;
+    if ((ring_.flags & IORING_SETUP_TASKRUN_FLAG) != 0) return (flags & IORING_SQ_TASKRUN) != 0;
+    return defers_taskrun();
+  }
   std::uint64_t enter_calls() const noexcept { return enter_calls_; }
 
  private:

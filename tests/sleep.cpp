@@ -91,3 +91,29 @@ TEST_CASE("100k concurrent sleeps all complete, once each", "[sleep][scale]") {
   for (int flag : woke) REQUIRE(flag == 1);
   CHECK(test_support::seconds_since(start) >= 0.050);
 }
+
+namespace {
+Coro<> sleep_until_and_check(Clock::time_point deadline, int& early) {
+  co_await ringloop::sleep_until(deadline);
+  early += Clock::now() < deadline;
+}
+}  // namespace
+
+TEST_CASE("sleeps that wait for CQ room past their deadline end without an SQE, never early",
+          "[sleep]") {
+  ringloop::LoopOptions options;
+  options.max_in_flight = 4;  // 196 of the 200 sleeps wait in the FIFO
+  int early = 0;
+  std::uint64_t submitted = 0;
+  ringloop::run(
+      [](int& e, std::uint64_t& s) -> Coro<> {
+        auto deadline = Clock::now() + 5ms;
+        std::vector<Coro<>> sleepers;
+        for (int i = 0; i < 200; ++i) sleepers.push_back(sleep_until_and_check(deadline, e));
+        co_await ringloop::gather(sleepers);
+        s = ringloop::Loop::current()->stats().operations_submitted;
+      }(early, submitted),
+      options);
+  CHECK(early == 0);
+  CHECK(submitted < 200);  // those due when room freed never visited the kernel
+}
