@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "coro/ringloop.hpp"
+#include "tests/io_support.hpp"
 #include "tests/support.hpp"
 
 using namespace std::chrono_literals;
@@ -40,16 +41,6 @@ struct Pipe {
   }
 };
 
-struct SocketPair {
-  Socket a;
-  Socket b;
-  SocketPair() {
-    int fds[2];
-    REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) == 0);
-    a = Socket(fds[0]);
-    b = Socket(fds[1]);
-  }
-};
 
 // A connected loopback TCP pair: (client, server side).
 Coro<std::pair<Socket, Socket>> tcp_pair(const char* host) {
@@ -147,7 +138,7 @@ TEST_CASE("reading from a closed fd is a clear error", "[io]") {
 }
 
 TEST_CASE("sockets: send, recv, poll, shutdown over a socket pair", "[io]") {
-  SocketPair pair;
+  test_support::SocketPair pair;
   ringloop::run([](Socket& a, Socket& b) -> Coro<> {
     co_await a.send("ping", 4);
     unsigned events = co_await b.poll(POLLIN);
@@ -178,7 +169,7 @@ TEST_CASE("TCP over loopback, IPv4 and IPv6: connect, accept, round trip", "[io]
 
 TEST_CASE("a send larger than the socket buffer may be partial; the rest goes in later sends",
           "[io]") {
-  SocketPair pair;
+  test_support::SocketPair pair;
   int small = 4096;
   ::setsockopt(pair.a.fd(), SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
   ::setsockopt(pair.b.fd(), SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
@@ -210,7 +201,7 @@ TEST_CASE("a send larger than the socket buffer may be partial; the rest goes in
 
 TEST_CASE("cancelling a pending recv cancels it in the kernel; the socket stays usable",
           "[io][cancel]") {
-  SocketPair pair;
+  test_support::SocketPair pair;
   ringloop::run([](Socket& a, Socket& b) -> Coro<> {
     char buffer[8] = {};
     auto receiver = ringloop::create_task([](Socket& s, char* buf) -> Coro<std::size_t> {

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "coro/ringloop.hpp"
+#include "tests/io_support.hpp"
 #include "tests/support.hpp"
 
 using namespace std::chrono_literals;
@@ -20,24 +21,9 @@ using ringloop::Coro;
 using ringloop::Socket;
 using ringloop::TimeoutError;
 
-namespace {
-
-struct SocketPair {
-  Socket a;
-  Socket b;
-  SocketPair() {
-    int fds[2];
-    REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) == 0);
-    a = Socket(fds[0]);
-    b = Socket(fds[1]);
-  }
-};
-
-}  // namespace
-
 TEST_CASE("wait_for(recv, 50 ms) on a silent socket throws TimeoutError after about 50 ms",
           "[io][wait_for]") {
-  SocketPair pair;
+  test_support::SocketPair pair;
   auto start = std::chrono::steady_clock::now();
   ringloop::run([](Socket& s) -> Coro<> {
     char buffer[8] = {};
@@ -52,7 +38,7 @@ TEST_CASE("wait_for(recv, 50 ms) on a silent socket throws TimeoutError after ab
 
 TEST_CASE("wait_for(op) returns the result when the operation finishes in time",
           "[io][wait_for]") {
-  SocketPair pair;
+  test_support::SocketPair pair;
   ringloop::run([](Socket& a, Socket& b) -> Coro<> {
     ringloop::create_task([](Socket& s) -> Coro<> {
       co_await ringloop::sleep(5ms);
@@ -70,7 +56,7 @@ TEST_CASE("wait_for(op) returns the result when the operation finishes in time",
 
 TEST_CASE("after a linked timeout the socket stays usable and loses nothing",
           "[io][wait_for]") {
-  SocketPair pair;
+  test_support::SocketPair pair;
   ringloop::run([](Socket& a, Socket& b) -> Coro<> {
     char buffer[8] = {};
     for (int i = 0; i < 20; ++i) {
@@ -84,7 +70,7 @@ TEST_CASE("after a linked timeout the socket stays usable and loses nothing",
 }
 
 TEST_CASE("a linked operation costs two CQEs against the loop's budget", "[io][wait_for]") {
-  SocketPair pair;
+  test_support::SocketPair pair;
   ringloop::run([](Socket& b) -> Coro<> {
     char buffer[8] = {};
     auto task = ringloop::create_task([](Socket& s, char* buf) -> Coro<> {
@@ -101,7 +87,7 @@ TEST_CASE("a linked operation costs two CQEs against the loop's budget", "[io][w
 // cpython #86296's rule, for operations: an outer cancel is never turned into a TimeoutError.
 TEST_CASE("cancelling a task in wait_for(op) ends in CancelledError, never TimeoutError",
           "[io][wait_for][cancel]") {
-  SocketPair pair;
+  test_support::SocketPair pair;
   ringloop::run([](Socket& b) -> Coro<> {
     int cancelled = 0;
     int timed_out = 0;
@@ -133,7 +119,7 @@ TEST_CASE("a linked operation waiting for CQ room: cancelled there, or timed out
           "[io][wait_for][cancel]") {
   ringloop::LoopOptions options;
   options.max_in_flight = 2;  // one linked pair fills the budget
-  SocketPair pair;
+  test_support::SocketPair pair;
   ringloop::run(
       [](Socket& b) -> Coro<> {
         ringloop::Loop& loop = *ringloop::Loop::current();
