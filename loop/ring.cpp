@@ -10,6 +10,8 @@
 namespace ringloop {
 namespace {
 
+thread_local unsigned busy_submits_to_inject = 0;
+
 std::string read_io_uring_disabled() {
   std::ifstream in("/proc/sys/kernel/io_uring_disabled");
   std::string value;
@@ -78,6 +80,7 @@ Ring::Ring(const RingOptions& options) {
     if (result != -EINVAL) break;
   }
   if (result < 0) throw_setup_error(-result, options);
+  RINGLOOP_ASSERT((ring_.flags & IORING_SETUP_CQE32) == 0, "reap() indexes 16-byte CQEs");
   if ((ring_.features & IORING_FEAT_NODROP) == 0) {
     io_uring_queue_exit(&ring_);
     throw std::system_error(ENOTSUP, std::system_category(),
@@ -88,7 +91,15 @@ Ring::Ring(const RingOptions& options) {
 
 Ring::~Ring() { io_uring_queue_exit(&ring_); }
 
+void Ring::inject_busy_submits_for_tests(unsigned count) noexcept {
+  busy_submits_to_inject = count;
+}
+
 int Ring::enter_until_accepted(unsigned wait_nr) {
+  if (wait_nr == 0 && busy_submits_to_inject > 0) {
+    --busy_submits_to_inject;
+    return 0;  // as EBUSY below
+  }
   for (;;) {
     ++enter_calls_;
     int result = wait_nr == 0 ? (defers_taskrun() ? io_uring_submit_and_get_events(&ring_)
@@ -108,11 +119,12 @@ unsigned Ring::submit() { return static_cast<unsigned>(enter_until_accepted(0));
 
 void Ring::submit_and_wait_one() { enter_until_accepted(1); }
 
-void Ring::flush_completions() {
+void Ring::flush_overflow() {
   ++enter_calls_;
   int result = io_uring_get_events(&ring_);
   if (result < 0 && result != -EINTR && result != -EBUSY && result != -EAGAIN)
     throw std::system_error(-result, std::system_category(), "io_uring_enter(GETEVENTS) failed");
 }
+
 
 }  // namespace ringloop

@@ -34,11 +34,11 @@ class Ring {
   unsigned submit();
   // Submits queued SQEs and waits until at least one CQE is available.
   void submit_and_wait_one();
-  // Makes deferred completions visible without submitting or blocking.
-  void flush_completions();
+  // Moves the CQEs waiting on the kernel's overflow list into the CQ, as far as they fit.
+  void flush_overflow();
 
-  // Calls fn(const io_uring_cqe&) on up to max_cqes available CQEs, then marks them seen. Also
-  // drains the kernel's overflow list (IORING_FEAT_NODROP). Returns how many were handled.
+  // Calls fn(const io_uring_cqe&) on up to max_cqes available CQEs, each marked seen first.
+  // Also drains the kernel's overflow list (IORING_FEAT_NODROP). Returns how many were handled.
   template <class Fn>
   unsigned reap(Fn&& fn, unsigned max_cqes);
 
@@ -59,6 +59,10 @@ class Ring {
   }
   std::uint64_t enter_calls() const noexcept { return enter_calls_; }
 
+  // Test seam: the next `count` submissions without waiting on this thread act as if the
+  // kernel had answered EBUSY (it wants CQEs reaped first), without entering.
+  static void inject_busy_submits_for_tests(unsigned count) noexcept;
+
  private:
   int enter_until_accepted(unsigned wait_nr);
 
@@ -70,20 +74,20 @@ template <class Fn>
 unsigned Ring::reap(Fn&& fn, unsigned max_cqes) {
   unsigned handled = 0;
   while (handled < max_cqes) {
-    unsigned head = 0;
-    unsigned seen = 0;
-    io_uring_cqe* cqe = nullptr;
-    io_uring_for_each_cqe(&ring_, head, cqe) {
-      fn(*cqe);
-      if (++seen + handled == max_cqes) break;
+    if (io_uring_cq_ready(&ring_) == 0) {
+      // Completions that did not fit wait on the kernel's overflow list and come back only
+      // when asked (liburing #1063: without this, a saturated ring stalls).
+      if (!io_uring_cq_has_overflow(&ring_)) break;
+      flush_overflow();
+      if (io_uring_cq_ready(&ring_) == 0) break;
     }
-    io_uring_cq_advance(&ring_, seen);
-    handled += seen;
-    if (seen != 0) continue;
-    // The CQ is empty: completions that did not fit wait on the kernel's overflow list, and
-    // come back only when asked (liburing #1063: without this, a saturated ring stalls).
-    if (!io_uring_cq_has_overflow(&ring_)) break;
-    flush_completions();
+    // Each CQE is marked seen before fn sees it: fn may cancel an operation, which may flush a
+    // full SQ and, if the kernel answers EBUSY, reap again from inside this loop. Consumed one
+    // at a time, no CQE can be handled twice. (Only this thread moves the head.)
+    const io_uring_cqe copy = ring_.cq.cqes[*ring_.cq.khead & ring_.cq.ring_mask];
+    io_uring_cq_advance(&ring_, 1);
+    fn(copy);
+    ++handled;
   }
   return handled;
 }

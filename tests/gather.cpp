@@ -119,14 +119,25 @@ TEST_CASE("gather with return_exceptions hands back every outcome", "[gather]") 
   }());
 }
 
+namespace {
+Coro<int> start_then_record_cancel(int& started, bool& cancelled) {
+  ++started;
+  co_return co_await record_cancel(cancelled);
+}
+}  // namespace
+
 TEST_CASE("cancelling the task that awaits a gather cancels every child", "[gather][cancel]") {
   bool first = false;
   bool second = false;
   ringloop::run([](bool& a, bool& b) -> Coro<> {
-    auto gathering = ringloop::create_task([](bool& x, bool& y) -> Coro<> {
-      co_await ringloop::gather(record_cancel(x), record_cancel(y));
-    }(a, b));
-    co_await ringloop::sleep(2ms);
+    int started = 0;
+    auto gathering = ringloop::create_task([](int& s, bool& x, bool& y) -> Coro<> {
+      co_await ringloop::gather(start_then_record_cancel(s, x), start_then_record_cancel(s, y));
+    }(started, a, b));
+    // Cancel once both children run (one cancelled before its first step would never run its
+    // body, as in asyncio, and could not record anything).
+    for (int i = 0; i < 1000 && started < 2; ++i) co_await ringloop::sleep(1ms);
+    REQUIRE(started == 2);
     gathering.cancel();
     CHECK_THROWS_AS(co_await gathering, CancelledError);
     CHECK(a);

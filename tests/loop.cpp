@@ -272,3 +272,40 @@ TEST_CASE("impossible ring sizes are a clear error", "[ring]") {
   options.cq_entries = 1u << 31;
   CHECK_THROWS_WITH(ringloop::Ring(options), Catch::Contains("io_uring_setup failed"));
 }
+
+namespace {
+Coro<int> sleeps_an_hour() {
+  co_await ringloop::sleep(std::chrono::hours(1));
+  co_return 0;
+}
+}  // namespace
+
+// A completion can cancel an operation (wait_for's timer fires and cancels its child), and the
+// cancel SQE may find the SQ full; if the kernel then answers EBUSY the loop reaps from inside
+// its reaping loop. Each CQE must still be handled exactly once.
+TEST_CASE("a cancel from inside the reaping loop, with the SQ full and EBUSY, loses nothing",
+          "[ring][fault]") {
+  ringloop::LoopOptions options;
+  options.ring.sq_entries = 2;
+  options.ring.cq_entries = 256;
+  int timeouts = 0;
+  ringloop::run(
+      [](int& count) -> Coro<> {
+        std::vector<ringloop::Task<>> waiters;
+        for (int i = 0; i < 40; ++i)
+          waiters.push_back(ringloop::create_task([](int& c) -> Coro<> {
+            try {
+              co_await ringloop::wait_for(sleeps_an_hour(), 2ms);
+            } catch (const ringloop::TimeoutError&) {
+              ++c;
+            }
+          }(count)));
+        co_await ringloop::sleep(1ms);
+        ringloop::Ring::inject_busy_submits_for_tests(30);
+        co_await ringloop::gather(waiters);
+        ringloop::Ring::inject_busy_submits_for_tests(0);
+        CHECK(Loop::current()->in_flight() == 0);
+      }(timeouts),
+      options);
+  CHECK(timeouts == 40);
+}
