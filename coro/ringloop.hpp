@@ -12,5 +12,7 @@
 #include "coro/socket.hpp"
 #include "coro/stream.hpp"
 #include "coro/task.hpp"
+#include "coro/thread_pool.hpp"
+#include "coro/to_thread.hpp"
 #include "coro/wait_for.hpp"
 #include "loop/loop.hpp"

@@ -1,6 +1,11 @@
 #include "loop/loop.hpp"
 
+#include <sys/eventfd.h>
+#include <unistd.h>
+
 #include <cerrno>
+#include <mutex>
+#include <system_error>
 #include <cstdio>
 #include <ctime>
 #include <stdexcept>
@@ -30,7 +35,83 @@ Loop::Loop(const LoopOptions& options) : owner_(std::this_thread::get_id()) {
   RINGLOOP_ASSERT(max_in_flight_ > 0, "a loop needs room for at least one operation");
 }
 
+// The eventfd through which other threads wake the loop, and the completions they queued.
+// While completions are expected, one read of the eventfd is in flight; an eventfd write by a
+// thread that found the queue empty completes it, and its CQE drains the queue.
+class Loop::Wakeup : public Operation {
+ public:
+  explicit Wakeup(Loop& loop) : Operation(&prepare, &complete, false), loop_(loop) {
+    eventfd_ = ::eventfd(0, EFD_CLOEXEC);
+    if (eventfd_ < 0)
+      throw std::system_error(errno, std::system_category(), "to_thread: eventfd failed");
+  }
+  Wakeup(const Wakeup&) = delete;
+  Wakeup& operator=(const Wakeup&) = delete;
+  ~Wakeup() { ::close(eventfd_); }
+
+  void expect() {
+    ++expected_;
+    if (state == OpState::idle) loop_.submit(*this);
+  }
+
+  void post(ThreadCompletion& completion) noexcept {
+    // The write stays under the lock: once the loop can see the completion it may drain it,
+    // finish and close the eventfd, so nothing of the Wakeup may be touched after the unlock
+    // (ThreadSanitizer caught a write racing the close).
+    std::lock_guard<std::mutex> lock(mutex_);
+    completion.next = nullptr;
+    bool was_empty = head_ == nullptr;
+    (was_empty ? head_ : tail_->next) = &completion;
+    tail_ = &completion;
+    // One write per batch: a queue that was not empty has a wake-up on its way already.
+    std::uint64_t one = 1;
+    if (was_empty) (void)!::write(eventfd_, &one, sizeof(one));
+  }
+
+ private:
+  static void prepare(Operation& operation, io_uring_sqe& sqe) noexcept {
+    auto& self = static_cast<Wakeup&>(operation);
+    io_uring_prep_read(&sqe, self.eventfd_, &self.counter_, sizeof(self.counter_), 0);
+  }
+
+  static void complete(Operation& operation, std::int32_t, std::uint32_t) noexcept {
+    auto& self = static_cast<Wakeup&>(operation);
+    ThreadCompletion* completion = nullptr;
+    {
+      std::lock_guard<std::mutex> lock(self.mutex_);
+      completion = std::exchange(self.head_, nullptr);
+    }
+    while (completion != nullptr) {
+      ThreadCompletion* next = completion->next;  // on_loop may end its life
+      RINGLOOP_ASSERT(self.expected_ > 0, "a thread completion came that nobody expected");
+      --self.expected_;
+      completion->on_loop(*completion);
+      completion = next;
+    }
+    if (self.expected_ > 0) self.loop_.submit(self);
+  }
+
+  Loop& loop_;
+  int eventfd_ = -1;
+  std::uint64_t counter_ = 0;  // the kernel writes the eventfd's count here
+  std::size_t expected_ = 0;   // loop thread only
+  std::mutex mutex_;
+  ThreadCompletion* head_ = nullptr;
+  ThreadCompletion* tail_ = nullptr;
+};
+
 Loop::~Loop() { close(); }
+
+void Loop::expect_thread_completion() {
+  check_thread("expect_thread_completion");
+  if (!wakeup_) wakeup_ = std::make_unique<Wakeup>(*this);
+  wakeup_->expect();
+}
+
+void Loop::post_from_thread(ThreadCompletion& completion) noexcept {
+  RINGLOOP_ASSERT(wakeup_ != nullptr, "post_from_thread without expect_thread_completion");
+  wakeup_->post(completion);
+}
 
 Loop* Loop::current() noexcept { return running_loop; }
 

@@ -8,6 +8,7 @@
 #include <coroutine>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <thread>
 #include <utility>
@@ -33,6 +34,16 @@ struct LoopStats {
   std::uint64_t operations_deferred = 0;  // waited in the FIFO for CQ room
   std::uint64_t cqes_reaped = 0;
   std::uint64_t iterations = 0;
+};
+
+// A completion handed to the loop from another thread (a worker of to_thread). on_loop runs
+// on the loop's thread, from the reaping loop: like an operation's complete, it may only
+// schedule coroutines.
+struct ThreadCompletion {
+  using Fn = void (*)(ThreadCompletion&) noexcept;
+  explicit ThreadCompletion(Fn fn) noexcept : on_loop(fn) {}
+  Fn on_loop;
+  ThreadCompletion* next = nullptr;
 };
 
 namespace detail {
@@ -73,6 +84,14 @@ class Loop {
   // destructor, which cannot await). Returns false, doing nothing, when the loop is closed or
   // the CQ budget is full; the caller then closes the fd itself.
   bool try_close_detached(int fd);
+
+  // Before work goes to another thread (loop thread only): the loop keeps a read of its eventfd
+  // in flight until that work's completion has come back through post_from_thread, so it
+  // neither exits nor reports a deadlock meanwhile.
+  void expect_thread_completion();
+  // From any thread: hands completion to the loop's thread and wakes the loop through the ring
+  // (an eventfd write that completes the loop's read SQE; no other thread touches the ring).
+  void post_from_thread(ThreadCompletion& completion) noexcept;
 
   // Runs coro (a Coro<T>) as a task until it finishes; returns its result or rethrows. Defined
   // with the coroutine types (coro/run.hpp), found by argument-dependent lookup.
@@ -130,6 +149,8 @@ class Loop {
   void wait_and_reap();
   void check_thread(const char* what) const;
 
+  class Wakeup;
+  std::unique_ptr<Wakeup> wakeup_;  // made when work first goes to another thread
   std::optional<Ring> ring_;
   detail::ReadyQueue ready_;
   detail::IntrusiveList<Operation> unqueued_;
