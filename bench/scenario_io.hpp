@@ -76,8 +76,9 @@ inline ringloop::Coro<> serve_echo(int fd) {
 // The client side: a 64-byte message, then its echo in full, timed, until the deadline.
 inline ringloop::Coro<> run_client(int fd, Clock::time_point deadline,
                                    std::vector<std::uint32_t>& rtt_ns) {
-  static const char message[kMessageBytes] = "0123456789abcdef0123456789abcdef"
-                                             "0123456789abcdef0123456789abcde";
+  static const char message[kMessageBytes] =
+      "0123456789abcdef0123456789abcdef"
+      "0123456789abcdef0123456789abcde";
   char echo[kMessageBytes];
   for (auto now = Clock::now(); now < deadline;) {
     for (std::size_t sent = 0; sent < kMessageBytes;)
@@ -115,8 +116,8 @@ inline ringloop::Coro<std::string> echo(long conns, double secs) {
   std::vector<std::uint32_t> rtt_ns;
   rtt_ns.reserve(1 << 20);
   auto start = Clock::now();
-  auto deadline = start + std::chrono::duration_cast<Clock::duration>(
-                              std::chrono::duration<double>(secs));
+  auto deadline =
+      start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(secs));
   std::vector<ringloop::Coro<>> connections;
   for (long i = 0; i < conns; ++i) {
     connections.push_back(serve_echo(server_fds[static_cast<std::size_t>(i)]));

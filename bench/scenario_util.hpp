@@ -36,8 +36,9 @@ class Meter {
   std::string line(const char* scenario, long n) const {
     double wall_s = std::chrono::duration<double>(Clock::now() - start_).count();
     char text[256];
-    std::snprintf(text, sizeof text, "peer=ringloop scenario=%s n=%ld wall_s=%.3f cpu_s=%.3f rss_kb=%ld",
-                  scenario, n, wall_s, cpu_s() - start_cpu_s_, rss_kb());
+    std::snprintf(text, sizeof text,
+                  "peer=ringloop scenario=%s n=%ld wall_s=%.3f cpu_s=%.3f rss_kb=%ld", scenario, n,
+                  wall_s, cpu_s() - start_cpu_s_, rss_kb());
     return text;
   }
 

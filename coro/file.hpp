@@ -28,8 +28,7 @@ class File : public detail::OwnedFd {
 
   // Opens path (relative to the working directory, or absolute). The path is read when the SQE
   // is submitted: it must live until the co_await ends.
-  static detail::OpAwaiter<detail::OpenatPrep, detail::OpenedFile> open(const char* path,
-                                                                        int flags,
+  static detail::OpAwaiter<detail::OpenatPrep, detail::OpenedFile> open(const char* path, int flags,
                                                                         mode_t mode = 0644) {
     return detail::OpAwaiter<detail::OpenatPrep, detail::OpenedFile>(
         {AT_FDCWD, path, flags | O_CLOEXEC, mode});

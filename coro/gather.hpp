@@ -3,8 +3,8 @@
 // gather(a, b, ...) returns a std::tuple of the children's results, gather(range) a
 // std::vector; both take Coros (started as tasks when the gather is awaited, so their first
 // SQEs reach the kernel in one io_uring_enter), Tasks, and other awaitables such as I/O
-// operations (each run in a Coro: their SQEs, too, go in one io_uring_enter). On the first failure the other
-// children are cancelled and waited for, then the failure is rethrown: unlike asyncio, no
+// operations (each run in a Coro: their SQEs, too, go in one io_uring_enter). On the first failure
+// the other children are cancelled and waited for, then the failure is rethrown: unlike asyncio, no
 // child outlives its gather, since a C++ child may point at its caller's locals. Cancelling the
 // gather cancels every child; it then ends with CancelledError. gather(return_exceptions, ...)
 // instead hands back every child's Outcome.
@@ -278,7 +278,9 @@ auto make_range_gather(Range&& range) {
 }
 
 template <class A>
-concept GatherChild = requires { typename ChildTraits<std::remove_cvref_t<A>>::value_type; };
+concept GatherChild = requires {
+  typename ChildTraits<std::remove_cvref_t<A>>::value_type;
+};
 
 template <class R>
 concept GatherRange = std::ranges::input_range<R> && GatherChild<std::ranges::range_value_t<R>>;

@@ -275,8 +275,7 @@ inline Op<detail::NopPrep> nop() noexcept { return Op<detail::NopPrep>({}); }
 // now; awaiting returns the CQE's res, negative errno included. user_data is the loop's, and
 // the link flags are refused: each operation must stay one SQE with one CQE.
 template <class Fill>
-  requires std::invocable<Fill&, io_uring_sqe&>
-Op<detail::RawPrep> submit(Fill&& fill) {
+requires std::invocable<Fill&, io_uring_sqe&> Op<detail::RawPrep> submit(Fill&& fill) {
   io_uring_sqe sqe{};
   fill(sqe);
   constexpr unsigned kRefusedFlags = IOSQE_IO_LINK | IOSQE_IO_HARDLINK | IOSQE_CQE_SKIP_SUCCESS;

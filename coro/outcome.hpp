@@ -15,7 +15,9 @@ class Outcome {
  public:
   using Value = detail::ResultOf<T>;
 
-  static Outcome from_value(Value value) { return Outcome(std::in_place_index<1>, std::move(value)); }
+  static Outcome from_value(Value value) {
+    return Outcome(std::in_place_index<1>, std::move(value));
+  }
   static Outcome from_exception(std::exception_ptr error) {
     return Outcome(std::in_place_index<0>, std::move(error));
   }

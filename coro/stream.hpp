@@ -89,7 +89,8 @@ inline std::uint16_t local_port(const Socket& socket) {
   socklen_t length = sizeof(storage);
   if (::getsockname(socket.fd(), reinterpret_cast<sockaddr*>(&storage), &length) != 0)
     throw std::system_error(errno, std::system_category(), "getsockname");
-  if (storage.ss_family == AF_INET6) return ntohs(reinterpret_cast<sockaddr_in6&>(storage).sin6_port);
+  if (storage.ss_family == AF_INET6)
+    return ntohs(reinterpret_cast<sockaddr_in6&>(storage).sin6_port);
   return ntohs(reinterpret_cast<sockaddr_in&>(storage).sin_port);
 }
 
@@ -102,9 +103,9 @@ inline Socket listen_tcp(std::string_view host, std::uint16_t port, int backlog 
   int one = 1;
   ::setsockopt(socket.fd(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
   if (::bind(socket.fd(), address.get(), address.length) != 0)
-    throw std::system_error(errno, std::system_category(),
-                            "listen_tcp: bind to " + std::string(host) + " port " +
-                                std::to_string(port));
+    throw std::system_error(
+        errno, std::system_category(),
+        "listen_tcp: bind to " + std::string(host) + " port " + std::to_string(port));
   if (::listen(socket.fd(), backlog) != 0)
     throw std::system_error(errno, std::system_category(), "listen_tcp: listen");
   return socket;
@@ -149,8 +150,8 @@ class Stream {
       std::size_t found = data.find(separator, searched);
       if (found != std::string_view::npos) co_return take(found + separator.size());
       if (data.size() >= limit)
-        throw LimitOverrunError("read_until: no separator in the first " +
-                                std::to_string(limit) + " bytes");
+        throw LimitOverrunError("read_until: no separator in the first " + std::to_string(limit) +
+                                " bytes");
       searched = data.size() >= separator.size() ? data.size() - separator.size() + 1 : 0;
       bool more = co_await fill();
       if (!more) throw IncompleteReadError(take(buffered()), 0);
@@ -238,7 +239,12 @@ Coro<> run_connection(Handler& handler, Stream stream) {
 // accept failures that concern one connection or a passing shortage, not the listener.
 inline bool accept_error_is_transient(int error) noexcept {
   switch (error) {
-    case ECONNABORTED: case EPERM: case EPROTO: case EMFILE: case ENFILE: case ENOBUFS:
+    case ECONNABORTED:
+    case EPERM:
+    case EPROTO:
+    case EMFILE:
+    case ENFILE:
+    case ENOBUFS:
     case ENOMEM:
       return true;
     default:

@@ -57,7 +57,8 @@ class Task {
 
   // For combinators: the shared state.
   detail::TaskCore& core() const {
-    if (!handle_) throw std::logic_error("use of an empty Task (moved from, or default-constructed)");
+    if (!handle_)
+      throw std::logic_error("use of an empty Task (moved from, or default-constructed)");
     return handle_.promise().core;
   }
   Handle handle() const noexcept { return handle_; }

@@ -72,8 +72,8 @@ class [[nodiscard]] ToThreadAwaiter : CancelPoint {
   ToThreadAwaiter(ThreadPool& pool, F&& fn, Args&&... args)
       : CancelPoint(&on_cancel),
         pool_(pool),
-        state_(new State(Call(std::forward<F>(fn), std::tuple<std::decay_t<Args>...>(
-                                                        std::forward<Args>(args)...)))) {}
+        state_(new State(Call(std::forward<F>(fn),
+                              std::tuple<std::decay_t<Args>...>(std::forward<Args>(args)...)))) {}
   ToThreadAwaiter(ToThreadAwaiter&& other) noexcept
       : CancelPoint(&on_cancel), pool_(other.pool_), state_(std::exchange(other.state_, nullptr)) {}
   ToThreadAwaiter& operator=(ToThreadAwaiter&&) = delete;

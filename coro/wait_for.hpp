@@ -30,8 +30,7 @@ namespace detail {
 template <class T>
 class [[nodiscard]] WaitForAwaiter : CancelPoint, TaskWaiter, Operation {
  public:
-  WaitForAwaiter(Coro<T> coro, std::int64_t deadline_ns) noexcept
-      : WaitForAwaiter(deadline_ns) {
+  WaitForAwaiter(Coro<T> coro, std::int64_t deadline_ns) noexcept : WaitForAwaiter(deadline_ns) {
     coro_ = std::move(coro);
   }
   WaitForAwaiter(Task<T> task, std::int64_t deadline_ns) noexcept : WaitForAwaiter(deadline_ns) {
@@ -170,12 +169,12 @@ detail::WaitForAwaiter<T> wait_for(Task<T> task, std::chrono::duration<Rep, Peri
 // Any other awaitable (a gather, a foreign awaiter) runs inside a Coro, so it can be a task. A
 // single I/O operation has its own overload (coro/io.hpp): a linked timeout, no child task.
 template <class A, class Rep, class Period>
-  requires detail::PlainAwaiter<A>
+requires detail::PlainAwaiter<A>
 auto wait_for(A&& awaitable, std::chrono::duration<Rep, Period> timeout) {
   using R = detail::AwaitResult<A>;
-  return detail::WaitForAwaiter<R>(detail::await_in_coro<std::remove_cvref_t<A>, R>(
-                                       std::forward<A>(awaitable)),
-                                   detail::deadline_after(timeout));
+  return detail::WaitForAwaiter<R>(
+      detail::await_in_coro<std::remove_cvref_t<A>, R>(std::forward<A>(awaitable)),
+      detail::deadline_after(timeout));
 }
 
 }  // namespace ringloop

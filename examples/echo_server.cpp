@@ -60,9 +60,8 @@ Coro<> serve_until_signal(int signal_fd, std::string host, std::uint16_t port,
                           std::chrono::milliseconds idle) {
   ringloop::Socket listener = ringloop::listen_tcp(host, port);
   Counters counters;
-  auto server = ringloop::create_task(ringloop::serve(listener, [idle, &counters](Stream s) {
-    return echo(std::move(s), idle, counters);
-  }));
+  auto server = ringloop::create_task(ringloop::serve(
+      listener, [idle, &counters](Stream s) { return echo(std::move(s), idle, counters); }));
   std::printf("echo_server: listening on %s port %u, closing connections idle for %.3f s\n",
               host.c_str(), static_cast<unsigned>(ringloop::local_port(listener)),
               std::chrono::duration<double>(idle).count());
@@ -92,7 +91,8 @@ int main(int argc, char** argv) {
   double idle_seconds = argc > 2 ? std::strtod(argv[2], nullptr) : 10.0;
   std::string host = argc > 3 ? argv[3] : "127.0.0.1";
   if (port < 0 || port > 65535 || !(idle_seconds > 0)) {
-    std::fprintf(stderr, "usage: echo_server [port (7007)] [idle_seconds (10)] [host (127.0.0.1)]\n");
+    std::fprintf(stderr,
+                 "usage: echo_server [port (7007)] [idle_seconds (10)] [host (127.0.0.1)]\n");
     return 2;
   }
   // One fd per connection: a thousand clients need more than the usual soft limit of 1024.

@@ -10,8 +10,8 @@ namespace ringloop::detail {
 
 }  // namespace ringloop::detail
 
-#define RINGLOOP_ASSERT(condition, message)                                                  \
-  do {                                                                                       \
-    if (!(condition)) [[unlikely]]                                                           \
-      ::ringloop::detail::assertion_failed(#condition, message, __FILE__, __LINE__);         \
+#define RINGLOOP_ASSERT(condition, message)                                          \
+  do {                                                                               \
+    if (!(condition)) [[unlikely]]                                                   \
+      ::ringloop::detail::assertion_failed(#condition, message, __FILE__, __LINE__); \
   } while (false)

@@ -4,12 +4,12 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <mutex>
-#include <system_error>
 #include <cstdio>
 #include <ctime>
+#include <mutex>
 #include <stdexcept>
 #include <string>
+#include <system_error>
 
 namespace ringloop {
 namespace {

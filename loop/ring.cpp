@@ -45,9 +45,8 @@ std::string setup_failure_hint(int error) {
 [[noreturn]] void throw_setup_error(int error, const RingOptions& options) {
   throw std::system_error(error, std::system_category(),
                           "io_uring_setup failed (" + std::to_string(options.sq_entries) +
-                              " SQ / " + std::to_string(options.cq_entries) +
-                              " CQ entries): " + std::strerror(error) + "; " +
-                              setup_failure_hint(error));
+                              " SQ / " + std::to_string(options.cq_entries) + " CQ entries): " +
+                              std::strerror(error) + "; " + setup_failure_hint(error));
 }
 
 int try_setup(io_uring& ring, const RingOptions& options, unsigned flags) {
@@ -69,7 +68,8 @@ Ring::Ring(const RingOptions& options) {
   constexpr unsigned kDefer =
       IORING_SETUP_SUBMIT_ALL | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
   const unsigned wanted[] = {
-      options.defer_taskrun ? kDefer | IORING_SETUP_TASKRUN_FLAG : kCoop | IORING_SETUP_TASKRUN_FLAG,
+      options.defer_taskrun ? kDefer | IORING_SETUP_TASKRUN_FLAG
+                            : kCoop | IORING_SETUP_TASKRUN_FLAG,
       options.defer_taskrun ? kDefer : kCoop,
       kCoop,
       0u,
@@ -125,6 +125,5 @@ void Ring::flush_overflow() {
   if (result < 0 && result != -EINTR && result != -EBUSY && result != -EAGAIN)
     throw std::system_error(-result, std::system_category(), "io_uring_enter(GETEVENTS) failed");
 }
-
 
 }  // namespace ringloop

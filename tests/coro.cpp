@@ -59,9 +59,7 @@ TEST_CASE("awaiting a Coro returns its value, also move-only ones", "[coro]") {
 }
 
 TEST_CASE("an exception thrown in a Coro propagates to its awaiter", "[coro]") {
-  ringloop::run([]() -> Coro<> {
-    CHECK_THROWS_WITH(co_await throws_after_sleep(), "boom");
-  }());
+  ringloop::run([]() -> Coro<> { CHECK_THROWS_WITH(co_await throws_after_sleep(), "boom"); }());
   CHECK_THROWS_WITH(ringloop::run(throws_after_sleep()), "boom");
 }
 

@@ -41,7 +41,6 @@ struct Pipe {
   }
 };
 
-
 // A connected loopback TCP pair: (client, server side).
 Coro<std::pair<Socket, Socket>> tcp_pair(const char* host) {
   Socket listener = ringloop::listen_tcp(host, 0);
@@ -103,8 +102,7 @@ TEST_CASE("files: openat, positioned write and read, fsync, close", "[io]") {
   ::unlink(path);
 }
 
-TEST_CASE("an I/O error throws std::system_error with the errno and the operation's name",
-          "[io]") {
+TEST_CASE("an I/O error throws std::system_error with the errno and the operation's name", "[io]") {
   ringloop::run([]() -> Coro<> {
     char buffer[4] = {};
     try {
@@ -220,9 +218,8 @@ TEST_CASE("cancelling a pending recv cancels it in the kernel; the socket stays 
 TEST_CASE("cancelling a pending accept; the listener goes on accepting", "[io][cancel]") {
   ringloop::run([]() -> Coro<> {
     Socket listener = ringloop::listen_tcp("127.0.0.1", 0);
-    auto acceptor = ringloop::create_task([](Socket& l) -> Coro<> {
-      Socket connection = co_await l.accept();
-    }(listener));
+    auto acceptor = ringloop::create_task(
+        [](Socket& l) -> Coro<> { Socket connection = co_await l.accept(); }(listener));
     co_await ringloop::sleep(5ms);
     acceptor.cancel();
     CHECK_THROWS_AS(co_await acceptor, CancelledError);
@@ -267,8 +264,8 @@ TEST_CASE("a peer that resets the connection: recv and send fail with ECONNRESET
       co_await server.send("x", 1);
       FAIL("send to a reset connection succeeded");
     } catch (const std::system_error& error) {
-      CHECK((error.code() == std::errc::broken_pipe ||
-             error.code() == std::errc::connection_reset));
+      CHECK(
+          (error.code() == std::errc::broken_pipe || error.code() == std::errc::connection_reset));
     }
   }());
 }
@@ -276,7 +273,8 @@ TEST_CASE("a peer that resets the connection: recv and send fail with ECONNRESET
 TEST_CASE("submit(prep) runs any opcode and returns the CQE result as it came", "[io]") {
   Pipe pipe;
   ringloop::run([](int in, int out) -> Coro<> {
-    std::int32_t nop = co_await ringloop::submit([](io_uring_sqe& sqe) { io_uring_prep_nop(&sqe); });
+    std::int32_t nop =
+        co_await ringloop::submit([](io_uring_sqe& sqe) { io_uring_prep_nop(&sqe); });
     CHECK(nop == 0);
     std::int32_t written = co_await ringloop::submit(
         [out](io_uring_sqe& sqe) { io_uring_prep_write(&sqe, out, "raw", 3, 0); });

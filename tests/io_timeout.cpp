@@ -36,8 +36,7 @@ TEST_CASE("wait_for(recv, 50 ms) on a silent socket throws TimeoutError after ab
   CHECK(elapsed < 0.5);
 }
 
-TEST_CASE("wait_for(op) returns the result when the operation finishes in time",
-          "[io][wait_for]") {
+TEST_CASE("wait_for(op) returns the result when the operation finishes in time", "[io][wait_for]") {
   test_support::SocketPair pair;
   ringloop::run([](Socket& a, Socket& b) -> Coro<> {
     ringloop::create_task([](Socket& s) -> Coro<> {
@@ -54,8 +53,7 @@ TEST_CASE("wait_for(op) returns the result when the operation finishes in time",
   }(pair.a, pair.b));
 }
 
-TEST_CASE("after a linked timeout the socket stays usable and loses nothing",
-          "[io][wait_for]") {
+TEST_CASE("after a linked timeout the socket stays usable and loses nothing", "[io][wait_for]") {
   test_support::SocketPair pair;
   ringloop::run([](Socket& a, Socket& b) -> Coro<> {
     char buffer[8] = {};
@@ -160,9 +158,8 @@ TEST_CASE("a nearly full SQ never splits a linked pair", "[io][wait_for][ring]")
             if (i % 3 == 0)
               children.push_back(ringloop::detail::await_in_coro(ringloop::nop()));
             else
-              children.push_back([]() -> Coro<> {
-                co_await ringloop::wait_for(ringloop::nop(), 10s);
-              }());
+              children.push_back(
+                  []() -> Coro<> { co_await ringloop::wait_for(ringloop::nop(), 10s); }());
           }
           co_await ringloop::gather(children);
           co_return static_cast<int>(children.size());
@@ -206,9 +203,10 @@ void prep_link_timeout(Record& r, io_uring_sqe& sqe) {
 
 }  // namespace
 
-TEST_CASE("the loop submits a linked pair together and completes each record once, in either "
-          "order",
-          "[loop][wait_for]") {
+TEST_CASE(
+    "the loop submits a linked pair together and completes each record once, in either "
+    "order",
+    "[loop][wait_for]") {
   int fds[2];
   REQUIRE(::pipe2(fds, O_CLOEXEC) == 0);
   for (bool data_first : {false, true}) {

@@ -115,8 +115,7 @@ struct NeverResumes {
 };
 }  // namespace
 
-TEST_CASE("a coroutine waiting on nothing that can complete is reported as a deadlock",
-          "[loop]") {
+TEST_CASE("a coroutine waiting on nothing that can complete is reported as a deadlock", "[loop]") {
   std::string report = test_support::capture_stderr([] {
     CHECK_THROWS_WITH(ringloop::run([]() -> Coro<> { co_await NeverResumes{}; }()),
                       Catch::Contains("deadlock"));
@@ -245,9 +244,8 @@ TEST_CASE("destroying an operation the kernel still owes a CQE aborts", "[loop]"
   int status = test_support::run_in_child([] {
     Loop loop;
     auto* sleeper = new ringloop::detail::SleepAwaiter(ringloop::detail::deadline_after(1h));
-    ringloop::create_task(loop, [](ringloop::detail::SleepAwaiter& s) -> Coro<> {
-      co_await s;
-    }(*sleeper));
+    ringloop::create_task(
+        loop, [](ringloop::detail::SleepAwaiter& s) -> Coro<> { co_await s; }(*sleeper));
     loop.run_until_complete(value_after(1ms, 0));
     delete sleeper;  // the kernel still holds its timeout
   });

@@ -64,9 +64,8 @@ TEST_CASE("negative and huge durations are handled, not overflowed", "[sleep]") 
     co_await ringloop::sleep(std::chrono::nanoseconds::min());
     CHECK(test_support::seconds_since(start) < 0.5);
     // hours::max() must mean "practically never", not a deadline in the past.
-    auto forever = ringloop::create_task([]() -> Coro<> {
-      co_await ringloop::sleep(std::chrono::hours::max());
-    }());
+    auto forever = ringloop::create_task(
+        []() -> Coro<> { co_await ringloop::sleep(std::chrono::hours::max()); }());
     co_await ringloop::sleep(10ms);
     CHECK_FALSE(forever.done());
     forever.cancel();

@@ -40,8 +40,7 @@ Coro<> sleep_and_record(Clock::time_point deadline, int& outcome) {
 
 }  // namespace
 
-TEST_CASE("a million concurrent sleeps through a 256-entry SQ with an overflowing CQ",
-          "[stress]") {
+TEST_CASE("a million concurrent sleeps through a 256-entry SQ with an overflowing CQ", "[stress]") {
   ringloop::LoopOptions options;
   options.ring.sq_entries = 256;
   options.ring.cq_entries = 4096;
@@ -69,7 +68,8 @@ TEST_CASE("a storm of 100k cancels ends every task once, as cancelled", "[stress
     std::vector<Task<>> tasks;
     tasks.reserve(out.size());
     auto never = Clock::now() + 1h;
-    for (int& outcome : out) tasks.push_back(ringloop::create_task(sleep_and_record(never, outcome)));
+    for (int& outcome : out)
+      tasks.push_back(ringloop::create_task(sleep_and_record(never, outcome)));
     co_await ringloop::sleep(1ms);
     for (auto& task : tasks) task.cancel();
     co_await ringloop::gather(ringloop::return_exceptions, tasks);
@@ -102,9 +102,12 @@ TEST_CASE("cancellation racing expiry ends each task exactly once", "[stress][ca
       co_await ringloop::gather(ringloop::return_exceptions, tasks);
       for (std::size_t i = 0; i < tasks.size(); ++i) {
         bool says_cancelled = tasks[i].cancelled();
-        if (outcomes[i] == 1 && !says_cancelled) ++done;
-        else if (outcomes[i] == 2 && says_cancelled) ++cancels;
-        else ++bad;
+        if (outcomes[i] == 1 && !says_cancelled)
+          ++done;
+        else if (outcomes[i] == 2 && says_cancelled)
+          ++cancels;
+        else
+          ++bad;
       }
     }
   }(finished, cancelled, wrong));

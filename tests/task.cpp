@@ -90,8 +90,10 @@ TEST_CASE("a task reports done, result and exception", "[task]") {
 TEST_CASE("several coroutines can await one task", "[task]") {
   ringloop::run([]() -> Coro<> {
     auto shared = ringloop::create_task(sleep_then(5ms, 9));
-    auto first = ringloop::create_task([](Task<int> t) -> Coro<int> { co_return co_await t; }(shared));
-    auto second = ringloop::create_task([](Task<int> t) -> Coro<int> { co_return co_await t + 1; }(shared));
+    auto first =
+        ringloop::create_task([](Task<int> t) -> Coro<int> { co_return co_await t; }(shared));
+    auto second =
+        ringloop::create_task([](Task<int> t) -> Coro<int> { co_return co_await t + 1; }(shared));
     int a = co_await first;
     int b = co_await second;
     int c = co_await shared;

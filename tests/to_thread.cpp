@@ -40,8 +40,9 @@ TEST_CASE("to_thread runs the call on another thread and resumes on the loop's",
 
 TEST_CASE("an exception thrown by the call reaches the awaiting coroutine", "[thread]") {
   ringloop::run([]() -> Coro<> {
-    CHECK_THROWS_WITH(co_await ringloop::to_thread([]() -> int { throw std::runtime_error("in thread"); }),
-                      "in thread");
+    CHECK_THROWS_WITH(
+        co_await ringloop::to_thread([]() -> int { throw std::runtime_error("in thread"); }),
+        "in thread");
   }());
 }
 
@@ -49,7 +50,8 @@ TEST_CASE("many calls run at once and all come back", "[thread]") {
   ringloop::run([]() -> Coro<> {
     std::vector<Coro<int>> calls;
     for (int i = 0; i < 100; ++i)
-      calls.push_back([](int n) -> Coro<int> { co_return co_await ringloop::to_thread(add_slowly, n, 1); }(i));
+      calls.push_back(
+          [](int n) -> Coro<int> { co_return co_await ringloop::to_thread(add_slowly, n, 1); }(i));
     auto start = std::chrono::steady_clock::now();
     auto results = co_await ringloop::gather(calls);
     for (int i = 0; i < 100; ++i) CHECK(results[i] == i + 1);

@@ -98,9 +98,8 @@ TEST_CASE("wait_for on a task cancels the task on timeout", "[wait_for]") {
 
 TEST_CASE("an inner that swallows the cancel and returns a value wins over the timeout",
           "[wait_for]") {
-  int value = ringloop::run([]() -> Coro<int> {
-    co_return co_await ringloop::wait_for(swallow_cancel(5), 5ms);
-  }());
+  int value = ringloop::run(
+      []() -> Coro<int> { co_return co_await ringloop::wait_for(swallow_cancel(5), 5ms); }());
   CHECK(value == 5);
 }
 
@@ -132,9 +131,8 @@ TEST_CASE("an outer cancel at the moment of the timeout still ends in CancelledE
   ringloop::run([]() -> Coro<> {
     for (int i = 0; i < 50; ++i) {
       auto deadline = std::chrono::steady_clock::now() + 1ms;
-      auto outer = ringloop::create_task([]() -> Coro<> {
-        co_await ringloop::wait_for(value_after(1000ms, 0), 1ms);
-      }());
+      auto outer = ringloop::create_task(
+          []() -> Coro<> { co_await ringloop::wait_for(value_after(1000ms, 0), 1ms); }());
       co_await ringloop::sleep_until(deadline);
       bool was_pending = outer.cancel();
       try {
@@ -169,9 +167,11 @@ TEST_CASE("wait_for racing an inner of the same duration ends exactly one way", 
 
 TEST_CASE("wait_for takes any awaitable: a gather", "[wait_for]") {
   ringloop::run([]() -> Coro<> {
-    auto [a, b] = co_await ringloop::wait_for(ringloop::gather(value_after(1ms, 1), value_after(2ms, 2)), 1s);
+    auto [a, b] =
+        co_await ringloop::wait_for(ringloop::gather(value_after(1ms, 1), value_after(2ms, 2)), 1s);
     CHECK(a + b == 3);
-    CHECK_THROWS_AS(co_await ringloop::wait_for(ringloop::gather(value_after(1ms, 1), value_after(500ms, 2)), 5ms),
+    CHECK_THROWS_AS(co_await ringloop::wait_for(
+                        ringloop::gather(value_after(1ms, 1), value_after(500ms, 2)), 5ms),
                     TimeoutError);
   }());
 }

@@ -13,7 +13,9 @@ template <class A>
 using AwaitResult = decltype(std::declval<A>().await_resume());
 
 template <class A>
-concept PlainAwaiter = requires(A a) { a.await_resume(); };
+concept PlainAwaiter = requires(A a) {
+  a.await_resume();
+};
 
 template <class A, class R = AwaitResult<A>>
 Coro<R> await_in_coro(A awaitable) {

@@ -58,7 +58,8 @@ struct RawResult : ResultPolicy {
 
 template <class P>
 concept IoPrep = std::copy_constructible<P> && requires(const P& prep, io_uring_sqe& sqe) {
-  { prep(sqe) } noexcept;
+  { prep(sqe) }
+  noexcept;
   { P::name } -> std::convertible_to<const char*>;
 };
 

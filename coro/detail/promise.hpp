@@ -15,8 +15,8 @@
 #include <cstdio>
 #include <exception>
 #include <optional>
-#include <typeinfo>
 #include <type_traits>
+#include <typeinfo>
 #include <utility>
 #include <variant>
 
@@ -86,7 +86,7 @@ class PromiseBase {
 
   bool is_root() const noexcept { return task == &core; }
 
-  TaskCore* task = nullptr;                // the task this coroutine runs in
+  TaskCore* task = nullptr;              // the task this coroutine runs in
   std::coroutine_handle<> continuation;  // the coroutine awaiting this one (not for a root)
   std::exception_ptr error;
   StartState start = StartState::not_started;
@@ -150,10 +150,8 @@ class Promise : public PromiseBase {
   FinalAwaiter<Promise> final_suspend() noexcept { return {}; }
 
   template <class U>
-    requires std::convertible_to<U&&, T>
-  void return_value(U&& value) {
-    value_.emplace(std::forward<U>(value));
-  }
+  requires std::convertible_to<U&&, T>
+  void return_value(U&& value) { value_.emplace(std::forward<U>(value)); }
 
   // The result, moved out (or the exception, rethrown).
   T take_result() {

@@ -39,7 +39,6 @@ class TaskCore : public TaskHook {
     abandon_task = &abandon_from_loop;
   }
 
-
   // asyncio's Task.cancel(): false when the task has finished, true otherwise.
   bool cancel() noexcept {
     if (done) return false;
