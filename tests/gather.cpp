@@ -7,20 +7,18 @@
 #include <vector>
 
 #include "coro/ringloop.hpp"
+#include "tests/coroutines.hpp"
 #include "tests/support.hpp"
 
 using namespace std::chrono_literals;
 using ringloop::CancelledError;
 using ringloop::Coro;
 using ringloop::Task;
+using test_support::fail_after;
+using test_support::value_after;
 using Clock = std::chrono::steady_clock;
 
 namespace {
-
-Coro<int> value_after(std::chrono::milliseconds delay, int value) {
-  co_await ringloop::sleep(delay);
-  co_return value;
-}
 
 Coro<std::string> text_after(std::chrono::milliseconds delay, std::string text) {
   co_await ringloop::sleep(delay);
@@ -28,11 +26,6 @@ Coro<std::string> text_after(std::chrono::milliseconds delay, std::string text) 
 }
 
 Coro<> nothing_after(std::chrono::milliseconds delay) { co_await ringloop::sleep(delay); }
-
-Coro<int> fail_after(std::chrono::milliseconds delay) {
-  co_await ringloop::sleep(delay);
-  throw std::runtime_error("child failed");
-}
 
 Coro<int> record_cancel(bool& cancelled) {
   try {
@@ -92,8 +85,9 @@ TEST_CASE("gather cancels the other children when one throws, then rethrows", "[
   bool cancelled = false;
   auto start = std::chrono::steady_clock::now();
   ringloop::run([](bool& flag) -> Coro<> {
-    CHECK_THROWS_WITH(co_await ringloop::gather(record_cancel(flag), fail_after(5ms)),
-                      "child failed");
+    CHECK_THROWS_WITH(
+        co_await ringloop::gather(record_cancel(flag), fail_after(5ms, "child failed")),
+        "child failed");
     // No child outlives its gather: the other was cancelled and has finished.
     CHECK(flag);
   }(cancelled));
@@ -104,14 +98,14 @@ TEST_CASE("gather cancels the other children when one throws, then rethrows", "[
 TEST_CASE("gather with return_exceptions hands back every outcome", "[gather]") {
   ringloop::run([]() -> Coro<> {
     auto [good, bad] = co_await ringloop::gather(ringloop::return_exceptions, value_after(2ms, 4),
-                                                 fail_after(1ms));
+                                                 fail_after(1ms, "child failed"));
     CHECK(good.has_value());
     CHECK(good.value() == 4);
     CHECK_FALSE(bad.has_value());
     CHECK_THROWS_WITH(bad.value(), "child failed");
 
     std::vector<Coro<int>> coros;
-    coros.push_back(fail_after(1ms));
+    coros.push_back(fail_after(1ms, "child failed"));
     coros.push_back(value_after(1ms, 8));
     auto outcomes = co_await ringloop::gather(ringloop::return_exceptions, coros);
     CHECK(outcomes[0].exception() != nullptr);

@@ -10,17 +10,15 @@
 #include <vector>
 
 #include "coro/ringloop.hpp"
+#include "tests/coroutines.hpp"
 #include "tests/support.hpp"
 
 using namespace std::chrono_literals;
 using ringloop::Coro;
 using ringloop::Loop;
+using test_support::value_after;
 
 namespace {
-Coro<int> value_after(std::chrono::milliseconds delay, int value) {
-  co_await ringloop::sleep(delay);
-  co_return value;
-}
 Coro<> sleep_forever(int& cancelled) {
   try {
     co_await ringloop::sleep(std::chrono::hours(1));

@@ -7,12 +7,15 @@
 #include <vector>
 
 #include "coro/ringloop.hpp"
+#include "tests/coroutines.hpp"
 #include "tests/support.hpp"
 
 using namespace std::chrono_literals;
 using ringloop::CancelledError;
 using ringloop::Coro;
 using ringloop::Task;
+using test_support::fail_after;
+using test_support::value_after;
 
 namespace {
 
@@ -21,17 +24,7 @@ Coro<> mark(int& flag, int value) {
   co_return;
 }
 
-Coro<int> sleep_then(std::chrono::milliseconds delay, int value) {
-  co_await ringloop::sleep(delay);
-  co_return value;
-}
-
 Coro<> sleep_forever() { co_await ringloop::sleep(std::chrono::hours(1)); }
-
-Coro<int> fail_after(std::chrono::milliseconds delay) {
-  co_await ringloop::sleep(delay);
-  throw std::runtime_error("task failed");
-}
 
 Coro<int> catch_cancel_and_return(int value) {
   try {
@@ -66,14 +59,14 @@ TEST_CASE("a task whose handle is dropped keeps running", "[task]") {
 }
 
 TEST_CASE("create_task outside a running loop is a clear error", "[task]") {
-  CHECK_THROWS_WITH(ringloop::create_task(sleep_then(1ms, 1)),
+  CHECK_THROWS_WITH(ringloop::create_task(value_after(1ms, 1)),
                     Catch::Contains("no running event loop"));
 }
 
 TEST_CASE("a task reports done, result and exception", "[task]") {
   ringloop::run([]() -> Coro<> {
-    auto good = ringloop::create_task(sleep_then(1ms, 5));
-    auto bad = ringloop::create_task(fail_after(1ms));
+    auto good = ringloop::create_task(value_after(1ms, 5));
+    auto bad = ringloop::create_task(fail_after(1ms, "task failed"));
     CHECK_THROWS_AS(good.result(), ringloop::InvalidStateError);
     CHECK_THROWS_AS(bad.exception(), ringloop::InvalidStateError);
     co_await ringloop::sleep(10ms);
@@ -89,7 +82,7 @@ TEST_CASE("a task reports done, result and exception", "[task]") {
 
 TEST_CASE("several coroutines can await one task", "[task]") {
   ringloop::run([]() -> Coro<> {
-    auto shared = ringloop::create_task(sleep_then(5ms, 9));
+    auto shared = ringloop::create_task(value_after(5ms, 9));
     auto first =
         ringloop::create_task([](Task<int> t) -> Coro<int> { co_return co_await t; }(shared));
     auto second =
@@ -129,7 +122,7 @@ TEST_CASE("a task cancelled before it started never runs its body", "[task][canc
 
 TEST_CASE("cancelling a finished task is a no-op that says false", "[task][cancel]") {
   ringloop::run([]() -> Coro<> {
-    auto task = ringloop::create_task(sleep_then(1ms, 1));
+    auto task = ringloop::create_task(value_after(1ms, 1));
     co_await task;
     CHECK_FALSE(task.cancel());
     CHECK(task.result() == 1);
@@ -142,7 +135,7 @@ TEST_CASE("a cancel that lands after the sleep fired still surfaces as Cancelled
   // The timer's CQE has been reaped and the task sits in the ready queue when cancel() comes
   // (asyncio's "completed but not yet resumed"): the task sees CancelledError on resume.
   ringloop::run([]() -> Coro<> {
-    auto sleeper = ringloop::create_task(sleep_then(1ms, 1));
+    auto sleeper = ringloop::create_task(value_after(1ms, 1));
     auto canceller = ringloop::create_task([](Task<int> target) -> Coro<> {
       co_await ringloop::sleep(1ms);
       target.cancel();
@@ -232,7 +225,7 @@ TEST_CASE("a task cannot await itself", "[task]") {
 TEST_CASE("an exception nobody retrieved is reported when the task is freed", "[task]") {
   std::string report = test_support::capture_stderr([] {
     ringloop::run([]() -> Coro<> {
-      ringloop::create_task(fail_after(1ms));
+      ringloop::create_task(fail_after(1ms, "task failed"));
       co_await ringloop::sleep(10ms);
     }());
   });
@@ -243,7 +236,7 @@ TEST_CASE("an exception nobody retrieved is reported when the task is freed", "[
 TEST_CASE("an exception that was retrieved is not reported", "[task]") {
   std::string report = test_support::capture_stderr([] {
     ringloop::run([]() -> Coro<> {
-      auto task = ringloop::create_task(fail_after(1ms));
+      auto task = ringloop::create_task(fail_after(1ms, "task failed"));
       CHECK_THROWS(co_await task);
     }());
   });
@@ -266,10 +259,10 @@ TEST_CASE("tasks run in the order they were created", "[task]") {
 
 TEST_CASE("awaiting a task of another loop is a clear error", "[task]") {
   ringloop::Loop other;
-  auto foreign = ringloop::create_task(other, sleep_then(1ms, 1));
+  auto foreign = ringloop::create_task(other, value_after(1ms, 1));
   ringloop::run([](Task<int> t) -> Coro<> {
     CHECK_THROWS_WITH(co_await t, Catch::Contains("another event loop"));
   }(foreign));
-  other.run_until_complete(sleep_then(2ms, 0));
+  other.run_until_complete(value_after(2ms, 0));
   CHECK(foreign.result() == 1);
 }

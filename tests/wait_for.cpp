@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "coro/ringloop.hpp"
+#include "tests/coroutines.hpp"
 #include "tests/support.hpp"
 
 using namespace std::chrono_literals;
@@ -12,13 +13,10 @@ using ringloop::CancelledError;
 using ringloop::Coro;
 using ringloop::Task;
 using ringloop::TimeoutError;
+using test_support::fail_after;
+using test_support::value_after;
 
 namespace {
-
-Coro<int> value_after(std::chrono::milliseconds delay, int value) {
-  co_await ringloop::sleep(delay);
-  co_return value;
-}
 
 Coro<int> immediate(int value) { co_return value; }
 
@@ -40,11 +38,6 @@ Coro<int> note_cancel(bool& cancelled, bool& finished) {
     throw;
   }
   co_return 0;
-}
-
-Coro<int> fail_after(std::chrono::milliseconds delay) {
-  co_await ringloop::sleep(delay);
-  throw std::runtime_error("inner failed");
 }
 
 }  // namespace
@@ -105,7 +98,8 @@ TEST_CASE("an inner that swallows the cancel and returns a value wins over the t
 
 TEST_CASE("an inner's own exception passes through wait_for", "[wait_for]") {
   ringloop::run([]() -> Coro<> {
-    CHECK_THROWS_WITH(co_await ringloop::wait_for(fail_after(1ms), 1s), "inner failed");
+    CHECK_THROWS_WITH(co_await ringloop::wait_for(fail_after(1ms, "inner failed"), 1s),
+                      "inner failed");
   }());
 }
 
