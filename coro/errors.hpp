@@ -2,8 +2,11 @@
 // point where it was suspended; TimeoutError is what wait_for throws when its deadline passed.
 #pragma once
 
+#include <exception>
 #include <stdexcept>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace ringloop {
 
@@ -23,6 +26,20 @@ class TimeoutError : public std::runtime_error {
 class InvalidStateError : public std::logic_error {
  public:
   explicit InvalidStateError(const std::string& message) : std::logic_error(message) {}
+};
+
+// Several exceptions at once (Python's ExceptionGroup): what a TaskGroup throws when children
+// failed. exceptions() holds each, in the order they happened.
+class ExceptionGroup : public std::runtime_error {
+ public:
+  ExceptionGroup(const std::string& message, std::vector<std::exception_ptr> exceptions)
+      : std::runtime_error(message + " (" + std::to_string(exceptions.size()) + " sub-exception" +
+                           (exceptions.size() == 1 ? ")" : "s)")),
+        exceptions_(std::move(exceptions)) {}
+  const std::vector<std::exception_ptr>& exceptions() const noexcept { return exceptions_; }
+
+ private:
+  std::vector<std::exception_ptr> exceptions_;
 };
 
 }  // namespace ringloop

@@ -1,6 +1,8 @@
 // ringloop: an asyncio-shaped event loop on io_uring. The one header a user includes.
 #pragma once
 
+#include "coro/as_completed.hpp"
+#include "coro/call_later.hpp"
 #include "coro/coro.hpp"
 #include "coro/errors.hpp"
 #include "coro/file.hpp"
@@ -8,11 +10,15 @@
 #include "coro/io.hpp"
 #include "coro/outcome.hpp"
 #include "coro/run.hpp"
+#include "coro/shield.hpp"
 #include "coro/sleep.hpp"
 #include "coro/socket.hpp"
 #include "coro/stream.hpp"
 #include "coro/task.hpp"
+#include "coro/task_group.hpp"
 #include "coro/thread_pool.hpp"
+#include "coro/timeout.hpp"
 #include "coro/to_thread.hpp"
+#include "coro/wait.hpp"
 #include "coro/wait_for.hpp"
 #include "loop/loop.hpp"

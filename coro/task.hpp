@@ -35,6 +35,9 @@ class Task {
   // asyncio's Task.cancel(): false when the task has finished already; otherwise the task sees
   // CancelledError at its current (or next) await point and cancel() returns true.
   bool cancel() { return core().cancel(); }
+  // asyncio's Task.cancelling() and Task.uncancel(): the count of cancel requests not taken back.
+  std::uint32_t cancelling() const { return core().cancel_requests; }
+  std::uint32_t uncancel() { return core().uncancel(); }
 
   // The task's value; rethrows its exception (CancelledError if it was cancelled). Throws
   // InvalidStateError while it runs.

@@ -42,9 +42,18 @@ class TaskCore : public TaskHook {
   // asyncio's Task.cancel(): false when the task has finished, true otherwise.
   bool cancel() noexcept {
     if (done) return false;
+    ++cancel_requests;
     if (waiting_on != nullptr && waiting_on->request_cancel(*waiting_on)) return true;
     must_cancel = true;
     return true;
+  }
+
+  // asyncio's Task.uncancel(): takes back one cancel request, for a scope that cancelled its own
+  // task and turned the CancelledError into something else (timeout(), TaskGroup). When none is
+  // left, a cancel that has not been delivered yet is dropped too (Python 3.13's rule).
+  std::uint32_t uncancel() noexcept {
+    if (cancel_requests > 0 && --cancel_requests == 0) must_cancel = false;
+    return cancel_requests;
   }
 
   void suspend_on(CancelPoint& point) noexcept { waiting_on = &point; }
@@ -83,7 +92,9 @@ class TaskCore : public TaskHook {
   std::coroutine_handle<> frame;  // the root coroutine
   CancelPoint* waiting_on = nullptr;
   IntrusiveList<TaskWaiter> waiters;
-  std::uint32_t refs = 0;  // Task handles, plus one while the coroutine has not finished
+  std::uint32_t refs = 0;
+  std::uint32_t cancel_requests = 0;  // asyncio's Task.cancelling()  // Task handles, plus one
+                                      // while the coroutine has not finished
   bool must_cancel = false;
   bool done = false;
   bool failed = false;     // ended with an exception (CancelledError included)

@@ -1,0 +1,156 @@
+// timeout() and Timeout: asyncio.timeout's rules (3.11+): the block runs in the awaiting task;
+// expiry cancels it and surfaces as TimeoutError; a cancel from elsewhere stays a
+// CancelledError; the deadline can move; the timer's CQE is always awaited.
+#include <catch2/catch.hpp>
+
+#include <optional>
+#include <stdexcept>
+
+#include "coro/ringloop.hpp"
+#include "tests/coroutines.hpp"
+#include "tests/support.hpp"
+
+using namespace std::chrono_literals;
+using ringloop::CancelledError;
+using ringloop::Coro;
+using ringloop::Timeout;
+using ringloop::TimeoutError;
+using test_support::seconds_since;
+using test_support::value_after;
+
+namespace {
+
+Coro<int> two_steps(int& steps) {
+  co_await ringloop::sleep(20ms);
+  ++steps;
+  co_await ringloop::sleep(20ms);
+  ++steps;
+  co_return steps;
+}
+
+Coro<int> extend_then_finish(Timeout& scope) {
+  co_await ringloop::sleep(20ms);
+  scope.reschedule_after(200ms);  // the first deadline (40 ms) would have cut the next sleep
+  co_await ringloop::sleep(50ms);
+  co_return 5;
+}
+
+}  // namespace
+
+TEST_CASE("timeout returns the block's value when it finishes in time", "[timeout]") {
+  ringloop::run([]() -> Coro<> {
+    int steps = 0;
+    int value = co_await ringloop::timeout(1s, two_steps(steps));
+    CHECK(value == 2);
+    // The removed timer's CQE was awaited: nothing is left in flight.
+    CHECK(ringloop::Loop::current()->in_flight() == 0);
+  }());
+}
+
+TEST_CASE("timeout cancels the block at the deadline and throws TimeoutError", "[timeout]") {
+  ringloop::run([]() -> Coro<> {
+    int steps = 0;
+    auto start = std::chrono::steady_clock::now();
+    try {
+      co_await ringloop::timeout(30ms, two_steps(steps));
+      FAIL("no timeout");
+    } catch (const TimeoutError&) {
+    }
+    double elapsed = seconds_since(start);
+    CHECK(steps == 1);  // interrupted inside its second sleep
+    CHECK(elapsed >= 0.030);
+    auto& task = co_await ringloop::detail::current_task("test");
+    CHECK(task.cancel_requests == 0);  // the scope took back the cancel it made
+    co_await ringloop::sleep(1ms);     // and nothing is pending for later awaits
+  }());
+}
+
+TEST_CASE("timeout_at takes an absolute deadline; a past one expires at once", "[timeout]") {
+  ringloop::run([]() -> Coro<> {
+    int steps = 0;
+    auto when = std::chrono::steady_clock::now() + 30ms;
+    CHECK_THROWS_AS(co_await ringloop::timeout_at(when, two_steps(steps)), TimeoutError);
+    steps = 0;
+    auto past = std::chrono::steady_clock::now() - 1s;
+    CHECK_THROWS_AS(co_await ringloop::timeout_at(past, two_steps(steps)), TimeoutError);
+    CHECK(steps == 0);
+  }());
+}
+
+TEST_CASE("Timeout can be moved while the block runs, or removed", "[timeout]") {
+  ringloop::run([]() -> Coro<> {
+    Timeout scope(40ms);
+    int value = co_await scope.run(extend_then_finish(scope));
+    CHECK(value == 5);
+    CHECK_FALSE(scope.expired());
+
+    Timeout none;  // no deadline
+    CHECK_FALSE(none.when().has_value());
+    int direct = co_await none.run(value_after(5ms, 9));
+    CHECK(direct == 9);
+
+    Timeout removed(20ms);
+    auto body = [](Timeout& s) -> Coro<int> {
+      s.reschedule(std::nullopt);
+      co_await ringloop::sleep(40ms);
+      co_return 1;
+    };
+    int survived = co_await removed.run(body(removed));
+    CHECK(survived == 1);
+  }());
+}
+
+TEST_CASE("Timeout: rescheduling an expired scope or reusing one is refused", "[timeout]") {
+  ringloop::run([]() -> Coro<> {
+    Timeout scope(5ms);
+    CHECK_THROWS_AS(co_await scope.run(value_after(1s, 1)), TimeoutError);
+    CHECK(scope.expired());
+    CHECK_THROWS_WITH(scope.reschedule(std::nullopt), Catch::Contains("passed already"));
+    CHECK_THROWS_WITH(co_await scope.run(value_after(1ms, 1)),
+                      Catch::Contains("only be used once"));
+  }());
+}
+
+TEST_CASE("timeout: a cancel from outside stays a CancelledError", "[timeout]") {
+  ringloop::run([]() -> Coro<> {
+    auto inner = ringloop::create_task(
+        []() -> Coro<int> { co_return co_await ringloop::timeout(1s, value_after(1s, 1)); }());
+    co_await ringloop::sleep(10ms);
+    inner.cancel();
+    CHECK_THROWS_AS(co_await inner, CancelledError);
+    CHECK(inner.cancelled());
+  }());
+}
+
+TEST_CASE("timeout: the block may swallow the cancel and finish normally", "[timeout]") {
+  ringloop::run([]() -> Coro<> {
+    Timeout scope(10ms);
+    int value = co_await scope.run([]() -> Coro<int> {
+      try {
+        co_await ringloop::sleep(1s);
+      } catch (const CancelledError&) {
+        co_return 3;
+      }
+      co_return 0;
+    }());
+    CHECK(value == 3);
+    CHECK(scope.expired());
+    co_await ringloop::sleep(1ms);  // the scope's cancel was taken back: this sleep is not cut
+  }());
+}
+
+TEST_CASE("nested timeouts: the inner one that expires is the one that reports", "[timeout]") {
+  ringloop::run([]() -> Coro<> {
+    bool inner_timed_out = false;
+    int value = co_await ringloop::timeout(1s, [](bool& flag) -> Coro<int> {
+      try {
+        co_await ringloop::timeout(10ms, value_after(1s, 1));
+      } catch (const TimeoutError&) {
+        flag = true;
+      }
+      co_return 2;
+    }(inner_timed_out));
+    CHECK(inner_timed_out);
+    CHECK(value == 2);
+  }());
+}
