@@ -1,0 +1,160 @@
+// wait, AsCompleted and shield: asyncio.wait's three conditions and its timeout (which returns,
+// never throws, and cancels nothing), as_completed's order and timeout, and shield's rule that
+// cancelling the awaiter leaves the task running.
+#include <catch2/catch.hpp>
+
+#include <stdexcept>
+#include <vector>
+
+#include "coro/ringloop.hpp"
+#include "tests/coroutines.hpp"
+
+using namespace std::chrono_literals;
+using ringloop::AsCompleted;
+using ringloop::CancelledError;
+using ringloop::Coro;
+using ringloop::ReturnWhen;
+using ringloop::Task;
+using ringloop::TimeoutError;
+using test_support::fail_after;
+using test_support::value_after;
+
+namespace {
+
+std::vector<Task<int>> start(std::vector<Coro<int>> coros) {
+  std::vector<Task<int>> tasks;
+  for (auto& coro : coros) tasks.push_back(ringloop::create_task(std::move(coro)));
+  return tasks;
+}
+
+void cancel_all(std::vector<Task<int>>& tasks) {
+  for (auto& task : tasks) task.cancel();
+}
+
+}  // namespace
+
+TEST_CASE("wait ALL_COMPLETED returns every task done, failures included", "[wait]") {
+  ringloop::run([]() -> Coro<> {
+    std::vector<Coro<int>> coros;
+    coros.push_back(value_after(10ms, 1));
+    coros.push_back(fail_after(5ms, "boom"));
+    auto tasks = start(std::move(coros));
+    auto [done, pending] = co_await ringloop::wait(tasks);
+    CHECK(done.size() == 2);
+    CHECK(pending.empty());
+    CHECK(tasks[0].result() == 1);
+    CHECK(tasks[1].exception() != nullptr);
+    CHECK(ringloop::Loop::current()->in_flight() == 0);
+  }());
+}
+
+TEST_CASE("wait FIRST_COMPLETED and FIRST_EXCEPTION return early and cancel nothing", "[wait]") {
+  ringloop::run([]() -> Coro<> {
+    std::vector<Coro<int>> coros;
+    coros.push_back(value_after(5ms, 1));
+    coros.push_back(value_after(1s, 2));
+    auto tasks = start(std::move(coros));
+    auto first = co_await ringloop::wait(tasks, ReturnWhen::first_completed);
+    CHECK(first.done.size() == 1);
+    CHECK(first.done[0].result() == 1);
+    REQUIRE(first.pending.size() == 1);
+    CHECK_FALSE(first.pending[0].done());  // still running: wait cancels nothing
+    cancel_all(first.pending);
+
+    std::vector<Coro<int>> more;
+    more.push_back(value_after(5ms, 1));    // finishes first, but is no exception
+    more.push_back(fail_after(15ms, "x"));  // the first exception
+    more.push_back(value_after(1s, 3));
+    auto others = start(std::move(more));
+    auto [done, pending] = co_await ringloop::wait(others, ReturnWhen::first_exception);
+    CHECK(done.size() == 2);
+    CHECK(pending.size() == 1);
+    CHECK(others[1].exception() != nullptr);
+    cancel_all(pending);
+  }());
+}
+
+TEST_CASE("wait with a timeout returns the unfinished tasks in pending", "[wait]") {
+  ringloop::run([]() -> Coro<> {
+    std::vector<Coro<int>> coros;
+    coros.push_back(value_after(5ms, 1));
+    coros.push_back(value_after(1s, 2));
+    auto tasks = start(std::move(coros));
+    auto start_time = std::chrono::steady_clock::now();
+    auto [done, pending] = co_await ringloop::wait(tasks, 30ms);
+    auto elapsed = std::chrono::steady_clock::now() - start_time;
+    CHECK(done.size() == 1);
+    CHECK(pending.size() == 1);
+    CHECK(elapsed >= 30ms);
+    CHECK(elapsed < 900ms);
+    cancel_all(pending);
+  }());
+}
+
+TEST_CASE("wait: misuse and cancellation", "[wait]") {
+  ringloop::run([]() -> Coro<> {
+    CHECK_THROWS_AS(co_await ringloop::wait(std::vector<Task<int>>{}), std::invalid_argument);
+    std::vector<Coro<int>> coros;
+    coros.push_back(value_after(1s, 1));
+    auto tasks = start(std::move(coros));
+    auto waiter = ringloop::create_task([](std::vector<Task<int>> watched) -> Coro<int> {
+      auto result = co_await ringloop::wait(std::move(watched), 10s);
+      co_return static_cast<int>(result.done.size());
+    }(tasks));
+    co_await ringloop::sleep(5ms);
+    waiter.cancel();
+    CHECK_THROWS_AS(co_await waiter, CancelledError);
+    CHECK_FALSE(tasks[0].done());  // the watched task runs on
+    tasks[0].cancel();
+  }());
+}
+
+TEST_CASE("AsCompleted hands tasks back in the order they finish", "[as_completed]") {
+  ringloop::run([]() -> Coro<> {
+    std::vector<Coro<int>> coros;
+    coros.push_back(value_after(30ms, 3));
+    coros.push_back(value_after(10ms, 1));
+    coros.push_back(value_after(20ms, 2));
+    AsCompleted<int> each(std::move(coros));
+    std::vector<int> order;
+    while (each.has_next()) {
+      Task<int> task = co_await each.next();
+      order.push_back(task.result());
+    }
+    CHECK(order == std::vector<int>{1, 2, 3});
+    CHECK_THROWS_AS(each.next(), std::logic_error);
+  }());
+}
+
+TEST_CASE("AsCompleted with a timeout throws TimeoutError for what is left", "[as_completed]") {
+  ringloop::run([]() -> Coro<> {
+    std::vector<Coro<int>> coros;
+    coros.push_back(value_after(5ms, 1));
+    coros.push_back(value_after(1s, 2));
+    auto tasks = start(std::move(coros));
+    AsCompleted<int> each(tasks, 30ms);
+    Task<int> first = co_await each.next();
+    CHECK(first.result() == 1);
+    CHECK_THROWS_AS(co_await each.next(), TimeoutError);
+    CHECK_FALSE(tasks[1].done());  // not cancelled by as_completed
+    tasks[1].cancel();
+  }());
+}
+
+TEST_CASE("shield: cancelling the awaiter leaves the task running", "[shield]") {
+  ringloop::run([]() -> Coro<> {
+    auto inner = ringloop::create_task(value_after(30ms, 4));
+    auto outer = ringloop::create_task([](Task<int> shielded) -> Coro<int> {
+      co_return co_await ringloop::shield(std::move(shielded));
+    }(inner));
+    co_await ringloop::sleep(5ms);
+    outer.cancel();
+    CHECK_THROWS_AS(co_await outer, CancelledError);
+    CHECK_FALSE(inner.done());
+    int value = co_await inner;
+    CHECK(value == 4);
+
+    int through = co_await ringloop::shield(value_after(1ms, 5));  // not cancelled: the result
+    CHECK(through == 5);
+  }());
+}
