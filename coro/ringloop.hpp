@@ -8,6 +8,7 @@
 #include "coro/file.hpp"
 #include "coro/gather.hpp"
 #include "coro/io.hpp"
+#include "coro/loop_handle.hpp"
 #include "coro/outcome.hpp"
 #include "coro/run.hpp"
 #include "coro/shield.hpp"

@@ -1,8 +1,5 @@
 #include "loop/loop.hpp"
 
-#include <sys/eventfd.h>
-#include <unistd.h>
-
 #include <cerrno>
 #include <cstdio>
 #include <ctime>
@@ -35,69 +32,68 @@ Loop::Loop(const LoopOptions& options) : owner_(std::this_thread::get_id()) {
   RINGLOOP_ASSERT(max_in_flight_ > 0, "a loop needs room for at least one operation");
 }
 
-// The eventfd through which other threads wake the loop, and the completions they queued.
-// While completions are expected, one read of the eventfd is in flight; an eventfd write by a
-// thread that found the queue empty completes it, and its CQE drains the queue.
+// The read of the inbox's eventfd that other threads complete to wake the loop. It is in flight
+// while work the loop waits for is on another thread (expected), or while a LoopHandle keeps
+// the loop open to posts; its CQE runs what was posted.
 class Loop::Wakeup : public Operation {
  public:
-  explicit Wakeup(Loop& loop) : Operation(&prepare, &complete, false), loop_(loop) {
-    eventfd_ = ::eventfd(0, EFD_CLOEXEC);
-    if (eventfd_ < 0)
-      throw std::system_error(errno, std::system_category(), "to_thread: eventfd failed");
-  }
-  Wakeup(const Wakeup&) = delete;
-  Wakeup& operator=(const Wakeup&) = delete;
-  ~Wakeup() { ::close(eventfd_); }
+  explicit Wakeup(Loop& loop)
+      : Operation(&prepare, &complete, false),
+        loop_(loop),
+        inbox_(std::make_shared<ThreadInbox>()) {}
 
   void expect() {
     ++expected_;
-    if (state == OpState::idle) loop_.submit(*this);
+    arm();
   }
+  void arm() {
+    if (state == OpState::idle && wanted()) loop_.submit(*this);
+  }
+  const std::shared_ptr<ThreadInbox>& inbox() const noexcept { return inbox_; }
 
-  void post(ThreadCompletion& completion) noexcept {
-    // The write stays under the lock: once the loop can see the completion it may drain it,
-    // finish and close the eventfd, so nothing of the Wakeup may be touched after the unlock
-    // (ThreadSanitizer caught a write racing the close).
-    std::lock_guard<std::mutex> lock(mutex_);
-    completion.next = nullptr;
-    bool was_empty = head_ == nullptr;
-    (was_empty ? head_ : tail_->next) = &completion;
-    tail_ = &completion;
-    // One write per batch: a queue that was not empty has a wake-up on its way already.
-    std::uint64_t one = 1;
-    if (was_empty) (void)!::write(eventfd_, &one, sizeof(one));
+  // The loop is closing: no new posts; what was posted and not run is discarded (or run, for
+  // a completion the loop expects); the read stays only for expected completions.
+  void close_door() {
+    door_closed_ = true;
+    drain(inbox_->close_door());
+    if (state != OpState::idle && !wanted()) loop_.cancel(*this);
   }
 
  private:
+  bool wanted() const noexcept { return expected_ > 0 || (!door_closed_ && inbox_->kept_alive()); }
+
+  void drain(ThreadCompletion* completion) noexcept {
+    while (completion != nullptr) {
+      ThreadCompletion* next = completion->next;  // on_loop may end its life
+      if (completion->on_discard == nullptr) {
+        RINGLOOP_ASSERT(expected_ > 0, "a thread completion came that nobody expected");
+        --expected_;
+        completion->on_loop(*completion);
+      } else if (door_closed_) {
+        completion->on_discard(*completion);
+      } else {
+        completion->on_loop(*completion);
+      }
+      completion = next;
+    }
+  }
+
   static void prepare(Operation& operation, io_uring_sqe& sqe) noexcept {
     auto& self = static_cast<Wakeup&>(operation);
-    io_uring_prep_read(&sqe, self.eventfd_, &self.counter_, sizeof(self.counter_), 0);
+    io_uring_prep_read(&sqe, self.inbox_->fd(), &self.counter_, sizeof(self.counter_), 0);
   }
 
   static void complete(Operation& operation, std::int32_t, std::uint32_t) noexcept {
     auto& self = static_cast<Wakeup&>(operation);
-    ThreadCompletion* completion = nullptr;
-    {
-      std::lock_guard<std::mutex> lock(self.mutex_);
-      completion = std::exchange(self.head_, nullptr);
-    }
-    while (completion != nullptr) {
-      ThreadCompletion* next = completion->next;  // on_loop may end its life
-      RINGLOOP_ASSERT(self.expected_ > 0, "a thread completion came that nobody expected");
-      --self.expected_;
-      completion->on_loop(*completion);
-      completion = next;
-    }
-    if (self.expected_ > 0) self.loop_.submit(self);
+    self.drain(self.inbox_->take_all());
+    self.arm();
   }
 
   Loop& loop_;
-  int eventfd_ = -1;
+  std::shared_ptr<ThreadInbox> inbox_;
   std::uint64_t counter_ = 0;  // the kernel writes the eventfd's count here
   std::size_t expected_ = 0;   // loop thread only
-  std::mutex mutex_;
-  ThreadCompletion* head_ = nullptr;
-  ThreadCompletion* tail_ = nullptr;
+  bool door_closed_ = false;
 };
 
 Loop::~Loop() { close(); }
@@ -110,7 +106,17 @@ void Loop::expect_thread_completion() {
 
 void Loop::post_from_thread(ThreadCompletion& completion) noexcept {
   RINGLOOP_ASSERT(wakeup_ != nullptr, "post_from_thread without expect_thread_completion");
-  wakeup_->post(completion);
+  RINGLOOP_ASSERT(completion.on_discard == nullptr, "an expected completion cannot be discarded");
+  (void)wakeup_->inbox()->post(completion);  // an expected completion is always taken
+}
+
+std::shared_ptr<ThreadInbox> Loop::open_to_threads() {
+  check_thread("open_to_threads");
+  if (is_closed()) throw std::logic_error("LoopHandle: the event loop is closed");
+  if (!wakeup_) wakeup_ = std::make_unique<Wakeup>(*this);
+  wakeup_->inbox()->add_keep_alive();
+  wakeup_->arm();
+  return wakeup_->inbox();
 }
 
 Loop* Loop::current() noexcept { return running_loop; }
@@ -341,6 +347,7 @@ void Loop::abandon_stuck_tasks() noexcept {
 void Loop::close() {
   if (is_closed()) return;
   if (running_) throw std::logic_error("close(): the event loop is still running");
+  if (wakeup_) wakeup_->close_door();
   if (tasks_.size() != 0 || in_flight() != 0 || !ready_.empty()) {
     // Freeing the ring with operations in flight would let the kernel write into frames after
     // they are gone: cancel everything and drive the loop until the kernel owes nothing.

@@ -17,6 +17,7 @@
 #include "loop/operation.hpp"
 #include "loop/ready_queue.hpp"
 #include "loop/ring.hpp"
+#include "loop/thread_inbox.hpp"
 
 namespace ringloop {
 
@@ -34,16 +35,6 @@ struct LoopStats {
   std::uint64_t operations_deferred = 0;  // waited in the FIFO for CQ room
   std::uint64_t cqes_reaped = 0;
   std::uint64_t iterations = 0;
-};
-
-// A completion handed to the loop from another thread (a worker of to_thread). on_loop runs
-// on the loop's thread, from the reaping loop: like an operation's complete, it may only
-// schedule coroutines.
-struct ThreadCompletion {
-  using Fn = void (*)(ThreadCompletion&) noexcept;
-  explicit ThreadCompletion(Fn fn) noexcept : on_loop(fn) {}
-  Fn on_loop;
-  ThreadCompletion* next = nullptr;
 };
 
 namespace detail {
@@ -70,7 +61,26 @@ class Loop {
   static Loop& running(const char* caller);
 
   // Runs a coroutine on a later step of this loop's current iteration (or the next one).
+  // Loop thread only; other threads go through a LoopHandle (coro/loop_handle.hpp).
   void schedule(std::coroutine_handle<> handle) { ready_.push(handle); }
+
+  // co_await loop.schedule(): the awaiting coroutine (of any coroutine type) continues on a
+  // later step of this loop. From the loop's thread only; another thread uses
+  // LoopHandle::schedule(), which wakes the loop through its ring.
+  class ScheduleAwaiter {
+   public:
+    explicit ScheduleAwaiter(Loop& loop) noexcept : loop_(loop) {}
+    bool await_ready() const noexcept { return false; }
+    void await_suspend(std::coroutine_handle<> awaiting) {
+      loop_.check_thread("schedule() awaited");
+      loop_.schedule(awaiting);
+    }
+    void await_resume() const noexcept {}
+
+   private:
+    Loop& loop_;
+  };
+  [[nodiscard]] ScheduleAwaiter schedule() noexcept { return ScheduleAwaiter(*this); }
   // Hands an operation to the kernel: its SQE goes into the SQ at once, or, when the CQ is at
   // its limit, the operation waits in a FIFO. Either way it completes exactly once. With a
   // link_timeout record, the two SQEs go in together and each record completes exactly once.
@@ -92,6 +102,10 @@ class Loop {
   // From any thread: hands completion to the loop's thread and wakes the loop through the ring
   // (an eventfd write that completes the loop's read SQE; no other thread touches the ring).
   void post_from_thread(ThreadCompletion& completion) noexcept;
+  // Loop thread only: the inbox through which other threads post to this loop, with one
+  // keep-alive taken for the caller (a LoopHandle): while any is held, the loop keeps an eventfd
+  // read in flight and waits for posts. Closing the loop closes the inbox to new posts.
+  std::shared_ptr<ThreadInbox> open_to_threads();
 
   // Runs coro (a Coro<T>) as a task until it finishes; returns its result or rethrows. Defined
   // with the coroutine types (coro/run.hpp), found by argument-dependent lookup.

@@ -1,5 +1,6 @@
 #include "coro/detail/frame_pool.hpp"
 
+#include <atomic>
 #include <new>
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -43,7 +44,10 @@ struct Pool {
 };
 
 thread_local Pool pool;
-thread_local std::size_t frames_alive = 0;
+// Process-wide: a coroutine object made on one thread may end on another (a Coro handed to
+// LoopHandle::run_coroutine_threadsafe), so a per-thread count would drift. The free lists stay
+// per thread; a frame freed on another thread simply joins that thread's list.
+std::atomic<std::size_t> frames_alive{0};
 thread_local long allocations_until_failure = -1;
 
 std::size_t class_of(std::size_t size) noexcept { return (size + kGranule - 1) / kGranule - 1; }
@@ -61,19 +65,20 @@ void* take_frame(std::size_t size) {
 
 }  // namespace
 
-std::size_t live_frames() noexcept { return frames_alive; }
+std::size_t live_frames() noexcept { return frames_alive.load(std::memory_order_relaxed); }
 
 void fail_frame_allocations_after(long count) noexcept { allocations_until_failure = count; }
 
 void* allocate_frame(std::size_t size) {
   if (allocations_until_failure >= 0 && allocations_until_failure-- == 0) throw std::bad_alloc();
   void* frame = take_frame(size);
-  ++frames_alive;  // after the allocation: a bad_alloc counts nothing
+  frames_alive.fetch_add(
+      1, std::memory_order_relaxed);  // after the allocation: a bad_alloc counts nothing
   return frame;
 }
 
 void deallocate_frame(void* frame, std::size_t size) noexcept {
-  --frames_alive;
+  frames_alive.fetch_sub(1, std::memory_order_relaxed);
   std::size_t cls = class_of(size);
   if (!RINGLOOP_FRAME_POOL || cls >= kClasses || pool.counts[cls] >= kMaxFreePerClass) {
     ::operator delete(frame);

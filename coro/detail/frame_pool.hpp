@@ -10,7 +10,7 @@ namespace ringloop::detail {
 void* allocate_frame(std::size_t size);
 void deallocate_frame(void* frame, std::size_t size) noexcept;
 
-// Coroutine frames of ringloop's types alive on this thread: tests check it returns to zero.
+// Coroutine frames of ringloop's types alive in the process: tests check it returns to zero.
 std::size_t live_frames() noexcept;
 
 // Test seam: after `count` more frames on this thread, allocation throws std::bad_alloc.

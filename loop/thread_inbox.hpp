@@ -1,0 +1,62 @@
+// The way into a loop from other threads: a queue under a mutex and an eventfd whose read the
+// loop keeps in flight on its ring, so a post wakes the loop through io_uring (no other thread
+// touches the ring, no busy poll). Shared (std::shared_ptr) by the loop and every LoopHandle, so
+// a thread holding a handle can still post after the loop has gone: the post is refused, not a
+// write into freed memory.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <mutex>
+
+namespace ringloop {
+
+// A completion handed to the loop from another thread. on_loop runs on the loop's thread, from
+// the reaping loop: like an operation's complete, it may only schedule coroutines (or start
+// tasks, which only schedules them). on_discard, when set, ends one the loop will never run
+// (it closed first); without it the completion is one the loop waits for (expected).
+struct ThreadCompletion {
+  using Fn = void (*)(ThreadCompletion&) noexcept;
+  explicit ThreadCompletion(Fn on_loop_fn, Fn on_discard_fn = nullptr) noexcept
+      : on_loop(on_loop_fn), on_discard(on_discard_fn) {}
+  Fn on_loop;
+  Fn on_discard;
+  ThreadCompletion* next = nullptr;
+};
+
+class ThreadInbox {
+ public:
+  ThreadInbox();
+  ThreadInbox(const ThreadInbox&) = delete;
+  ThreadInbox& operator=(const ThreadInbox&) = delete;
+  ~ThreadInbox();
+
+  // Any thread. Queues completion and wakes the loop. Returns false, queuing nothing, once the
+  // loop has closed its door (a completion with on_discard is then the caller's to end).
+  bool post(ThreadCompletion& completion) noexcept;
+
+  // While at least one keep-alive is held (a LoopHandle), the loop keeps its read in flight and
+  // waits for posts rather than reporting that nothing can wake it. Dropping the last one wakes
+  // the loop so it can see that.
+  void add_keep_alive() noexcept { keep_alive_.fetch_add(1, std::memory_order_relaxed); }
+  void drop_keep_alive() noexcept;
+  bool kept_alive() const noexcept { return keep_alive_.load(std::memory_order_acquire) > 0; }
+
+  // Loop side.
+  int fd() const noexcept { return eventfd_; }
+  ThreadCompletion* take_all() noexcept;
+  // Refuses posts from now on; returns what was queued and not taken yet.
+  ThreadCompletion* close_door() noexcept;
+
+ private:
+  void wake_locked() noexcept;
+
+  std::mutex mutex_;
+  int eventfd_ = -1;
+  ThreadCompletion* head_ = nullptr;
+  ThreadCompletion* tail_ = nullptr;
+  bool closed_ = false;
+  std::atomic<std::uint32_t> keep_alive_{0};
+};
+
+}  // namespace ringloop
