@@ -22,6 +22,13 @@ class TimeoutError : public std::runtime_error {
   explicit TimeoutError(const std::string& message) : std::runtime_error(message) {}
 };
 
+// run() was interrupted by SIGINT (Ctrl-C): the main task was cancelled and ended cancelled
+// (Python's KeyboardInterrupt).
+class KeyboardInterrupt : public std::runtime_error {
+ public:
+  KeyboardInterrupt() : std::runtime_error("interrupted by SIGINT: the main task was cancelled") {}
+};
+
 // A task's result or exception was asked for before the task finished.
 class InvalidStateError : public std::logic_error {
  public:

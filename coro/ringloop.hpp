@@ -12,6 +12,7 @@
 #include "coro/outcome.hpp"
 #include "coro/run.hpp"
 #include "coro/shield.hpp"
+#include "coro/signals.hpp"
 #include "coro/sleep.hpp"
 #include "coro/socket.hpp"
 #include "coro/stream.hpp"

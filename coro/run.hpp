@@ -7,6 +7,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "coro/signals.hpp"
 #include "coro/task.hpp"
 
 namespace ringloop {
@@ -25,10 +26,12 @@ struct StopLoopWhenDone : TaskWaiter {
 };
 }  // namespace detail
 
+// Runs the loop until main finishes; returns its result or rethrows.
 template <class T>
-T run_until_complete(Loop& loop, Coro<T> coro) {
+T run_until_complete(Loop& loop, Task<T> main) {
   Loop::RunningScope running(loop);
-  Task<T> main = create_task(loop, std::move(coro));
+  if (main.core().loop != &loop)
+    throw std::logic_error("run_until_complete: the task belongs to another event loop");
   detail::StopLoopWhenDone stopper(loop);
   main.core().add_waiter(stopper);
   while (!main.done()) {
@@ -43,6 +46,15 @@ T run_until_complete(Loop& loop, Coro<T> coro) {
     main.handle().promise().take_result();
   else
     return detail::take_task_result(main);
+}
+
+template <class T>
+T run_until_complete(Loop& loop, Coro<T> coro) {
+  if (Loop::current() != nullptr)
+    throw std::logic_error(
+        "a ringloop event loop is already running on this thread: run() and "
+        "run_until_complete() cannot be nested; await the coroutine instead");
+  return run_until_complete(loop, create_task(loop, std::move(coro)));
 }
 
 // What Loop::run_until_complete(coro) calls.
@@ -63,10 +75,19 @@ T run(Coro<T> coro, const LoopOptions& options = {}) {
   std::conditional_t<std::is_void_v<T>, bool, std::optional<T>> result{};
   std::exception_ptr error;
   try {
-    if constexpr (std::is_void_v<T>)
-      run_until_complete(loop, std::move(coro));
-    else
-      result.emplace(run_until_complete(loop, std::move(coro)));
+    Task<T> main = create_task(loop, std::move(coro));
+    std::optional<detail::InterruptMainOnSigint> sigint;
+    if (options.cancel_main_on_sigint) sigint.emplace(loop, main.core());
+    try {
+      if constexpr (std::is_void_v<T>)
+        run_until_complete(loop, main);
+      else
+        result.emplace(run_until_complete(loop, main));
+    } catch (const CancelledError&) {
+      // asyncio.Runner: the cancel came from Ctrl-C and nothing else is pending.
+      if (sigint && sigint->interrupts() > 0 && main.uncancel() == 0) throw KeyboardInterrupt();
+      throw;
+    }
   } catch (...) {
     error = std::current_exception();
   }

@@ -28,6 +28,9 @@ struct LoopOptions {
   // most one per operation), so the total owed stays within the CQ and the kernel's overflow
   // list stays empty (liburing #1063). Tests raise it past the CQ to exercise overflow.
   unsigned max_in_flight = 0;
+  // For run() (coro/run.hpp): SIGINT cancels the main task, as asyncio.run does, when run() is
+  // called in the main thread and SIGINT still has its default action.
+  bool cancel_main_on_sigint = true;
 };
 
 struct LoopStats {
