@@ -1,13 +1,18 @@
 // ringloop: an asyncio-shaped event loop on io_uring. The one header a user includes.
 #pragma once
 
+#include "coro/condition.hpp"
 #include "coro/coro.hpp"
 #include "coro/errors.hpp"
+#include "coro/event.hpp"
 #include "coro/file.hpp"
 #include "coro/gather.hpp"
 #include "coro/io.hpp"
+#include "coro/lock.hpp"
 #include "coro/outcome.hpp"
+#include "coro/queue.hpp"
 #include "coro/run.hpp"
+#include "coro/semaphore.hpp"
 #include "coro/sleep.hpp"
 #include "coro/socket.hpp"
 #include "coro/stream.hpp"
