@@ -42,14 +42,7 @@ class Condition {
   // Waits until predicate() is true (checked first, then after each wake-up, with the lock
   // held); returns its last result.
   template <class Predicate>
-  Coro<std::decay_t<std::invoke_result_t<Predicate&>>> wait_for(Predicate predicate) {
-    auto result = predicate();
-    while (!result) {
-      co_await wait();
-      result = predicate();
-    }
-    co_return result;
-  }
+  Coro<std::decay_t<std::invoke_result_t<Predicate&>>> wait_for(Predicate predicate);
 
   // Wakes up to n waiters; the lock must be held (asyncio's RuntimeError otherwise).
   void notify(std::size_t n = 1) {
@@ -126,6 +119,17 @@ class [[nodiscard]] Condition::WaitAwaiter : detail::Waiter {
 };
 
 inline Condition::WaitAwaiter Condition::wait() noexcept { return WaitAwaiter(*this); }
+
+// Defined once WaitAwaiter is complete (clang checks the non-dependent co_await wait() early).
+template <class Predicate>
+Coro<std::decay_t<std::invoke_result_t<Predicate&>>> Condition::wait_for(Predicate predicate) {
+  auto result = predicate();
+  while (!result) {
+    co_await wait();
+    result = predicate();
+  }
+  co_return result;
+}
 
 inline void Condition::move_to_lock(std::size_t n) noexcept {
   RINGLOOP_ASSERT(n == 0 || waiters_.empty() || lock_->locked(),

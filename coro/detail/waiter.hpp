@@ -62,6 +62,11 @@ class Waiter : public ListNode, public CancelPoint {
   };
 
   explicit Waiter(RequestFn on_cancel) noexcept : CancelPoint(on_cancel) {}
+  // Moved only before it is awaited: wait_for(lock.acquire(), timeout) and gather move the
+  // awaiter into the frame of the coroutine that awaits it.
+  Waiter(Waiter&& other) noexcept : ListNode(), CancelPoint(other) {
+    RINGLOOP_ASSERT(other.state_ == State::idle, "a primitive's awaiter moved after its await");
+  }
   Waiter(const Waiter&) = delete;
   Waiter& operator=(const Waiter&) = delete;
   // A frame destroyed while suspended here (a task abandoned when its loop closed, a foreign
