@@ -675,6 +675,36 @@ TEST_CASE("Queue: join waits for task_done on every item; too many task_done is 
 
 // ---------------------------------------------------------------------------- every primitive
 
+TEST_CASE("wait_for on a primitive's wait: a timeout takes nothing and leaves no waiter",
+          "[sync]") {
+  ringloop::run([]() -> Coro<> {
+    Lock lock;
+    Semaphore semaphore(0);
+    Event event;
+    ringloop::Queue<int> queue(1);
+    co_await lock.acquire();
+    queue.put_nowait(1);
+    CHECK_THROWS_AS(co_await ringloop::wait_for(lock.acquire(), 2ms), ringloop::TimeoutError);
+    CHECK_THROWS_AS(co_await ringloop::wait_for(semaphore.acquire(), 2ms), ringloop::TimeoutError);
+    CHECK_THROWS_AS(co_await ringloop::wait_for(event.wait(), 2ms), ringloop::TimeoutError);
+    CHECK_THROWS_AS(co_await ringloop::wait_for(queue.put(2), 2ms), ringloop::TimeoutError);
+    lock.release();
+    semaphore.release();
+    CHECK_FALSE(lock.locked());  // no waiter left behind to hand it to
+    CHECK(semaphore.value() == 1);
+    int item = co_await ringloop::wait_for(queue.get(), 1s);  // ready: no timer
+    CHECK(item == 1);
+    CHECK_THROWS_AS(co_await ringloop::wait_for(queue.get(), 2ms), ringloop::TimeoutError);
+    queue.put_nowait(3);
+    CHECK(queue.qsize() == 1);  // not promised to the getter that timed out
+    auto [a, b] = co_await ringloop::gather(lock.acquire(), queue.get());
+    (void)a;
+    CHECK(b == 3);
+    CHECK(lock.locked());
+    lock.release();
+  }());
+}
+
 TEST_CASE("a primitive awaited on one loop is refused on another, with a clear error", "[sync]") {
   Lock lock;
   Event event;
@@ -760,6 +790,33 @@ TEST_CASE("destroying a primitive while coroutines wait on it aborts with a mess
                    [](ringloop::Queue<int>& q) -> Coro<> { (void)co_await q.get(); });
              }),
              Catch::Contains("a Queue was destroyed while coroutines wait"));
+}
+
+namespace {
+// Swallows the first cancel and waits again: the closing loop can only abandon it.
+Coro<> stubborn_waiter(Lock& lock) {
+  try {
+    co_await lock.acquire();
+  } catch (const CancelledError&) {
+  }
+  co_await lock.acquire();
+}
+}  // namespace
+
+TEST_CASE("a task abandoned by its closing loop while it waits leaves the primitive's queue",
+          "[sync]") {
+  Lock lock;  // outlives the loop: its queue must not keep a node of a destroyed frame
+  std::string report = test_support::capture_stderr([&] {
+    ringloop::Loop loop;
+    loop.run_until_complete([](Lock& l) -> Coro<> {
+      co_await l.acquire();
+      ringloop::create_task(stubborn_waiter(l));
+      co_await yield();
+    }(lock));
+    loop.close();  // cancels the waiter, which waits again, and is then destroyed pending
+  });
+  CHECK_THAT(report, Catch::Contains("1 task(s) never finished"));
+  CHECK(lock.locked());  // still owned by the coroutine that returned without releasing it
 }
 
 namespace {
