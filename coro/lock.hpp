@@ -1,0 +1,116 @@
+// Lock: asyncio.Lock, a mutual-exclusion lock for coroutines, fair (first come, first served).
+// release() hands the lock straight to the first waiter, which is scheduled to resume owning
+// it; the lock stays locked in between, so nobody can take it out of turn. If that waiter's
+// task is cancelled before it runs, the lock goes on to the next waiter (or is unlocked), and
+// the cancelled acquire throws CancelledError without owning it. Invariant: while anyone waits,
+// the lock is locked.
+//
+//   auto guard = co_await lock.scoped();   // asyncio's `async with lock:`
+//   co_await lock.acquire(); ... lock.release();
+#pragma once
+
+#include "coro/detail/release_guard.hpp"
+#include "coro/detail/waiter.hpp"
+
+namespace ringloop {
+
+class Condition;
+
+class Lock {
+ public:
+  class [[nodiscard]] AcquireAwaiter;
+  class [[nodiscard]] ScopedAwaiter;
+  using Guard = detail::ReleaseGuard<Lock>;
+
+  Lock() = default;
+  Lock(const Lock&) = delete;
+  Lock& operator=(const Lock&) = delete;
+  ~Lock() {
+    RINGLOOP_ASSERT(waiters_.empty(),
+                    "a Lock was destroyed while coroutines wait to acquire it; keep it alive "
+                    "until they have finished (or cancel and await them)");
+  }
+
+  bool locked() const noexcept { return locked_; }
+
+  // co_await lock.acquire(): returns owning the lock.
+  AcquireAwaiter acquire() noexcept;
+  // co_await lock.scoped(): returns a Guard that owns the lock and releases it when it goes.
+  ScopedAwaiter scoped() noexcept;
+
+  // Unlocks, or hands the lock to the first waiter. Releasing an unlocked lock is an error
+  // (asyncio's RuntimeError); any coroutine may release, as in asyncio.
+  void release() {
+    binding_.check("Lock.release");
+    if (!locked_) throw std::logic_error("Lock.release(): the lock is not acquired");
+    pass_on();
+  }
+
+ private:
+  friend class Condition;
+
+  bool try_take() noexcept {
+    if (locked_) return false;
+    RINGLOOP_ASSERT(waiters_.empty(), "a Lock is unlocked while coroutines wait for it");
+    locked_ = true;
+    return true;
+  }
+  // The owner lets go: the first waiter owns the lock from now on, or nobody does.
+  void pass_on() noexcept {
+    if (!detail::Waiter::grant_first(waiters_)) locked_ = false;
+  }
+
+  detail::LoopBinding binding_;
+  detail::WaitList waiters_;
+  bool locked_ = false;
+};
+
+class [[nodiscard]] Lock::AcquireAwaiter : detail::Waiter {
+ public:
+  explicit AcquireAwaiter(Lock& lock) noexcept : Waiter(&on_cancel), lock_(lock) {}
+
+  using Waiter::await_ready;
+
+  template <class P>
+  bool await_suspend(std::coroutine_handle<P> awaiting) {
+    if (!start(awaiting, lock_.binding_, "Lock.acquire")) return false;
+    if (lock_.try_take()) {
+      state_ = State::granted;
+      return false;
+    }
+    enqueue(lock_.waiters_);
+    return true;
+  }
+
+  void await_resume() { finish(); }
+
+ protected:
+  Lock& lock_;
+
+ private:
+  static bool on_cancel(detail::CancelPoint& point) noexcept {
+    auto& self = static_cast<AcquireAwaiter&>(static_cast<Waiter&>(point));
+    if (self.state_ == State::queued) {
+      self.withdraw();
+    } else if (self.state_ == State::granted) {
+      // Owned but not yet resumed: the lock goes on as if this waiter had released it.
+      self.state_ = State::cancelled;
+      self.lock_.pass_on();
+    }
+    return true;
+  }
+};
+
+class [[nodiscard]] Lock::ScopedAwaiter : public AcquireAwaiter {
+ public:
+  using AcquireAwaiter::AcquireAwaiter;
+  Guard await_resume() {
+    AcquireAwaiter::await_resume();
+    return Guard(lock_);
+  }
+};
+
+inline Lock::AcquireAwaiter Lock::acquire() noexcept { return AcquireAwaiter(*this); }
+inline Lock::ScopedAwaiter Lock::scoped() noexcept { return ScopedAwaiter(*this); }
+
+}  // namespace ringloop
