@@ -135,8 +135,13 @@ class [[nodiscard]] WaitForAwaiter : CancelPoint, TaskWaiter, Operation {
     return true;
   }
 
+  // Once: removing a timer that has not reached the kernel (in the loop's FIFO, or on a
+  // virtual clock) completes it inside cancel(), so on_child_done gets here twice.
   void resume_when_settled() noexcept {
-    if (child_done_ && timer_done_) loop_->schedule(awaiting_);
+    if (child_done_ && timer_done_ && !resume_scheduled_) {
+      resume_scheduled_ = true;
+      loop_->schedule(awaiting_);
+    }
   }
 
   Coro<T> coro_;
@@ -151,6 +156,7 @@ class [[nodiscard]] WaitForAwaiter : CancelPoint, TaskWaiter, Operation {
   bool timer_done_ = false;
   bool timed_out_ = false;
   bool outer_cancel_taken_ = false;
+  bool resume_scheduled_ = false;
 };
 
 }  // namespace detail

@@ -169,3 +169,27 @@ TEST_CASE("wait_for takes any awaitable: a gather", "[wait_for]") {
                     TimeoutError);
   }());
 }
+
+TEST_CASE("wait_for resumes once when its timer is removed while still in the loop's FIFO",
+          "[wait_for][cancel]") {
+  // Regression: with the CQ budget full, the timer waits in the FIFO; the child finishing
+  // first removes it there, which completes it inside cancel(), and the awaiter was scheduled
+  // twice (a double resume). Found by the virtual-time tests, where timers never reach the kernel.
+  ringloop::LoopOptions options;
+  options.max_in_flight = 1;
+  ringloop::run(
+      []() -> Coro<> {
+        auto budget = ringloop::create_task(value_after(50ms, 0));  // holds the only CQE slot
+        co_await ringloop::sleep(0ms);
+        int value = co_await ringloop::wait_for(
+            [](int v) -> Coro<int> {
+              co_await ringloop::sleep(0ms);  // suspends without an SQE
+              co_return v;
+            }(5),
+            1s);
+        CHECK(value == 5);
+        int rest = co_await budget;
+        CHECK(rest == 0);
+      }(),
+      options);
+}
