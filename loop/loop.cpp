@@ -1,7 +1,10 @@
 #include "loop/loop.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <ctime>
 #include <mutex>
 #include <stdexcept>
@@ -30,6 +33,49 @@ Loop::Loop(const LoopOptions& options) : owner_(std::this_thread::get_id()) {
   unsigned cq = ring_->cq_entries();
   max_in_flight_ = options.max_in_flight != 0 ? options.max_in_flight : cq / 2;
   RINGLOOP_ASSERT(max_in_flight_ > 0, "a loop needs room for at least one operation");
+  virtual_time_ = options.virtual_time;
+  const char* env = std::getenv("RINGLOOP_DEBUG");
+  debug_ = options.debug || (env != nullptr && env[0] != '\0' && std::strcmp(env, "0") != 0);
+  slow_step_ns_ = options.slow_step.count();
+  virtual_now_ = monotonic_now_ns();  // on the real clock's scale, so absolute times mix
+}
+
+std::int64_t Loop::now_ns() noexcept { return virtual_time_ ? ++virtual_now_ : monotonic_now_ns(); }
+
+void Loop::advance_ns(std::int64_t by) {
+  if (!virtual_time_) throw std::logic_error("Loop::advance: the loop does not use virtual time");
+  if (by < 0) throw std::invalid_argument("Loop::advance: time cannot go backwards");
+  virtual_now_ += by;
+  fire_due_virtual_timers();
+}
+
+void Loop::add_virtual_timer(Operation& timer, Operation* linked) {
+  timer.state = OpState::timer;
+  virtual_timers_.emplace(timer.deadline_ns, VirtualTimer{&timer, linked});
+  ++stats_.operations_submitted;
+}
+
+void Loop::erase_virtual_timer(Operation& timer) noexcept {
+  auto [first, last] = virtual_timers_.equal_range(timer.deadline_ns);
+  for (auto it = first; it != last; ++it) {
+    if (it->second.timer == &timer) {
+      virtual_timers_.erase(it);
+      timer.state = OpState::idle;
+      return;
+    }
+  }
+  RINGLOOP_ASSERT(false, "a virtual timer was not on the loop's clock");
+}
+
+void Loop::fire_due_virtual_timers() noexcept {
+  while (!virtual_timers_.empty() && virtual_timers_.begin()->first <= virtual_now_) {
+    VirtualTimer due = virtual_timers_.begin()->second;
+    virtual_timers_.erase(virtual_timers_.begin());
+    due.timer->state = OpState::idle;
+    due.timer->complete(*due.timer, -ETIME, 0);
+    // A link timeout that fires cancels its operation, as the kernel would.
+    if (due.linked != nullptr) cancel(*due.linked);
+  }
 }
 
 // The read of the inbox's eventfd that other threads complete to wake the loop. It is in flight
@@ -50,6 +96,7 @@ class Loop::Wakeup : public Operation {
     if (state == OpState::idle && wanted()) loop_.submit(*this);
   }
   const std::shared_ptr<ThreadInbox>& inbox() const noexcept { return inbox_; }
+  bool expects_work() const noexcept { return expected_ > 0; }
 
   // The loop is closing: no new posts; what was posted and not run is discarded (or run, for
   // a completion the loop expects); the read stays only for expected completions.
@@ -97,6 +144,8 @@ class Loop::Wakeup : public Operation {
 };
 
 Loop::~Loop() { close(); }
+
+bool Loop::waits_for_threads() const noexcept { return wakeup_ && wakeup_->expects_work(); }
 
 void Loop::expect_thread_completion() {
   check_thread("expect_thread_completion");
@@ -188,6 +237,12 @@ void Loop::prepare_now(Operation& operation) {
   operation.prepare(operation, sqe);
   io_uring_sqe_set_data(&sqe, &operation);
   operation.state = OpState::submitted;
+  if (Operation* timeout = operation.link_timeout; timeout != nullptr && virtual_time_) {
+    // The deadline is on the virtual clock: the operation goes alone, its timeout stays here.
+    add_virtual_timer(*timeout, &operation);
+    ++in_flight_;
+    return;
+  }
   if (Operation* timeout = operation.link_timeout) {
     RINGLOOP_ASSERT(timeout->state == OpState::idle && timeout->link_timeout == nullptr,
                     "a link timeout record was in use, or itself linked");
@@ -210,6 +265,11 @@ bool Loop::has_room_for(const Operation& operation) const noexcept {
 void Loop::submit(Operation& operation) {
   RINGLOOP_ASSERT(operation.state == OpState::idle, "an operation was submitted twice");
   operation.cancel_sent = false;
+  if (virtual_time_ && operation.is_timeout && operation.deadline_ns != 0 &&
+      operation.link_timeout == nullptr) {
+    add_virtual_timer(operation, nullptr);
+    return;
+  }
   if (unqueued_.empty() && has_room_for(operation)) {
     prepare_now(operation);
     return;
@@ -240,6 +300,10 @@ void Loop::cancel(Operation& operation) {
   switch (operation.state) {
     case OpState::idle:
       return;  // completed already: its result is on its way to the awaiter
+    case OpState::timer:
+      erase_virtual_timer(operation);
+      operation.complete(operation, -ECANCELED, 0);
+      return;
     case OpState::unqueued:
       unqueued_.erase(operation);
       operation.state = OpState::idle;
@@ -288,14 +352,20 @@ void Loop::reap_completions() {
                         "a CQE arrived for an operation that was not in flight");
         operation->state = OpState::idle;
         operation->complete(*operation, cqe.res, cqe.flags);
+        // Its link timeout on the virtual clock ends as the kernel would end it: cancelled.
+        if (Operation* timeout = operation->link_timeout;
+            timeout != nullptr && timeout->state == OpState::timer) {
+          erase_virtual_timer(*timeout);
+          timeout->complete(*timeout, -ECANCELED, 0);
+        }
       },
       kMaxReapBatch);
   stats_.cqes_reaped += reaped;
 }
 
-void Loop::wait_and_reap() {
+void Loop::wait_and_reap(bool may_block) {
   Ring& r = ring();
-  bool must_wait = ready_.empty() && !stop_requested_;
+  bool must_wait = may_block && ready_.empty() && !stop_requested_;
   if (must_wait)
     r.submit_and_wait_one();
   else if (r.queued_sqes() != 0 || r.completions_pending_in_kernel())
@@ -309,11 +379,40 @@ bool Loop::run_once() {
   ++stats_.iterations;
   // Run only what was ready when the iteration began: a coroutine that reschedules itself
   // (sleep(0) in a loop) runs again after the next enter, so it cannot starve I/O.
-  for (std::size_t n = ready_.size(); n > 0; --n) ready_.pop().resume();
+  if (debug_)
+    run_ready_timed();
+  else
+    for (std::size_t n = ready_.size(); n > 0; --n) ready_.pop().resume();
   bool waiting_on_kernel = in_flight_ != 0 || !unqueued_.empty() || ring().queued_sqes() != 0;
-  if (!waiting_on_kernel && ready_.empty()) return false;
-  if (waiting_on_kernel) wait_and_reap();  // nothing owed: nothing to submit or reap
+  if (virtual_timers_.empty()) {
+    if (!waiting_on_kernel && ready_.empty()) return false;
+    if (waiting_on_kernel) wait_and_reap();  // nothing owed: nothing to submit or reap
+    return true;
+  }
+  // Virtual time with timeouts pending: look at the kernel without waiting (unless work on
+  // another thread must come back first), then, if nothing is ready, jump to the next deadline.
+  bool idle = ready_.empty() && !stop_requested_;
+  if (waiting_on_kernel) wait_and_reap(/*may_block=*/idle && waits_for_threads());
+  if (ready_.empty() && !stop_requested_ && !waits_for_threads()) {
+    virtual_now_ = std::max(virtual_now_, virtual_timers_.begin()->first);
+    fire_due_virtual_timers();
+  }
   return true;
+}
+
+// Debug mode: each step is timed on the real clock (virtual time does not pass while code runs).
+void Loop::run_ready_timed() {
+  for (std::size_t n = ready_.size(); n > 0; --n) {
+    std::coroutine_handle<> step = ready_.pop();
+    std::int64_t start = monotonic_now_ns();
+    step.resume();
+    std::int64_t took = monotonic_now_ns() - start;
+    if (took > slow_step_ns_)
+      std::fprintf(stderr,
+                   "ringloop: debug: a step of the loop took %.3f s (coroutine frame %p): "
+                   "something blocked the loop's thread\n",
+                   static_cast<double>(took) / 1e9, step.address());
+  }
 }
 
 void Loop::run_forever() {
@@ -348,6 +447,11 @@ void Loop::close() {
   if (is_closed()) return;
   if (running_) throw std::logic_error("close(): the event loop is still running");
   if (wakeup_) wakeup_->close_door();
+  if (debug_ && (tasks_.size() != 0 || in_flight() != 0))
+    std::fprintf(stderr,
+                 "ringloop: debug: closing the loop with %zu operation(s) in flight and %zu "
+                 "task(s) pending; cancelling them and waiting for the kernel\n",
+                 in_flight(), tasks_.size());
   if (tasks_.size() != 0 || in_flight() != 0 || !ready_.empty()) {
     // Freeing the ring with operations in flight would let the kernel write into frames after
     // they are gone: cancel everything and drive the loop until the kernel owes nothing.

@@ -5,9 +5,11 @@
 // inside the reaping loop; it only schedules one.
 #pragma once
 
+#include <chrono>
 #include <coroutine>
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <thread>
@@ -31,6 +33,21 @@ struct LoopOptions {
   // For run() (coro/run.hpp): SIGINT cancels the main task, as asyncio.run does, when run() is
   // called in the main thread and SIGINT still has its default action.
   bool cancel_main_on_sigint = true;
+  // Virtual time (tokio's paused clock, Seastar's manual_clock): timeouts (sleeps, wait_for
+  // and timeout() deadlines, call_later, link timeouts of I/O) are kept by the loop on a
+  // virtual clock instead of going to the kernel, and when no coroutine is ready and no
+  // completion is waiting, the clock jumps to the next deadline at once. Real I/O still goes
+  // through the ring; I/O that has not completed yet does not hold the clock back (as with
+  // tokio), but work on other threads (to_thread) does. For tests of code full of timeouts.
+  bool virtual_time = false;
+  // Debug mode (asyncio's debug mode), also on when the environment has RINGLOOP_DEBUG=1:
+  // reports on stderr a step of the loop (one coroutine resumed until it suspends) that ran
+  // longer than slow_step, and operations and tasks still pending when the loop closes.
+  // Always on, debug or not: an operation record destroyed while the kernel owes it a CQE
+  // aborts with a message, and a task exception never retrieved is reported with the place
+  // the task was created. Off, it costs one branch per loop iteration.
+  bool debug = false;
+  std::chrono::nanoseconds slow_step = std::chrono::milliseconds(100);
 };
 
 struct LoopStats {
@@ -128,10 +145,30 @@ class Loop {
   // releases the ring. Idempotent. The loop must not be running.
   void close();
 
+  // The loop's clock, on CLOCK_MONOTONIC's scale: the real clock, or the virtual one. Each read
+  // of the virtual clock is 1 ns later than the one before, so deadlines computed one after
+  // another keep the order they would have in real time.
+  std::int64_t now_ns() noexcept;
+  std::chrono::steady_clock::time_point now() noexcept {
+    return std::chrono::steady_clock::time_point(std::chrono::nanoseconds(now_ns()));
+  }
+  bool has_virtual_time() const noexcept { return virtual_time_; }
+  bool debug() const noexcept { return debug_; }
+  // Virtual time only: moves the clock forward by `by` and ends the timeouts now due (their
+  // coroutines run on the loop's next steps). Throws std::logic_error on a real-time loop.
+  template <class Rep, class Period>
+  void advance(std::chrono::duration<Rep, Period> by) {
+    advance_ns(std::chrono::duration_cast<std::chrono::nanoseconds>(by).count());
+  }
+  void advance_ns(std::int64_t by);
+
   bool is_running() const noexcept { return running_; }
   bool is_closed() const noexcept { return !ring_.has_value(); }
   // CQEs the kernel still owes (operations and cancel requests), and operations in the FIFO.
-  std::size_t in_flight() const noexcept { return in_flight_ + unqueued_.size(); }
+  // With virtual time, the timeouts on the virtual clock count too.
+  std::size_t in_flight() const noexcept {
+    return in_flight_ + unqueued_.size() + virtual_timers_.size();
+  }
   std::size_t ready_count() const noexcept { return ready_.size(); }
   std::size_t task_count() const noexcept { return tasks_.size(); }
   const LoopStats& stats() const noexcept { return stats_; }
@@ -163,7 +200,12 @@ class Loop {
   void prepare_now(Operation& operation);
   void submit_deferred();
   void reap_completions();
-  void wait_and_reap();
+  void wait_and_reap(bool may_block = true);
+  bool waits_for_threads() const noexcept;
+  void add_virtual_timer(Operation& timer, Operation* linked);
+  void erase_virtual_timer(Operation& timer) noexcept;
+  void fire_due_virtual_timers() noexcept;
+  void run_ready_timed();
   void check_thread(const char* what) const;
 
   class Wakeup;
@@ -172,6 +214,16 @@ class Loop {
   detail::ReadyQueue ready_;
   detail::IntrusiveList<Operation> unqueued_;
   detail::IntrusiveList<detail::TaskHook> tasks_;
+  // A timeout on the virtual clock, and the operation it is linked to (for a link timeout).
+  struct VirtualTimer {
+    Operation* timer;
+    Operation* linked;
+  };
+  std::multimap<std::int64_t, VirtualTimer> virtual_timers_;  // equal deadlines: FIFO
+  std::int64_t virtual_now_ = 0;
+  bool virtual_time_ = false;
+  bool debug_ = false;
+  std::int64_t slow_step_ns_ = 0;
   std::size_t in_flight_ = 0;
   std::size_t max_in_flight_ = 0;
   LoopStats stats_{};

@@ -27,6 +27,7 @@ enum class OpState : std::uint8_t {
   idle,       // not handed to the loop, or finished
   unqueued,   // waiting in the loop's FIFO for room in the completion queue
   submitted,  // its SQE is in the SQ or in the kernel; a CQE is owed
+  timer,      // a timeout kept on a virtual clock by the loop (LoopOptions::virtual_time)
 };
 
 struct Operation : detail::ListNode {

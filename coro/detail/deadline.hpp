@@ -8,6 +8,8 @@
 #include <cstdint>
 #include <limits>
 
+#include "loop/loop.hpp"
+
 namespace ringloop::detail {
 
 using Clock = std::chrono::steady_clock;  // CLOCK_MONOTONIC, the clock io_uring timeouts use
@@ -25,7 +27,11 @@ std::int64_t saturating_ns(std::chrono::duration<Rep, Period> d) noexcept {
   return static_cast<std::int64_t>(ns);
 }
 
-inline std::int64_t now_ns() noexcept { return Clock::now().time_since_epoch().count(); }
+// The running loop's clock (virtual time included), or the monotonic clock outside a loop.
+inline std::int64_t now_ns() noexcept {
+  if (Loop* loop = Loop::current()) return loop->now_ns();
+  return Clock::now().time_since_epoch().count();
+}
 
 // now + d, saturating; d <= 0 gives now.
 template <class Rep, class Period>

@@ -80,7 +80,9 @@ class IoAwaiterBase : protected CancelPoint, protected Operation {
     LinkTimeout(IoAwaiterBase& owner, std::int64_t deadline_ns) noexcept
         : Operation(&prepare, &complete, /*is_timeout_op=*/true),
           owner_(owner),
-          timespec_(to_timespec(deadline_ns)) {}
+          timespec_(to_timespec(deadline_ns)) {
+      Operation::deadline_ns = deadline_ns;  // where a loop with virtual time keeps it
+    }
 
    private:
     static void prepare(Operation& operation, io_uring_sqe& sqe) noexcept {
