@@ -1,19 +1,27 @@
 #include <cstdio>
 #include <exception>
+#include <source_location>
 #include <typeinfo>
 
 #include "coro/detail/promise.hpp"
 
 namespace ringloop::detail {
 
-void report_unretrieved_exception(const std::exception_ptr& error) noexcept {
+void report_unretrieved_exception(const std::exception_ptr& error,
+                                  const std::source_location& created_at) noexcept {
+  // asyncio names the task; a C++ task has no name, but where it was created tells which.
+  char where[512] = "";
+  if (created_at.line() != 0)
+    std::snprintf(where, sizeof(where), " (task created at %s:%u in %s)", created_at.file_name(),
+                  static_cast<unsigned>(created_at.line()), created_at.function_name());
   try {
     std::rethrow_exception(error);
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "ringloop: Task exception was never retrieved: %s: %s\n", typeid(e).name(),
-                 e.what());
+    std::fprintf(stderr, "ringloop: Task exception was never retrieved%s: %s: %s\n", where,
+                 typeid(e).name(), e.what());
   } catch (...) {
-    std::fprintf(stderr, "ringloop: Task exception was never retrieved (not a std::exception)\n");
+    std::fprintf(stderr, "ringloop: Task exception was never retrieved%s (not a std::exception)\n",
+                 where);
   }
 }
 

@@ -6,6 +6,7 @@
 
 #include <coroutine>
 #include <exception>
+#include <source_location>
 #include <utility>
 
 #include "coro/coro.hpp"
@@ -172,9 +173,11 @@ ResultOf<T> take_task_result(Task<T>& task) {
 }
 }  // namespace detail
 
-// Starts coro as a task on loop (on its next step). The coroutine must not have run yet.
+// Starts coro as a task on loop (on its next step). The coroutine must not have run yet. The
+// call site is kept for reports about the task.
 template <class T>
-Task<T> create_task(Loop& loop, Coro<T> coro) {
+Task<T> create_task(Loop& loop, Coro<T> coro,
+                    std::source_location created_at = std::source_location::current()) {
   if (!coro.valid()) throw std::logic_error("create_task: empty Coro (moved from?)");
   auto root = coro.release();
   if (root.promise().start != detail::StartState::not_started) {
@@ -186,14 +189,16 @@ Task<T> create_task(Loop& loop, Coro<T> coro) {
     throw std::logic_error("create_task: the event loop is closed");
   }
   root.promise().make_root(loop, root);
+  root.promise().core.created_at = created_at;
   loop.schedule(root);
   return Task<T>::adopt(root);
 }
 
 // Starts coro as a task on the running loop (asyncio.create_task).
 template <class T>
-Task<T> create_task(Coro<T> coro) {
-  return create_task(Loop::running("create_task"), std::move(coro));
+Task<T> create_task(Coro<T> coro,
+                    std::source_location created_at = std::source_location::current()) {
+  return create_task(Loop::running("create_task"), std::move(coro), created_at);
 }
 
 }  // namespace ringloop

@@ -15,6 +15,7 @@
 #include <cstdio>
 #include <exception>
 #include <optional>
+#include <source_location>
 #include <type_traits>
 #include <typeinfo>
 #include <utility>
@@ -41,7 +42,8 @@ enum class StartState : std::uint8_t {
   running,          // suspended at least once; will resume its continuation when done
 };
 
-void report_unretrieved_exception(const std::exception_ptr& error) noexcept;
+void report_unretrieved_exception(const std::exception_ptr& error,
+                                  const std::source_location& created_at) noexcept;
 
 // Whether error holds a CancelledError. libstdc++ names the type of the exception an
 // exception_ptr holds, which spares a rethrow (a second unwind per cancelled task); for a type
@@ -118,7 +120,8 @@ class PromiseBase {
   // Before the frame of a finished root goes away: asyncio's "Task exception was never
   // retrieved".
   void report_if_unretrieved() noexcept {
-    if (error && !core.cancelled && !core.exception_retrieved) report_unretrieved_exception(error);
+    if (error && !core.cancelled && !core.exception_retrieved)
+      report_unretrieved_exception(error, core.created_at);
   }
 
   template <class Promise>
