@@ -129,6 +129,10 @@ class [[nodiscard]] WaitForAwaiter : CancelPoint, TaskWaiter, Operation {
 
   static bool on_cancel(CancelPoint& point) noexcept {
     auto& self = static_cast<WaitForAwaiter&>(point);
+    // The child has finished: nothing is left for this cancel to end. Declined, it stays
+    // pending on the task and await_resume throws it (asyncio: the task's next step raises
+    // CancelledError); taken, it was lost and the child's value returned.
+    if (self.child_done_) return false;
     self.outer_cancel_taken_ = true;
     if (!self.child_done_) self.child_.core().cancel();
     if (!self.timer_done_) self.loop_->cancel(self);

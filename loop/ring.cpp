@@ -11,6 +11,9 @@ namespace ringloop {
 namespace {
 
 thread_local unsigned busy_submits_to_inject = 0;
+thread_local int setup_errors_to_inject[Ring::kMaxInjectedSetupErrors] = {};
+thread_local unsigned setup_errors_injected = 0;  // how many of them are still to come
+thread_local unsigned setup_error_next = 0;
 
 std::string read_io_uring_disabled() {
   std::ifstream in("/proc/sys/kernel/io_uring_disabled");
@@ -50,6 +53,10 @@ std::string setup_failure_hint(int error) {
 }
 
 int try_setup(io_uring& ring, const RingOptions& options, unsigned flags) {
+  if (setup_errors_injected > 0) {
+    --setup_errors_injected;
+    return -setup_errors_to_inject[setup_error_next++];
+  }
   io_uring_params params{};
   params.flags = flags | IORING_SETUP_CQSIZE;
   params.cq_entries = options.cq_entries;
@@ -93,6 +100,13 @@ Ring::~Ring() { io_uring_queue_exit(&ring_); }
 
 void Ring::inject_busy_submits_for_tests(unsigned count) noexcept {
   busy_submits_to_inject = count;
+}
+
+void Ring::inject_setup_errors_for_tests(std::initializer_list<int> errors) noexcept {
+  RINGLOOP_ASSERT(errors.size() <= kMaxInjectedSetupErrors, "too many setup errors to inject");
+  setup_error_next = 0;
+  setup_errors_injected = 0;
+  for (int error : errors) setup_errors_to_inject[setup_errors_injected++] = error;
 }
 
 int Ring::enter_until_accepted(unsigned wait_nr) {

@@ -6,6 +6,7 @@
 #include <liburing.h>
 
 #include <cstdint>
+#include <initializer_list>
 #include <string>
 
 namespace ringloop {
@@ -62,6 +63,10 @@ class Ring {
   // Test seam: the next `count` submissions without waiting on this thread act as if the
   // kernel had answered EBUSY (it wants CQEs reaped first), without entering.
   static void inject_busy_submits_for_tests(unsigned count) noexcept;
+  // Test seam: the next setup attempts on this thread fail with these errnos, in order, without
+  // reaching the kernel (at most kMaxInjectedSetupErrors). Read only when a Ring is set up.
+  static constexpr unsigned kMaxInjectedSetupErrors = 4;
+  static void inject_setup_errors_for_tests(std::initializer_list<int> errors) noexcept;
 
  private:
   int enter_until_accepted(unsigned wait_nr);

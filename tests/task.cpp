@@ -266,3 +266,30 @@ TEST_CASE("awaiting a task of another loop is a clear error", "[task]") {
   other.run_until_complete(value_after(2ms, 0));
   CHECK(foreign.result() == 1);
 }
+
+namespace {
+struct OuterTask {
+  Task<int> task;
+};
+// Cancels, while it runs, the task that awaits it (which forwards the cancel here), then
+// returns without awaiting again.
+Coro<int> cancel_awaiter_then_return(OuterTask& box) {
+  co_await ringloop::sleep(1ms);
+  box.task.cancel();
+  co_return 5;
+}
+Coro<int> await_task(Task<int> task) { co_return co_await task; }
+}  // namespace
+
+// asyncio's Task.__step: "Task is cancelled right before coro stops". Without it the cancel
+// forwarded by the awaiting task was lost, and that task carried on with the value.
+TEST_CASE("a task cancelled while it runs that then returns ends cancelled", "[task][cancel]") {
+  OuterTask box;
+  ringloop::run([](OuterTask& b) -> Coro<> {
+    auto inner = ringloop::create_task(cancel_awaiter_then_return(b));
+    b.task = ringloop::create_task(await_task(inner));
+    CHECK_THROWS_AS(co_await b.task, CancelledError);
+    CHECK(inner.cancelled());
+    CHECK(b.task.cancelled());
+  }(box));
+}

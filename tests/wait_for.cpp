@@ -193,3 +193,35 @@ TEST_CASE("wait_for resumes once when its timer is removed while still in the lo
       }(),
       options);
 }
+
+namespace {
+struct OuterBox {
+  Task<int> task;
+};
+Coro<> cancel_outer(OuterBox& box) {
+  box.task.cancel();
+  co_return;
+}
+// Starts, as it returns, a task that cancels the task awaiting wait_for: that cancel lands
+// after this inner has finished and before wait_for has resumed.
+Coro<int> finish_then_cancel_outer(OuterBox& box) {
+  co_await ringloop::sleep(1ms);
+  ringloop::create_task(cancel_outer(box));
+  co_return 5;
+}
+Coro<int> wait_for_inner(OuterBox& box) {
+  co_return co_await ringloop::wait_for(finish_then_cancel_outer(box), 1s);
+}
+}  // namespace
+
+// Found by the model test (seed 5700443): a gather's first failure cancelled a sibling whose
+// wait_for had its inner's value in hand, and the sibling returned the value as if never
+// cancelled. asyncio raises CancelledError at the task's next step.
+TEST_CASE("a cancel that lands after wait_for's inner finished is not lost", "[wait_for][cancel]") {
+  OuterBox box;
+  ringloop::run([](OuterBox& b) -> Coro<> {
+    b.task = ringloop::create_task(wait_for_inner(b));
+    CHECK_THROWS_AS(co_await b.task, CancelledError);
+    CHECK(b.task.cancelled());
+  }(box));
+}

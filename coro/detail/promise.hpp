@@ -108,6 +108,11 @@ class PromiseBase {
   // Called when a root finishes: records how it ended, wakes its waiters. Returns true when the
   // frame should be destroyed now (nobody holds a Task handle to it).
   bool finish_task() noexcept {
+    // asyncio: a task whose coroutine returns with a cancel still pending (it came while the
+    // task ran, and no await followed) ends cancelled; returning the value would lose the
+    // cancel, and any cancel an awaiter forwarded to this task with it.
+    if (core.must_cancel && !error) error = std::make_exception_ptr(CancelledError());
+    core.must_cancel = false;
     core.done = true;
     core.failed = error != nullptr;
     if (error) core.cancelled = is_cancelled_error(error);

@@ -1,0 +1,574 @@
+// The reference model: a small discrete-event interpreter of a model::Program in virtual time,
+// with ringloop's documented rules and none of its code. Its own tiny coroutines carry Outcome
+// values instead of exceptions; a task is a record with asyncio's state (done, a pending cancel,
+// the point it waits on, its waiters); time is a list of timers, and a FIFO ready queue runs what
+// is ready, as ringloop's loop does.
+//
+// Rules modelled (ringloop's, which are asyncio's except where noted in the README):
+// - a task starts on the loop's next step; one cancelled before it started never runs its body;
+// - cancel() asks the point the task waits on to end the wait (a sleep not fired yet ends with
+//   CancelledError; awaiting a task forwards the cancel to it; gather cancels every child;
+//   wait_for cancels its child and remembers that the cancel came from outside); when the point
+//   cannot take it (the sleep fired, the awaited task has finished) the cancel is remembered
+//   and thrown at the task's next await point, even one that completed;
+// - gather: the first child that fails (CancelledError included) cancels the others, and is
+//   rethrown once all have finished; with return_exceptions every outcome is handed back;
+// - wait_for: the child starts inline; if it finishes without suspending there is no timer; when
+//   the timer fires first the child is cancelled and awaited: TimeoutError if it ended cancelled
+//   and no outer cancel came, its value if it swallowed the cancel.
+//
+// Timers due at the same tick may complete in any order in the kernel, and in one reap or in
+// several: run() takes a policy that orders them and says whether they complete as one batch.
+// A program is unambiguous when every policy gives the same events at the same ticks.
+#pragma once
+
+#include <algorithm>
+#include <coroutine>
+#include <cstdint>
+#include <deque>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <random>
+#include <utility>
+#include <vector>
+
+#include "tests/model_program.hpp"
+
+namespace model::reference {
+
+class VLoop;
+
+struct CancelPoint {
+  virtual bool request_cancel() = 0;
+
+ protected:
+  ~CancelPoint() = default;
+};
+
+struct VTask {
+  bool done = false;
+  bool must_cancel = false;
+  Outcome result;
+  CancelPoint* waiting_on = nullptr;
+  std::vector<std::function<void()>> waiters;  // called in order when the task finishes
+  std::coroutine_handle<> driver;
+
+  bool cancel() {
+    if (done) return false;
+    if (waiting_on != nullptr && waiting_on->request_cancel()) return true;
+    must_cancel = true;
+    return true;
+  }
+  // What every await point does as it resumes: a remembered cancel surfaces here.
+  bool resumed_cancelled() {
+    waiting_on = nullptr;
+    return std::exchange(must_cancel, false);
+  }
+  void finish(Outcome o) {
+    done = true;
+    result = o;
+    auto callbacks = std::move(waiters);
+    for (auto& callback : callbacks) callback();
+  }
+};
+
+// A lazy coroutine returning an Outcome; awaiting it runs it, by symmetric transfer.
+class VCoro {
+ public:
+  struct promise_type {
+    Outcome result;
+    std::coroutine_handle<> continuation;
+    VCoro get_return_object() {
+      return VCoro(std::coroutine_handle<promise_type>::from_promise(*this));
+    }
+    std::suspend_always initial_suspend() noexcept { return {}; }
+    struct Final {
+      bool await_ready() noexcept { return false; }
+      std::coroutine_handle<> await_suspend(std::coroutine_handle<promise_type> h) noexcept {
+        return h.promise().continuation;
+      }
+      void await_resume() noexcept {}
+    };
+    Final final_suspend() noexcept { return {}; }
+    void return_value(Outcome o) { result = o; }
+    void unhandled_exception() { std::terminate(); }
+  };
+
+  explicit VCoro(std::coroutine_handle<promise_type> h) : h_(h) {}
+  VCoro(VCoro&& other) noexcept : h_(std::exchange(other.h_, {})) {}
+  VCoro& operator=(VCoro&&) = delete;
+  ~VCoro() {
+    if (h_) h_.destroy();
+  }
+
+  bool await_ready() const noexcept { return false; }
+  std::coroutine_handle<> await_suspend(std::coroutine_handle<> parent) noexcept {
+    h_.promise().continuation = parent;
+    return h_;
+  }
+  Outcome await_resume() const { return h_.promise().result; }
+
+ private:
+  std::coroutine_handle<promise_type> h_;
+};
+
+// The root of a task: runs the body unless a cancel came first, then finishes the task.
+struct VDriver {
+  struct promise_type {
+    VDriver get_return_object() {
+      return {std::coroutine_handle<promise_type>::from_promise(*this)};
+    }
+    std::suspend_always initial_suspend() noexcept { return {}; }
+    std::suspend_always final_suspend() noexcept { return {}; }  // freed by the loop
+    void return_void() {}
+    void unhandled_exception() { std::terminate(); }
+  };
+  std::coroutine_handle<promise_type> handle;
+};
+
+inline VDriver drive(VTask* task, VCoro body) {
+  Outcome o = Outcome::cancelled();
+  if (!task->resumed_cancelled()) o = co_await body;
+  task->finish(o);
+}
+
+struct Timer {
+  long long due = 0;
+  std::uint64_t order = 0;  // when it was armed
+  bool armed = false;
+  virtual void fire() = 0;
+
+ protected:
+  ~Timer() = default;
+};
+
+struct Policy {
+  int order = 0;       // 0: as armed; 1: reversed; otherwise shuffled with this as the seed
+  bool batch = false;  // all timers of a tick complete before anything runs (one reap)
+};
+
+class VLoop {
+ public:
+  ~VLoop() {
+    for (auto& task : tasks_) task->driver.destroy();
+  }
+
+  long long now() const { return now_; }
+  VTask* current() const { return current_; }
+
+  void schedule(std::coroutine_handle<> h, VTask* task) {
+    ready_.push_back([this, h, task] {
+      current_ = task;
+      h.resume();
+      current_ = nullptr;
+    });
+  }
+
+  // A cancel request's answer (the CQE of a removed timer), which comes back at the end of the
+  // iteration that asked: complete may only schedule.
+  void complete_at_reap(std::function<void()> complete) { kernel_.push_back(std::move(complete)); }
+
+  // create_task: the task starts on a later step.
+  VTask* create_task(VCoro body) {
+    VTask* task = make_task(std::move(body));
+    schedule(task->driver, task);
+    return task;
+  }
+  // For wait_for: a task whose first step runs inline, now.
+  VTask* make_task(VCoro body) {
+    tasks_.push_back(std::make_unique<VTask>());
+    VTask* task = tasks_.back().get();
+    task->driver = drive(task, std::move(body)).handle;
+    return task;
+  }
+  void run_inline(VTask* task) {
+    VTask* saved = std::exchange(current_, task);
+    task->driver.resume();
+    current_ = saved;
+  }
+
+  void arm(Timer& timer, long long due) {
+    timer.due = due;
+    timer.order = next_order_++;
+    timer.armed = true;
+    timers_.push_back(&timer);
+  }
+  // A timer leaves the list as soon as it is disarmed or fires: its awaiter's frame may go, and
+  // its address be reused by another.
+  void disarm(Timer& timer) {
+    timer.armed = false;
+    std::erase(timers_, &timer);
+  }
+
+  // Runs until root finishes. Returns false on a deadlock (nothing ready, no timer armed).
+  bool run(VTask* root, const Policy& policy) {
+    std::mt19937_64 shuffle(static_cast<std::uint64_t>(policy.order));
+    for (;;) {
+      drain();
+      if (root->done) return true;
+      if (timers_.empty()) return false;
+      long long due = (*std::min_element(timers_.begin(), timers_.end(), [](Timer* a, Timer* b) {
+                        return a->due < b->due;
+                      }))->due;
+      std::vector<std::pair<std::uint64_t, Timer*>> firing;  // (order, timer): order is unique
+      for (Timer* t : timers_)
+        if (t->due == due) firing.emplace_back(t->order, t);
+      std::sort(firing.begin(), firing.end());
+      if (policy.order == 1) std::reverse(firing.begin(), firing.end());
+      if (policy.order > 1) std::shuffle(firing.begin(), firing.end(), shuffle);
+      now_ = due;
+      for (auto [order, t] : firing) {
+        if (!armed(t, order)) continue;  // removed by one that fired before it
+        disarm(*t);
+        t->fire();
+        if (!policy.batch) drain();
+      }
+    }
+  }
+
+  bool armed(Timer* t, std::uint64_t order) const {
+    for (Timer* armed_timer : timers_)
+      if (armed_timer == t && t->order == order) return true;
+    return false;
+  }
+
+  bool all_tasks_done() const {
+    return std::all_of(tasks_.begin(), tasks_.end(), [](const auto& t) { return t->done; });
+  }
+
+ private:
+  // ringloop's iterations: run what was ready when the iteration began, then hand the SQEs to
+  // the kernel and reap; the answers to this iteration's cancel requests come back there.
+  void drain() {
+    while (!ready_.empty() || !kernel_.empty()) {
+      for (std::size_t n = ready_.size(); n > 0; --n) {
+        auto step = std::move(ready_.front());
+        ready_.pop_front();
+        step();
+      }
+      auto completions = std::move(kernel_);
+      kernel_.clear();
+      for (auto& complete : completions) complete();
+    }
+  }
+
+  long long now_ = 0;
+  std::uint64_t next_order_ = 0;
+  VTask* current_ = nullptr;
+  std::deque<std::function<void()>> ready_;
+  std::vector<std::function<void()>> kernel_;
+  std::vector<Timer*> timers_;
+  std::vector<std::unique_ptr<VTask>> tasks_;
+};
+
+class SleepAwaiter final : CancelPoint, Timer {
+ public:
+  SleepAwaiter(VLoop& loop, long long ticks) : loop_(loop), ticks_(ticks) {}
+  bool await_ready() const noexcept { return false; }
+  bool await_suspend(std::coroutine_handle<> h) {
+    task_ = loop_.current();
+    if (task_->must_cancel) return false;  // a pending cancel: no timer, resume now
+    h_ = h;
+    loop_.arm(*this, loop_.now() + ticks_);
+    task_->waiting_on = this;
+    return true;
+  }
+  Outcome await_resume() {
+    if (task_->resumed_cancelled() || cancel_taken_) return Outcome::cancelled();
+    return Outcome::of(static_cast<int>(ticks_));
+  }
+
+ private:
+  void fire() override {
+    fired_ = true;
+    loop_.schedule(h_, task_);
+  }
+  bool request_cancel() override {
+    if (fired_) return false;  // its resume is on its way: the cancel waits for the next await
+    if (cancel_taken_) return true;  // one cancel is on its way already
+    cancel_taken_ = true;
+    loop_.disarm(*this);
+    loop_.complete_at_reap([this] { loop_.schedule(h_, task_); });
+    return true;
+  }
+
+  VLoop& loop_;
+  long long ticks_;
+  VTask* task_ = nullptr;
+  std::coroutine_handle<> h_;
+  bool fired_ = false;
+  bool cancel_taken_ = false;
+};
+
+class TaskAwaiter final : CancelPoint {
+ public:
+  TaskAwaiter(VLoop& loop, VTask* target) : loop_(loop), target_(target) {}
+  bool await_ready() const noexcept { return target_->done; }
+  void await_suspend(std::coroutine_handle<> h) {
+    task_ = loop_.current();
+    target_->waiters.push_back([this, h] { loop_.schedule(h, task_); });
+    task_->waiting_on = this;
+    if (task_->must_cancel && target_->cancel()) task_->must_cancel = false;
+  }
+  Outcome await_resume() {
+    if (task_ != nullptr && task_->resumed_cancelled()) return Outcome::cancelled();
+    return target_->result;
+  }
+
+ private:
+  bool request_cancel() override { return target_->cancel(); }
+
+  VLoop& loop_;
+  VTask* target_;
+  VTask* task_ = nullptr;
+};
+
+class GatherAwaiter final : CancelPoint {
+ public:
+  GatherAwaiter(VLoop& loop, std::vector<VCoro> bodies, bool return_exceptions)
+      : loop_(loop), bodies_(std::move(bodies)), return_exceptions_(return_exceptions) {}
+  bool await_ready() const noexcept { return bodies_.empty(); }
+  void await_suspend(std::coroutine_handle<> h) {
+    outer_ = loop_.current();
+    h_ = h;
+    for (VCoro& body : bodies_) children_.push_back(loop_.create_task(std::move(body)));
+    remaining_ = children_.size();
+    for (std::size_t i = 0; i < children_.size(); ++i)
+      children_[i]->waiters.push_back([this, i] { child_done(i); });
+    outer_->waiting_on = this;
+    if (outer_->must_cancel) {
+      outer_->must_cancel = false;
+      request_cancel();
+    }
+  }
+  Outcome await_resume() {
+    if (outer_->resumed_cancelled() || cancel_taken_) return Outcome::cancelled();
+    if (!return_exceptions_ && first_failed_ >= 0)
+      return children_[static_cast<std::size_t>(first_failed_)]->result;
+    int acc = 0;
+    for (std::size_t i = 0; i < children_.size(); ++i) {
+      const Outcome& o = children_[i]->result;
+      acc = mix(acc, i, return_exceptions_ ? code_of(o) : o.value);
+    }
+    return Outcome::of(acc);
+  }
+
+ private:
+  void child_done(std::size_t i) {
+    --remaining_;
+    if (!children_[i]->result.ok() && first_failed_ < 0 && !return_exceptions_) {
+      first_failed_ = static_cast<long>(i);
+      cancel_children();
+    }
+    if (remaining_ == 0) loop_.schedule(h_, outer_);
+  }
+  void cancel_children() {
+    for (VTask* child : children_) child->cancel();
+  }
+  bool request_cancel() override {
+    cancel_taken_ = true;
+    cancel_children();
+    return true;
+  }
+
+  VLoop& loop_;
+  std::vector<VCoro> bodies_;
+  bool return_exceptions_;
+  std::vector<VTask*> children_;
+  std::size_t remaining_ = 0;
+  long first_failed_ = -1;
+  VTask* outer_ = nullptr;
+  std::coroutine_handle<> h_;
+  bool cancel_taken_ = false;
+};
+
+class WaitForAwaiter final : CancelPoint, Timer {
+ public:
+  WaitForAwaiter(VLoop& loop, VCoro body, long long ticks)
+      : loop_(loop), body_(std::move(body)), due_(loop.now() + ticks) {}
+  bool await_ready() const noexcept { return false; }
+  bool await_suspend(std::coroutine_handle<> h) {
+    outer_ = loop_.current();
+    h_ = h;
+    child_ = loop_.make_task(std::move(body_));
+    child_->waiters.push_back([this] { on_child_done(); });
+    inside_suspend_ = true;
+    loop_.run_inline(child_);
+    inside_suspend_ = false;
+    if (child_done_) return false;  // finished without suspending: no timer
+    loop_.arm(*this, due_);
+    outer_->waiting_on = this;
+    if (outer_->must_cancel) {
+      outer_->must_cancel = false;
+      request_cancel();
+    }
+    return true;
+  }
+  Outcome await_resume() {
+    if (outer_->resumed_cancelled()) return Outcome::cancelled();
+    if (child_->result.what == Outcome::What::cancelled)
+      return timed_out_ && !outer_cancel_taken_ ? Outcome::timeout() : Outcome::cancelled();
+    return child_->result;
+  }
+
+ private:
+  void fire() override {
+    timer_done_ = true;
+    if (!child_done_) {
+      timed_out_ = true;
+      child_->cancel();
+    }
+    settle();
+  }
+  void on_child_done() {
+    child_done_ = true;
+    if (inside_suspend_) return;
+    remove_timer();
+    settle();
+  }
+  bool request_cancel() override {
+    // An outer cancel after the child finished is not the child's to take: it surfaces when
+    // the awaiting task resumes (asyncio: the task's next step throws CancelledError).
+    if (child_done_) return false;
+    outer_cancel_taken_ = true;
+    child_->cancel();
+    remove_timer();
+    settle();
+    return true;
+  }
+  void remove_timer() {
+    if (timer_done_ || removing_) return;
+    removing_ = true;
+    loop_.disarm(*this);
+    loop_.complete_at_reap([this] {
+      timer_done_ = true;
+      settle();
+    });
+  }
+  void settle() {
+    if (child_done_ && timer_done_ && !resumed_) {
+      resumed_ = true;
+      loop_.schedule(h_, outer_);
+    }
+  }
+
+  VLoop& loop_;
+  VCoro body_;
+  long long due_;
+  VTask* child_ = nullptr;
+  VTask* outer_ = nullptr;
+  std::coroutine_handle<> h_;
+  bool inside_suspend_ = false;
+  bool child_done_ = false;
+  bool timer_done_ = false;
+  bool timed_out_ = false;
+  bool outer_cancel_taken_ = false;
+  bool removing_ = false;
+  bool resumed_ = false;
+};
+
+struct Interpreter {
+  const Program& program;
+  VLoop& loop;
+  std::vector<Event> events;
+
+  void record(int node, EventKind kind, Outcome o = {}) {
+    events.push_back(Event{node, kind, o, loop.now()});
+  }
+  const Node& node(int id) const { return program.nodes[static_cast<std::size_t>(id)]; }
+
+  VCoro exec(int id) {
+    record(id, EventKind::enter);
+    Outcome o = co_await body(id);
+    record(id, EventKind::exit, o);
+    co_return o;
+  }
+
+  static bool catches(int mask, const Outcome& o) {
+    switch (o.what) {
+      case Outcome::What::error:
+        return (mask & kCatchError) != 0;
+      case Outcome::What::cancelled:
+        return (mask & kCatchCancelled) != 0;
+      case Outcome::What::timeout:
+        return (mask & kCatchTimeout) != 0;
+      default:
+        return false;
+    }
+  }
+
+  VCoro body(int id) {
+    const Node& n = node(id);
+    switch (n.kind) {
+      case Kind::value:
+        co_return Outcome::of(n.arg);
+      case Kind::raise:
+        co_return Outcome::error(n.arg);
+      case Kind::sleep:
+        co_return co_await SleepAwaiter(loop, n.arg);
+      case Kind::sequence: {
+        int acc = 0;
+        for (std::size_t i = 0; i < n.kids.size(); ++i) {
+          Outcome o = co_await exec(n.kids[i]);
+          if (!o.ok()) co_return o;
+          acc = mix(acc, i, o.value);
+        }
+        co_return Outcome::of(acc);
+      }
+      case Kind::try_catch: {
+        Outcome o = co_await exec(n.kids[0]);
+        if (o.ok() || !catches(n.arg, o)) co_return o;
+        Outcome h = co_await exec(n.kids[1]);
+        if (!h.ok()) co_return h;
+        co_return Outcome::of(mix(h.value, 1, code_of(o)));
+      }
+      case Kind::gather: {
+        std::vector<VCoro> kids;
+        for (int kid : n.kids) kids.push_back(exec(kid));
+        co_return co_await GatherAwaiter(loop, std::move(kids), n.arg != 0);
+      }
+      case Kind::wait_for:
+        co_return co_await WaitForAwaiter(loop, exec(n.kids[0]), n.arg);
+      case Kind::spawn: {
+        VTask* task = loop.create_task(exec(n.kids[0]));
+        Outcome pre = co_await exec(n.kids[1]);
+        if (!pre.ok()) {
+          // As the ringloop runner does: no task outlives its spawn node.
+          task->cancel();
+          (void)co_await TaskAwaiter(loop, task);
+          co_return pre;
+        }
+        int cancel_code = 0;
+        if (n.arg != 0) {
+          bool taken = task->cancel();
+          record(id, EventKind::cancel_returned, Outcome::of(taken ? 1 : 0));
+          cancel_code = taken ? 1 : 2;
+        }
+        Outcome o = co_await TaskAwaiter(loop, task);
+        if (!o.ok()) co_return o;
+        co_return Outcome::of(mix(mix(pre.value, 1, o.value), 2, cancel_code));
+      }
+    }
+    co_return Outcome::error(-1);
+  }
+};
+
+struct Result {
+  bool finished = false;  // false: a deadlock in the model
+  std::vector<Event> events;
+  long long end_tick = 0;
+};
+
+inline Result run(const Program& program, const Policy& policy) {
+  VLoop loop;
+  Interpreter interpreter{program, loop, {}};
+  VTask* root = loop.create_task(interpreter.exec(0));
+  Result result;
+  result.finished = loop.run(root, policy) && loop.all_tasks_done();
+  result.end_tick = loop.now();
+  result.events = std::move(interpreter.events);
+  return result;
+}
+
+}  // namespace model::reference
