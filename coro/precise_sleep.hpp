@@ -28,23 +28,33 @@ inline constexpr std::chrono::nanoseconds kDefaultSpinMargin = std::chrono::micr
 // sleep would spin throughout, and a wake-up later than that is a preempted thread, which no
 // margin can hide.
 inline constexpr std::chrono::nanoseconds kMinSpinMargin = std::chrono::microseconds(50);
-inline constexpr std::chrono::nanoseconds kMaxSpinMargin = std::chrono::microseconds(1500);
+inline constexpr std::chrono::nanoseconds kMaxSpinMargin = std::chrono::microseconds(1000);
 static_assert(kMinSpinMargin <= kDefaultSpinMargin && kDefaultSpinMargin <= kMaxSpinMargin);
 
 namespace detail {
 
 // The wake-up lateness of the last kWindow kernel timers armed by precise sleeps on this
-// thread, and the margin derived from them: kHeadroom times the second-largest sample (about
-// p98 of the window: the single largest is often a preemption, which spinning cannot help).
+// thread, and the margin derived from them: kHeadroom times about their p99 (the k-th largest,
+// k = 1 + samples / 128). A wake-up later than kMaxSpinMargin is left out: it is a thread that
+// was preempted, which no margin can hide, and one such sample would hold the margin at its
+// maximum for the whole window.
 class SpinMargin {
  public:
-  static constexpr std::size_t kWindow = 64;
+  static constexpr std::size_t kWindow = 256;
   static constexpr std::size_t kRecomputeEvery = 16;
-  static constexpr double kHeadroom = 1.5;
+  static constexpr double kHeadroom = 1.25;
 
   std::int64_t margin_ns() const noexcept { return margin_ns_; }
   bool fixed() const noexcept { return fixed_; }
   std::size_t samples() const noexcept { return std::min(seen_, kWindow); }
+
+  // The margin for one sleep of duration_ns. A calibrated margin leaves at least a quarter of
+  // the sleep to the kernel timer, so that every precise sleep feeds the window (a margin
+  // longer than the sleeps would otherwise never see a sample again) and spins for at most
+  // three quarters of its time; a fixed margin is taken as it is.
+  std::int64_t margin_for(std::int64_t duration_ns) const noexcept {
+    return fixed_ ? margin_ns_ : std::min(margin_ns_, duration_ns / 4 * 3);
+  }
 
   void fix(std::int64_t margin_ns) noexcept {
     margin_ns_ = std::max<std::int64_t>(margin_ns, 0);
@@ -58,6 +68,7 @@ class SpinMargin {
 
   // lateness_ns: how long after the armed time the sleeper ran again.
   void add_sample(std::int64_t lateness_ns) noexcept {
+    if (lateness_ns > kMaxSpinMargin.count()) return;
     window_[seen_ % kWindow] = std::max<std::int64_t>(lateness_ns, 0);
     ++seen_;
     if (seen_ % kRecomputeEvery == 0) recompute();
@@ -68,8 +79,10 @@ class SpinMargin {
     std::size_t n = samples();
     if (fixed_ || n < 2) return;
     std::array<std::int64_t, kWindow> sorted = window_;
-    std::nth_element(sorted.begin(), sorted.begin() + (n - 2), sorted.begin() + n);
-    auto wanted = static_cast<std::int64_t>(static_cast<double>(sorted[n - 2]) * kHeadroom);
+    std::size_t kth_largest = 1 + n / 128;
+    std::nth_element(sorted.begin(), sorted.begin() + (n - kth_largest), sorted.begin() + n);
+    auto wanted =
+        static_cast<std::int64_t>(static_cast<double>(sorted[n - kth_largest]) * kHeadroom);
     margin_ns_ = std::clamp(wanted, kMinSpinMargin.count(), kMaxSpinMargin.count());
   }
 
@@ -93,8 +106,9 @@ inline Coro<> spin_until(std::int64_t deadline_ns) {
 
 inline Coro<> sleep_until_precise_ns(std::int64_t deadline_ns) {
   SpinMargin& margin = spin_margin_of_thread();
-  std::int64_t wake_ns = deadline_ns - margin.margin_ns();
-  if (wake_ns > now_ns()) {
+  std::int64_t start_ns = now_ns();
+  std::int64_t wake_ns = deadline_ns - margin.margin_for(deadline_ns - start_ns);
+  if (wake_ns > start_ns) {
     co_await SleepAwaiter(wake_ns);
     margin.add_sample(now_ns() - wake_ns);
   }
@@ -117,13 +131,15 @@ void set_spin_margin(std::chrono::duration<Rep, Period> margin) noexcept {
 // Forgets a fixed margin and the samples: back to kDefaultSpinMargin, calibrating again.
 inline void reset_spin_margin() noexcept { detail::spin_margin_of_thread().unfix(); }
 
-// Suspends until the monotonic clock reaches deadline, spinning for the last spin_margin().
+// Suspends until the monotonic clock reaches deadline, spinning for the last spin_margin()
+// (at most three quarters of the sleep while the margin is calibrated).
 template <class Duration>
 Coro<> sleep_until_precise(std::chrono::time_point<std::chrono::steady_clock, Duration> deadline) {
   return detail::sleep_until_precise_ns(detail::deadline_at(deadline));
 }
 
-// Suspends for at least duration (taken from the call), spinning for the last spin_margin().
+// Suspends for at least duration (taken from the call), spinning for the last spin_margin()
+// (at most three quarters of the sleep while the margin is calibrated).
 template <class Rep, class Period>
 Coro<> sleep_precise(std::chrono::duration<Rep, Period> duration) {
   return detail::sleep_until_precise_ns(detail::deadline_after(duration));
