@@ -22,27 +22,29 @@
 
 namespace ringloop {
 
-// Before any calibration: above this VM's p99 wake-up lateness of a kernel timer (~400 us).
-inline constexpr std::chrono::nanoseconds kDefaultSpinMargin = std::chrono::microseconds(500);
-// The calibrated margin stays in this range: below, spinning saves nothing; above, a 1 ms
-// sleep would spin throughout, and a wake-up later than that is a preempted thread, which no
-// margin can hide.
+// Before any calibration: about twice this VM's p95 wake-up lateness of a kernel timer.
+inline constexpr std::chrono::nanoseconds kDefaultSpinMargin = std::chrono::microseconds(250);
+// The calibrated margin stays in this range. Below, spinning saves nothing. Above, the spin
+// costs more than it buys: measured on this shared 2-core VM, a 1 ms sleep with a 1 ms margin
+// had a p99 lateness of 4 ms (the spinning thread loses its sleeper's priority and is
+// preempted for a whole scheduler slice), with 200 us it was 120 us (the kernel timer's: 230).
 inline constexpr std::chrono::nanoseconds kMinSpinMargin = std::chrono::microseconds(50);
-inline constexpr std::chrono::nanoseconds kMaxSpinMargin = std::chrono::microseconds(1000);
+inline constexpr std::chrono::nanoseconds kMaxSpinMargin = std::chrono::microseconds(500);
 static_assert(kMinSpinMargin <= kDefaultSpinMargin && kDefaultSpinMargin <= kMaxSpinMargin);
 
 namespace detail {
 
 // The wake-up lateness of the last kWindow kernel timers armed by precise sleeps on this
-// thread, and the margin derived from them: kHeadroom times about their p99 (the k-th largest,
-// k = 1 + samples / 128). A wake-up later than kMaxSpinMargin is left out: it is a thread that
-// was preempted, which no margin can hide, and one such sample would hold the margin at its
-// maximum for the whole window.
+// thread, and the margin derived from them: kHeadroom times about their p95 (the k-th largest,
+// k = 1 + samples / 20). Not their p99: the tail of the wake-ups is mostly a thread that was
+// preempted, which no margin can hide and a longer spin makes likelier. A wake-up later than
+// kIgnoredWakeNs is left out for the same reason.
 class SpinMargin {
  public:
   static constexpr std::size_t kWindow = 256;
   static constexpr std::size_t kRecomputeEvery = 16;
-  static constexpr double kHeadroom = 1.25;
+  static constexpr double kHeadroom = 2.0;
+  static constexpr std::int64_t kIgnoredWakeNs = 2 * kMaxSpinMargin.count();
 
   std::int64_t margin_ns() const noexcept { return margin_ns_; }
   bool fixed() const noexcept { return fixed_; }
@@ -68,7 +70,7 @@ class SpinMargin {
 
   // lateness_ns: how long after the armed time the sleeper ran again.
   void add_sample(std::int64_t lateness_ns) noexcept {
-    if (lateness_ns > kMaxSpinMargin.count()) return;
+    if (lateness_ns > kIgnoredWakeNs) return;
     window_[seen_ % kWindow] = std::max<std::int64_t>(lateness_ns, 0);
     ++seen_;
     if (seen_ % kRecomputeEvery == 0) recompute();
@@ -79,7 +81,7 @@ class SpinMargin {
     std::size_t n = samples();
     if (fixed_ || n < 2) return;
     std::array<std::int64_t, kWindow> sorted = window_;
-    std::size_t kth_largest = 1 + n / 128;
+    std::size_t kth_largest = 1 + n / 20;
     std::nth_element(sorted.begin(), sorted.begin() + (n - kth_largest), sorted.begin() + n);
     auto wanted =
         static_cast<std::int64_t>(static_cast<double>(sorted[n - kth_largest]) * kHeadroom);
