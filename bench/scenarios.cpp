@@ -119,6 +119,10 @@ Coro<std::string> pacer_drift(const char* scenario, long n, ringloop::Precision 
                 drift.slope_us_per_1k, us(recorder.percentile(50)), us(recorder.percentile(99)),
                 us(recorder.max()));
   std::string keys = text;
+  if (precision == ringloop::Precision::spin) {
+    std::snprintf(text, sizeof text, " final_margin_us=%.1f", us(ringloop::spin_margin()));
+    keys += text;
+  }
   keys += " tenths_p50_us=";
   for (double median_us : drift.tenths_p50_us) {
     std::snprintf(text, sizeof text, "%s%.1f", keys.back() == '=' ? "" : ",", median_us);

@@ -24,11 +24,13 @@ namespace ringloop {
 
 // Before any calibration: about twice this VM's p95 wake-up lateness of a kernel timer.
 inline constexpr std::chrono::nanoseconds kDefaultSpinMargin = std::chrono::microseconds(250);
-// The calibrated margin stays in this range. Below, spinning saves nothing. Above, the spin
+// The calibrated margin stays in this range. Below, a VM's idle vCPU takes about as long to
+// wake (~65 us here): a margin learnt while the machine was busy (wake-ups of ~20 us) would
+// leave most sleeps late once it goes idle, until it has learnt again. Above, the spin
 // costs more than it buys: measured on this shared 2-core VM, a 1 ms sleep with a 1 ms margin
 // had a p99 lateness of 4 ms (the spinning thread loses its sleeper's priority and is
 // preempted for a whole scheduler slice), with 200 us it was 120 us (the kernel timer's: 230).
-inline constexpr std::chrono::nanoseconds kMinSpinMargin = std::chrono::microseconds(50);
+inline constexpr std::chrono::nanoseconds kMinSpinMargin = std::chrono::microseconds(100);
 inline constexpr std::chrono::nanoseconds kMaxSpinMargin = std::chrono::microseconds(500);
 static_assert(kMinSpinMargin <= kDefaultSpinMargin && kDefaultSpinMargin <= kMaxSpinMargin);
 
