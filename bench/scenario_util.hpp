@@ -5,6 +5,7 @@
 
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -59,10 +60,54 @@ inline std::string ns_per_op(Clock::duration elapsed, long n) {
   return text;
 }
 
+inline double us(std::chrono::nanoseconds d) { return static_cast<double>(d.count()) / 1e3; }
+
 // Nearest rank, as every peer computes it: element ceil(q*n/100)-1 of the sorted samples.
 inline double percentile(const std::vector<double>& sorted, unsigned q) {
   std::size_t rank = (sorted.size() * q + 99) / 100;
   return sorted[rank == 0 ? 0 : rank - 1];
+}
+
+// Whether lateness grows along a run of ticks: the medians of its first and last 100 samples
+// (one sample alone is noise), and the slope, in us per 1,000 ticks, of the least-squares line
+// through the medians of its ten tenths (medians, so that one preemption of a few ms does not
+// pass for a trend).
+struct DriftFigures {
+  double first_p50_us = 0;
+  double last_p50_us = 0;
+  double slope_us_per_1k = 0;
+  std::vector<double> tenths_p50_us;  // the median of each tenth of the run, in order
+};
+
+inline double median_of(std::vector<double> values) {
+  std::sort(values.begin(), values.end());
+  return values.empty() ? 0 : percentile(values, 50);
+}
+
+inline DriftFigures drift_of(const std::vector<double>& lateness_us) {
+  DriftFigures figures;
+  std::size_t n = lateness_us.size();
+  if (n < 10) return figures;
+  auto begin = lateness_us.begin();
+  std::size_t window = std::min<std::size_t>(100, n);
+  figures.first_p50_us = median_of({begin, begin + window});
+  figures.last_p50_us = median_of({lateness_us.end() - window, lateness_us.end()});
+  double sxy = 0, sxx = 0, mean_x = 0, mean_y = 0;
+  std::vector<double> x, y;
+  for (std::size_t part = 0; part < 10; ++part) {
+    std::size_t from = n * part / 10, to = n * (part + 1) / 10;
+    x.push_back((from + to - 1) / 2.0);
+    y.push_back(median_of({begin + from, begin + to}));
+    mean_x += x.back() / 10;
+    mean_y += y.back() / 10;
+  }
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    sxy += (x[i] - mean_x) * (y[i] - mean_y);
+    sxx += (x[i] - mean_x) * (x[i] - mean_x);
+  }
+  figures.slope_us_per_1k = 1000 * sxy / sxx;
+  figures.tenths_p50_us = y;
+  return figures;
 }
 
 // The scenarios sum 0..n-1 through the coroutines, so a broken result cannot go unnoticed.

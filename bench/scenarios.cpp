@@ -2,7 +2,9 @@
 // as the peers in bench/peers/ (`ringloop_scenarios <scenario> <n> [conns] [secs]`, exactly one
 // `key=value` line on stdout), so scripts/bench runs ringloop as one more peer. Only the public
 // API is used: run, create_task, gather, sleep, wait_for, Task::cancel, and the one-SQE
-// operations of coro/io.hpp (nop, accept, recv, send) for wait_for_io and echo.
+// operations of coro/io.hpp (nop, accept, recv, send) for wait_for_io and echo; sleep_precise,
+// Pacer and LatencyRecorder for the timer scenarios of issue #7 (ringloop only: lateness_precise
+// is compared with the floor's lateness, the kernel timer it improves on).
 //
 // Each scenario is timed from inside the coroutine that run() drives: the loop's set-up (the
 // ring's mmap) is excluded, as the peers exclude their runtime's start-up.
@@ -42,26 +44,91 @@ Coro<std::string> sleep_many(long n) {
 
 // ---------------------------------------------------------------------------- lateness(_loaded)
 
-// N sequential sleep(1 ms), each timed alone; with `loaded`, 10k tasks sleeping an hour are
-// pending in the same loop (their timeouts are in the kernel's list) and torn down at the end.
-Coro<std::string> lateness(const char* scenario, long n, bool loaded) {
+struct LatenessFigures {
+  ringloop::LatencyRecorder lateness;
+  double loop_wall_s = 0;  // the N sleeps only (not the 10k sleepers' set-up or teardown)
+  double loop_cpu_s = 0;
+
+  std::string keys() const {
+    char text[256];
+    std::snprintf(text, sizeof text,
+                  " p50_us=%.1f p99_us=%.1f max_us=%.1f loop_wall_s=%.3f loop_cpu_s=%.3f "
+                  "busy_pct=%.1f",
+                  us(lateness.percentile(50)), us(lateness.percentile(99)), us(lateness.max()),
+                  loop_wall_s, loop_cpu_s, 100 * loop_cpu_s / loop_wall_s);
+    return text;
+  }
+};
+
+// N sequential sleep(1 ms) (or sleep_precise(1 ms)), each timed alone; with `loaded`, 10k
+// tasks sleeping an hour are pending in the same loop (their timeouts are in the kernel's list)
+// and torn down at the end. The precise variant calibrates its spin margin first, untimed.
+Coro<std::string> lateness(const char* scenario, long n, bool loaded, bool precise) {
+  std::int64_t margin_ns = 0;
+  if (precise) margin_ns = (co_await ringloop::calibrate_spin_margin()).count();
   Meter meter;
   std::vector<Task<>> pending;
   if (loaded) pending = co_await start_hour_sleepers(10'000);
-  std::vector<double> lateness_us;
-  lateness_us.reserve(static_cast<std::size_t>(n));
+  LatenessFigures figures;
+  auto loop_start = Clock::now();
+  double loop_start_cpu_s = cpu_s();
   for (long i = 0; i < n; ++i) {
     auto start = Clock::now();
-    co_await ringloop::sleep(1ms);
-    auto slept_ns = std::chrono::duration<double, std::nano>(Clock::now() - start).count();
-    lateness_us.push_back((slept_ns - 1e6) / 1e3);
+    if (precise)
+      co_await ringloop::sleep_precise(1ms);
+    else
+      co_await ringloop::sleep(1ms);
+    figures.lateness.record(Clock::now() - start - 1ms);
   }
+  figures.loop_cpu_s = cpu_s() - loop_start_cpu_s;
+  figures.loop_wall_s = std::chrono::duration<double>(Clock::now() - loop_start).count();
   co_await cancel_and_wait(pending);
-  std::sort(lateness_us.begin(), lateness_us.end());
-  char extra[128];
-  std::snprintf(extra, sizeof extra, " p50_us=%.1f p99_us=%.1f max_us=%.1f",
-                percentile(lateness_us, 50), percentile(lateness_us, 99), lateness_us.back());
-  co_return meter.line(scenario, n) + extra;
+  std::string line = meter.line(scenario, n) + figures.keys();
+  if (precise) {
+    char text[96];
+    std::snprintf(text, sizeof text, " margin_us=%.1f final_margin_us=%.1f", margin_ns / 1e3,
+                  us(ringloop::spin_margin()));
+    line += text;
+  }
+  co_return line;
+}
+
+// ---------------------------------------------------------------------------- pacer_drift
+
+// N ticks of a 1 ms Pacer (kernel or spin precision). Drift would show as lateness growing
+// with the tick index: the line gives the first and last tick's lateness, the medians of the
+// first and last 100, and the least-squares slope of lateness against the index.
+Coro<std::string> pacer_drift(const char* scenario, long n, ringloop::Precision precision) {
+  if (precision == ringloop::Precision::spin) co_await ringloop::calibrate_spin_margin();
+  Meter meter;
+  ringloop::Pacer pacer(1ms, ringloop::MissedTick::burst, precision);
+  std::vector<double> lateness_us;
+  lateness_us.reserve(static_cast<std::size_t>(n));
+  ringloop::LatencyRecorder recorder;
+  for (long i = 0; i < n; ++i) {
+    ringloop::Tick tick = co_await pacer.next();
+    recorder.record(tick.lateness);
+    lateness_us.push_back(us(tick.lateness));
+  }
+  DriftFigures drift = drift_of(lateness_us);
+  char text[320];
+  std::snprintf(text, sizeof text,
+                " first_us=%.1f last_us=%.1f first100_p50_us=%.1f last100_p50_us=%.1f "
+                "slope_us_per_1k=%.3f p50_us=%.1f p99_us=%.1f max_us=%.1f",
+                lateness_us.front(), lateness_us.back(), drift.first_p50_us, drift.last_p50_us,
+                drift.slope_us_per_1k, us(recorder.percentile(50)), us(recorder.percentile(99)),
+                us(recorder.max()));
+  std::string keys = text;
+  if (precision == ringloop::Precision::spin) {
+    std::snprintf(text, sizeof text, " final_margin_us=%.1f", us(ringloop::spin_margin()));
+    keys += text;
+  }
+  keys += " tenths_p50_us=";
+  for (double median_us : drift.tenths_p50_us) {
+    std::snprintf(text, sizeof text, "%s%.1f", keys.back() == '=' ? "" : ",", median_us);
+    keys += text;
+  }
+  co_return meter.line(scenario, n) + keys;
 }
 
 // ---------------------------------------------------------------------------- spawn_gather
@@ -138,8 +205,14 @@ struct Args {
 Coro<std::string> scenario_coro(const Args& args) {
   const std::string& s = args.scenario;
   if (s == "sleep_many") return sleep_many(args.n);
-  if (s == "lateness") return lateness("lateness", args.n, false);
-  if (s == "lateness_loaded") return lateness("lateness_loaded", args.n, true);
+  if (s == "lateness") return lateness("lateness", args.n, false, false);
+  if (s == "lateness_loaded") return lateness("lateness_loaded", args.n, true, false);
+  if (s == "lateness_precise") return lateness("lateness_precise", args.n, false, true);
+  if (s == "lateness_precise_loaded")
+    return lateness("lateness_precise_loaded", args.n, true, true);
+  if (s == "pacer_drift") return pacer_drift("pacer_drift", args.n, ringloop::Precision::kernel);
+  if (s == "pacer_drift_precise")
+    return pacer_drift("pacer_drift_precise", args.n, ringloop::Precision::spin);
   if (s == "spawn_gather") return spawn_gather(args.n);
   if (s == "wait_for_fast") return wait_for_fast(args.n);
   if (s == "wait_for_yield") return wait_for_yield(args.n);
