@@ -1,6 +1,5 @@
 #include <cstdio>
 #include <exception>
-#include <source_location>
 #include <typeinfo>
 
 #include "coro/detail/promise.hpp"
@@ -8,12 +7,12 @@
 namespace ringloop::detail {
 
 void report_unretrieved_exception(const std::exception_ptr& error,
-                                  const std::source_location& created_at) noexcept {
+                                  const CreatedAt& created_at) noexcept {
   // asyncio names the task; a C++ task has no name, but where it was created tells which.
   char where[512] = "";
-  if (created_at.line() != 0)
-    std::snprintf(where, sizeof(where), " (task created at %s:%u in %s)", created_at.file_name(),
-                  static_cast<unsigned>(created_at.line()), created_at.function_name());
+  if (created_at.line != 0)
+    std::snprintf(where, sizeof(where), " (task created at %s:%u in %s)", created_at.file,
+                  created_at.line, created_at.function);
   try {
     std::rethrow_exception(error);
   } catch (const std::exception& e) {

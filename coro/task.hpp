@@ -6,7 +6,6 @@
 
 #include <coroutine>
 #include <exception>
-#include <source_location>
 #include <utility>
 
 #include "coro/coro.hpp"
@@ -177,7 +176,7 @@ ResultOf<T> take_task_result(Task<T>& task) {
 // call site is kept for reports about the task.
 template <class T>
 Task<T> create_task(Loop& loop, Coro<T> coro,
-                    std::source_location created_at = std::source_location::current()) {
+                    detail::CreatedAt created_at = detail::CreatedAt::here()) {
   if (!coro.valid()) throw std::logic_error("create_task: empty Coro (moved from?)");
   auto root = coro.release();
   if (root.promise().start != detail::StartState::not_started) {
@@ -196,8 +195,7 @@ Task<T> create_task(Loop& loop, Coro<T> coro,
 
 // Starts coro as a task on the running loop (asyncio.create_task).
 template <class T>
-Task<T> create_task(Coro<T> coro,
-                    std::source_location created_at = std::source_location::current()) {
+Task<T> create_task(Coro<T> coro, detail::CreatedAt created_at = detail::CreatedAt::here()) {
   return create_task(Loop::running("create_task"), std::move(coro), created_at);
 }
 

@@ -15,7 +15,6 @@
 #include <cstdio>
 #include <exception>
 #include <optional>
-#include <source_location>
 #include <type_traits>
 #include <typeinfo>
 #include <utility>
@@ -43,7 +42,7 @@ enum class StartState : std::uint8_t {
 };
 
 void report_unretrieved_exception(const std::exception_ptr& error,
-                                  const std::source_location& created_at) noexcept;
+                                  const CreatedAt& created_at) noexcept;
 
 // Whether error holds a CancelledError. libstdc++ names the type of the exception an
 // exception_ptr holds, which spares a rethrow (a second unwind per cancelled task); for a type

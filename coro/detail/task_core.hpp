@@ -8,8 +8,8 @@
 #include <coroutine>
 #include <cstdint>
 #include <exception>
-#include <source_location>
 
+#include "coro/detail/created_at.hpp"
 #include "coro/errors.hpp"
 #include "loop/loop.hpp"
 
@@ -92,7 +92,7 @@ class TaskCore : public TaskHook {
   Loop* loop = nullptr;
   std::coroutine_handle<> frame;  // the root coroutine
   CancelPoint* waiting_on = nullptr;
-  std::source_location created_at;  // where create_task was called: for reports
+  CreatedAt created_at;  // where create_task was called: for reports
   IntrusiveList<TaskWaiter> waiters;
   std::uint32_t refs = 0;
   std::uint32_t cancel_requests = 0;  // asyncio's Task.cancelling()  // Task handles, plus one
