@@ -9,6 +9,7 @@
 //   co_await lock.acquire(); ... lock.release();
 #pragma once
 
+#include "coro/detail/acquire_awaiter.hpp"
 #include "coro/detail/release_guard.hpp"
 #include "coro/detail/waiter.hpp"
 
@@ -18,8 +19,8 @@ class Condition;
 
 class Lock {
  public:
-  class [[nodiscard]] AcquireAwaiter;
-  class [[nodiscard]] ScopedAwaiter;
+  using AcquireAwaiter = detail::AcquireAwaiter<Lock>;
+  using ScopedAwaiter = detail::ScopedAcquireAwaiter<Lock>;
   using Guard = detail::ReleaseGuard<Lock>;
 
   Lock() = default;
@@ -48,6 +49,8 @@ class Lock {
 
  private:
   friend class Condition;
+  friend class detail::AcquireAwaiter<Lock>;
+  static constexpr const char* kAcquireName = "Lock.acquire";
 
   bool try_take() noexcept {
     if (locked_) return false;
@@ -63,51 +66,6 @@ class Lock {
   detail::LoopBinding binding_;
   detail::WaitList waiters_;
   bool locked_ = false;
-};
-
-class [[nodiscard]] Lock::AcquireAwaiter : detail::Waiter {
- public:
-  explicit AcquireAwaiter(Lock& lock) noexcept : Waiter(&on_cancel), lock_(lock) {}
-
-  using Waiter::await_ready;
-
-  template <class P>
-  bool await_suspend(std::coroutine_handle<P> awaiting) {
-    if (!start(awaiting, lock_.binding_, "Lock.acquire")) return false;
-    if (lock_.try_take()) {
-      state_ = State::granted;
-      return false;
-    }
-    enqueue(lock_.waiters_);
-    return true;
-  }
-
-  void await_resume() { finish(); }
-
- protected:
-  Lock& lock_;
-
- private:
-  static bool on_cancel(detail::CancelPoint& point) noexcept {
-    auto& self = static_cast<AcquireAwaiter&>(static_cast<Waiter&>(point));
-    if (self.state_ == State::queued) {
-      self.withdraw();
-    } else if (self.state_ == State::granted) {
-      // Owned but not yet resumed: the lock goes on as if this waiter had released it.
-      self.state_ = State::cancelled;
-      self.lock_.pass_on();
-    }
-    return true;
-  }
-};
-
-class [[nodiscard]] Lock::ScopedAwaiter : public AcquireAwaiter {
- public:
-  using AcquireAwaiter::AcquireAwaiter;
-  Guard await_resume() {
-    AcquireAwaiter::await_resume();
-    return Guard(lock_);
-  }
 };
 
 inline Lock::AcquireAwaiter Lock::acquire() noexcept { return AcquireAwaiter(*this); }

@@ -12,6 +12,7 @@
 #include <limits>
 #include <string>
 
+#include "coro/detail/acquire_awaiter.hpp"
 #include "coro/detail/release_guard.hpp"
 #include "coro/detail/waiter.hpp"
 
@@ -19,8 +20,8 @@ namespace ringloop {
 
 class Semaphore {
  public:
-  class [[nodiscard]] AcquireAwaiter;
-  class [[nodiscard]] ScopedAwaiter;
+  using AcquireAwaiter = detail::AcquireAwaiter<Semaphore>;
+  using ScopedAwaiter = detail::ScopedAcquireAwaiter<Semaphore>;
   using Guard = detail::ReleaseGuard<Semaphore>;
 
   explicit Semaphore(std::size_t value = 1) noexcept
@@ -56,6 +57,9 @@ class Semaphore {
   Semaphore(std::size_t value, std::size_t bound) noexcept : value_(value), bound_(bound) {}
 
  private:
+  friend class detail::AcquireAwaiter<Semaphore>;
+  static constexpr const char* kAcquireName = "Semaphore.acquire";
+
   bool try_take() noexcept {
     if (value_ == 0) return false;
     RINGLOOP_ASSERT(waiters_.empty(), "a Semaphore has permits while coroutines wait for one");
@@ -77,52 +81,6 @@ class Semaphore {
 class BoundedSemaphore : public Semaphore {
  public:
   explicit BoundedSemaphore(std::size_t value = 1) noexcept : Semaphore(value, value) {}
-};
-
-class [[nodiscard]] Semaphore::AcquireAwaiter : detail::Waiter {
- public:
-  explicit AcquireAwaiter(Semaphore& semaphore) noexcept
-      : Waiter(&on_cancel), semaphore_(semaphore) {}
-
-  using Waiter::await_ready;
-
-  template <class P>
-  bool await_suspend(std::coroutine_handle<P> awaiting) {
-    if (!start(awaiting, semaphore_.binding_, "Semaphore.acquire")) return false;
-    if (semaphore_.try_take()) {
-      state_ = State::granted;
-      return false;
-    }
-    enqueue(semaphore_.waiters_);
-    return true;
-  }
-
-  void await_resume() { finish(); }
-
- protected:
-  Semaphore& semaphore_;
-
- private:
-  static bool on_cancel(detail::CancelPoint& point) noexcept {
-    auto& self = static_cast<AcquireAwaiter&>(static_cast<Waiter&>(point));
-    if (self.state_ == State::queued) {
-      self.withdraw();
-    } else if (self.state_ == State::granted) {
-      // Handed a permit but not yet resumed: the permit goes on, as if released.
-      self.state_ = State::cancelled;
-      self.semaphore_.pass_on();
-    }
-    return true;
-  }
-};
-
-class [[nodiscard]] Semaphore::ScopedAwaiter : public AcquireAwaiter {
- public:
-  using AcquireAwaiter::AcquireAwaiter;
-  Guard await_resume() {
-    AcquireAwaiter::await_resume();
-    return Guard(semaphore_);
-  }
 };
 
 inline Semaphore::AcquireAwaiter Semaphore::acquire() noexcept { return AcquireAwaiter(*this); }
