@@ -1,6 +1,7 @@
 // Virtual time (LoopOptions::virtual_time): timeouts wait on the loop's clock, which jumps to the
 // next deadline when nothing else can run, so minutes of timeouts take milliseconds; the
-// outcomes and their order are those of real time.
+// outcomes and their order are those of real time. (The guide's examples under virtual time:
+// guide.cpp.)
 #include <catch2/catch.hpp>
 
 #include <sys/socket.h>
@@ -10,7 +11,6 @@
 #include <vector>
 
 #include "coro/ringloop.hpp"
-#include "examples/asyncio_guide.hpp"
 #include "tests/coroutines.hpp"
 #include "tests/io_support.hpp"
 #include "tests/support.hpp"
@@ -29,23 +29,6 @@ const LoopOptions kVirtual{.virtual_time = true};
 
 double virtual_seconds(ringloop::Loop& loop, std::chrono::steady_clock::time_point since) {
   return std::chrono::duration<double>(loop.now() - since).count();
-}
-
-// Runs an example under virtual time; returns what it printed and the virtual seconds it took.
-template <class Example>
-std::pair<std::string, double> run_virtual(Example example) {
-  double elapsed = 0;
-  std::string printed = test_support::capture_stdout([&] {
-    ringloop::run(
-        [](Example body, double& out) -> Coro<> {
-          ringloop::Loop& loop = *ringloop::Loop::current();
-          auto start = loop.now();
-          co_await body();
-          out = virtual_seconds(loop, start);
-        }(example, elapsed),
-        kVirtual);
-  });
-  return {printed, elapsed};
 }
 
 // A program of timeouts: what happened, and when, in whole units of the loop's clock.
@@ -85,25 +68,6 @@ Coro<std::vector<Event>> timeout_program(std::chrono::milliseconds unit) {
 }
 
 }  // namespace
-
-TEST_CASE("the guide's four examples under virtual time: same lines, same virtual timings",
-          "[virtual_time][guide]") {
-  auto start = std::chrono::steady_clock::now();
-  auto [p1, s1] = run_virtual(asyncio_guide::run_parallel_using_create_task);
-  auto [p2, s2] = run_virtual(asyncio_guide::run_parallel_using_gather);
-  auto [p3, s3] = run_virtual(asyncio_guide::run_parallel_using_create_task_with_timeout);
-  auto [p4, s4] = run_virtual(asyncio_guide::run_parallel_using_gather_with_timeout);
-  double wall = seconds_since(start);
-  CHECK(p1 == "Results: Data 1, Data 2\n");
-  CHECK(p2 == "All results: ['Data 1', 'Data 2']\n");
-  CHECK(p3 == "At least one task timed out!\n");
-  CHECK(p4 == "Entire operation timed out!\n");
-  CHECK(s1 == Approx(2.0).margin(1e-6));
-  CHECK(s2 == Approx(2.0).margin(1e-6));
-  CHECK(s3 == Approx(1.0).margin(1e-6));
-  CHECK(s4 == Approx(2.0).margin(1e-6));
-  CHECK(wall < 1.0);  // 7 s of virtual time
-}
 
 TEST_CASE("a program of timeouts gives the same trace in real and virtual time", "[virtual_time]") {
   auto real = ringloop::run(timeout_program(10ms));
