@@ -21,7 +21,7 @@
 #include <utility>
 #include <vector>
 
-#include "coro/detail/deadline_timer.hpp"
+#include "coro/detail/deadline_wait.hpp"
 #include "coro/task.hpp"
 
 namespace ringloop {
@@ -54,12 +54,9 @@ class AsCompleted {
     return Next(*this);
   }
 
-  class [[nodiscard]] Next : detail::CancelPoint {
+  class [[nodiscard]] Next : detail::DeadlineWait {
    public:
-    explicit Next(AsCompleted& owner) noexcept
-        : CancelPoint(&on_cancel), owner_(owner), timer_(&on_timer_cqe, this) {}
-    Next(const Next&) = delete;
-    Next& operator=(const Next&) = delete;
+    explicit Next(AsCompleted& owner) noexcept : DeadlineWait(&stop_watching), owner_(owner) {}
 
     bool await_ready() const noexcept {
       return !owner_.finished_.empty() ||
@@ -69,26 +66,13 @@ class AsCompleted {
     template <class P>
     void await_suspend(std::coroutine_handle<P> awaiting) {
       RINGLOOP_ASSERT(owner_.next_ == nullptr, "AsCompleted::next awaited from two places at once");
-      outer_ = detail::task_of(awaiting);
-      loop_ = &detail::loop_for(outer_, "AsCompleted::next");
-      awaiting_ = awaiting;
+      begin(awaiting, "AsCompleted::next");
       owner_.next_ = this;
-      if (owner_.deadline_) timer_.arm(*loop_, *owner_.deadline_);
-      if (outer_ != nullptr) {
-        outer_->suspend_on(*this);
-        if (outer_->must_cancel) {
-          outer_->must_cancel = false;
-          on_cancel(*this);
-        }
-      }
+      suspend(owner_.deadline_);
     }
 
     Task<T> await_resume() {
-      if (outer_ != nullptr) outer_->resumed();
-      if (cancel_taken_) throw CancelledError();
-      if (timer_.error() != 0)
-        throw std::system_error(-timer_.error(), std::system_category(),
-                                "as_completed: IORING_OP_TIMEOUT failed");
+      throw_if_cancelled_or_failed("as_completed: IORING_OP_TIMEOUT failed");
       if (owner_.finished_.empty())
         throw TimeoutError("as_completed: the timeout passed with tasks still pending");
       Task<T> task = std::move(owner_.finished_.front());
@@ -99,36 +83,11 @@ class AsCompleted {
 
    private:
     friend class AsCompleted;
-    static void on_timer_cqe(detail::DeadlineTimer& timer, bool) noexcept {
-      timer.owner<Next>().finish();
-    }
-    static bool on_cancel(CancelPoint& point) noexcept {
-      auto& self = static_cast<Next&>(point);
-      if (self.finishing_) return false;  // its resume is on its way: the cancel waits
-      self.cancel_taken_ = true;
-      self.finish();
-      return true;
-    }
-    void finish() noexcept {
-      if (!finishing_) {
-        finishing_ = true;
-        owner_.next_ = nullptr;
-        timer_.disarm();
-      }
-      if (!timer_.armed() && !resume_scheduled_) {
-        resume_scheduled_ = true;
-        loop_->schedule(awaiting_);
-      }
+    static void stop_watching(DeadlineWait& base) noexcept {
+      static_cast<Next&>(base).owner_.next_ = nullptr;
     }
 
     AsCompleted& owner_;
-    detail::DeadlineTimer timer_;
-    Loop* loop_ = nullptr;
-    detail::TaskCore* outer_ = nullptr;
-    std::coroutine_handle<> awaiting_;
-    bool finishing_ = false;
-    bool resume_scheduled_ = false;
-    bool cancel_taken_ = false;
   };
 
  private:

@@ -17,7 +17,7 @@
 #include <utility>
 #include <vector>
 
-#include "coro/detail/deadline_timer.hpp"
+#include "coro/detail/deadline_wait.hpp"
 #include "coro/task.hpp"
 
 namespace ringloop {
@@ -34,16 +34,10 @@ namespace detail {
 
 // Suspends until the tasks meet return_when, the deadline passes, or the awaiting task is
 // cancelled; one waiter node per task, registered only while suspended.
-class [[nodiscard]] WaitCondition : CancelPoint {
+class [[nodiscard]] WaitCondition : DeadlineWait {
  public:
   WaitCondition(std::vector<TaskCore*> tasks, ReturnWhen when, std::optional<std::int64_t> deadline)
-      : CancelPoint(&on_cancel),
-        tasks_(std::move(tasks)),
-        when_(when),
-        deadline_(deadline),
-        timer_(&on_timer_cqe, this) {}
-  WaitCondition(const WaitCondition&) = delete;
-  WaitCondition& operator=(const WaitCondition&) = delete;
+      : DeadlineWait(&stop_watching), tasks_(std::move(tasks)), when_(when), deadline_(deadline) {}
 
   bool await_ready() const noexcept {
     std::size_t done = 0;
@@ -57,9 +51,7 @@ class [[nodiscard]] WaitCondition : CancelPoint {
 
   template <class P>
   void await_suspend(std::coroutine_handle<P> awaiting) {
-    outer_ = task_of(awaiting);
-    loop_ = &loop_for(outer_, "wait");
-    awaiting_ = awaiting;
+    begin(awaiting, "wait");
     watches_.resize(tasks_.size());
     for (std::size_t i = 0; i < tasks_.size(); ++i) {
       watches_[i].owner = this;
@@ -70,23 +62,10 @@ class [[nodiscard]] WaitCondition : CancelPoint {
         tasks_[i]->add_waiter(watches_[i]);
       }
     }
-    if (deadline_) timer_.arm(*loop_, *deadline_);
-    if (outer_ != nullptr) {
-      outer_->suspend_on(*this);
-      if (outer_->must_cancel) {
-        outer_->must_cancel = false;
-        on_cancel(*this);
-      }
-    }
+    suspend(deadline_);
   }
 
-  void await_resume() {
-    if (outer_ != nullptr) outer_->resumed();
-    if (cancel_taken_) throw CancelledError();
-    if (timer_.error() != 0)
-      throw std::system_error(-timer_.error(), std::system_category(),
-                              "wait: IORING_OP_TIMEOUT failed");
-  }
+  void await_resume() { throw_if_cancelled_or_failed("wait: IORING_OP_TIMEOUT failed"); }
 
  private:
   struct Watch : TaskWaiter {
@@ -115,44 +94,18 @@ class [[nodiscard]] WaitCondition : CancelPoint {
     if (self.satisfied(self.done_, self.failed_)) self.finish();
   }
 
-  static void on_timer_cqe(DeadlineTimer& timer, bool) noexcept {
-    timer.owner<WaitCondition>().finish();
-  }
-
-  static bool on_cancel(CancelPoint& point) noexcept {
-    auto& self = static_cast<WaitCondition&>(point);
-    if (self.finishing_) return false;  // its resume is on its way: the cancel waits for it
-    self.cancel_taken_ = true;
-    self.finish();
-    return true;
-  }
-
-  // Stops watching; resumes the awaiter once the timer's CQE, if one is owed, has come.
-  void finish() noexcept {
-    if (!finishing_) {
-      finishing_ = true;
-      for (std::size_t i = 0; i < watches_.size(); ++i) tasks_[i]->remove_waiter(watches_[i]);
-      timer_.disarm();
-    }
-    if (!timer_.armed() && !resume_scheduled_) {
-      resume_scheduled_ = true;
-      loop_->schedule(awaiting_);
-    }
+  static void stop_watching(DeadlineWait& base) noexcept {
+    auto& self = static_cast<WaitCondition&>(base);
+    for (std::size_t i = 0; i < self.watches_.size(); ++i)
+      self.tasks_[i]->remove_waiter(self.watches_[i]);
   }
 
   std::vector<TaskCore*> tasks_;
   ReturnWhen when_;
   std::optional<std::int64_t> deadline_;
-  DeadlineTimer timer_;
   std::vector<Watch> watches_;
-  Loop* loop_ = nullptr;
-  TaskCore* outer_ = nullptr;
-  std::coroutine_handle<> awaiting_;
   std::size_t done_ = 0;
   bool failed_ = false;
-  bool finishing_ = false;
-  bool resume_scheduled_ = false;
-  bool cancel_taken_ = false;
 };
 
 template <class T>
