@@ -71,6 +71,21 @@ inline std::string to_string(const Outcome& o) {
   return "?";
 }
 
+// Whether a TryCatch node whose mask is `mask` catches an outcome: the rule both the reference
+// model and the ringloop runner apply.
+inline bool catches(int mask, const Outcome& o) {
+  switch (o.what) {
+    case Outcome::What::error:
+      return (mask & kCatchError) != 0;
+    case Outcome::What::cancelled:
+      return (mask & kCatchCancelled) != 0;
+    case Outcome::What::timeout:
+      return (mask & kCatchTimeout) != 0;
+    default:
+      return false;
+  }
+}
+
 // Mixing values keeps them small and order-sensitive.
 constexpr int kValueModulus = 1'000'003;
 inline int mix(int acc, std::size_t position, int value) {

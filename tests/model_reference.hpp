@@ -485,19 +485,6 @@ struct Interpreter {
     co_return o;
   }
 
-  static bool catches(int mask, const Outcome& o) {
-    switch (o.what) {
-      case Outcome::What::error:
-        return (mask & kCatchError) != 0;
-      case Outcome::What::cancelled:
-        return (mask & kCatchCancelled) != 0;
-      case Outcome::What::timeout:
-        return (mask & kCatchTimeout) != 0;
-      default:
-        return false;
-    }
-  }
-
   VCoro body(int id) {
     const Node& n = node(id);
     switch (n.kind) {

@@ -62,19 +62,6 @@ inline Outcome classify(Run& r, const std::exception_ptr& error) {
 
 inline ringloop::Coro<int> run_node(Run& r, int id);
 
-inline bool catches(int mask, const Outcome& o) {
-  switch (o.what) {
-    case Outcome::What::error:
-      return (mask & kCatchError) != 0;
-    case Outcome::What::cancelled:
-      return (mask & kCatchCancelled) != 0;
-    case Outcome::What::timeout:
-      return (mask & kCatchTimeout) != 0;
-    default:
-      return false;
-  }
-}
-
 inline ringloop::Coro<int> run_sequence(Run& r, int id) {
   int acc = 0;
   const Node& n = r.node(id);
