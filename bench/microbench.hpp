@@ -6,7 +6,7 @@
 
 #include <benchmark/benchmark.h>
 
-#include "coro/ringloop.hpp"
+#include <ringloop/ringloop.hpp>
 
 namespace ringloop_bench {
 

@@ -1,4 +1,4 @@
-// The I/O scenarios, on ringloop's one-SQE operations (coro/io.hpp):
+// The I/O scenarios, on ringloop's one-SQE operations (coro/io/io.hpp):
 //   wait_for_io  N sequential wait_for(nop(), 1 s): the NOP linked to an IORING_OP_LINK_TIMEOUT,
 //                as the floor does it by hand;
 //   echo         TCP echo over 127.0.0.1, C connections, 64-byte messages, for `secs`: one
@@ -19,8 +19,8 @@
 #include <system_error>
 #include <vector>
 
+#include <ringloop/coro/io/io.hpp>
 #include "bench/scenario_util.hpp"
-#include "coro/io.hpp"
 
 namespace ringloop_bench {
 

@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "coro/ringloop.hpp"
+#include <ringloop/ringloop.hpp>
 
 namespace ringloop_bench {
 

@@ -2,7 +2,7 @@
 // as the peers in bench/peers/ (`ringloop_scenarios <scenario> <n> [conns] [secs]`, exactly one
 // `key=value` line on stdout), so scripts/bench runs ringloop as one more peer. Only the public
 // API is used: run, create_task, gather, sleep, wait_for, Task::cancel, and the one-SQE
-// operations of coro/io.hpp (nop, accept, recv, send) for wait_for_io and echo; sleep_precise,
+// operations of coro/io/io.hpp (nop, accept, recv, send) for wait_for_io and echo; sleep_precise,
 // Pacer and LatencyRecorder for the timer scenarios of issue #7 (ringloop only: lateness_precise
 // is compared with the floor's lateness, the kernel timer it improves on).
 //
@@ -16,9 +16,9 @@
 #include <string>
 #include <vector>
 
+#include <ringloop/ringloop.hpp>
 #include "bench/scenario_io.hpp"
 #include "bench/scenario_util.hpp"
-#include "coro/ringloop.hpp"
 
 namespace {
 

@@ -7,7 +7,7 @@
 #include <cstdio>
 #include <string>
 
-#include "coro/ringloop.hpp"
+#include <ringloop/ringloop.hpp>
 
 namespace asyncio_guide {
 

@@ -15,7 +15,7 @@
 #include <string>
 #include <string_view>
 
-#include "coro/ringloop.hpp"
+#include <ringloop/ringloop.hpp>
 
 using ringloop::CancelledError;
 using ringloop::Coro;

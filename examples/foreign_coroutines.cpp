@@ -28,7 +28,7 @@ struct Fire {
 #include <string>
 #include <thread>
 
-#include "coro/ringloop.hpp"
+#include <ringloop/ringloop.hpp>
 
 using namespace std::chrono_literals;
 

@@ -17,7 +17,7 @@
 #include <string_view>
 #include <vector>
 
-#include "coro/ringloop.hpp"
+#include <ringloop/ringloop.hpp>
 
 using namespace std::chrono_literals;
 using ringloop::Coro;

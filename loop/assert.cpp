@@ -1,4 +1,4 @@
-#include "loop/assert.hpp"
+#include <ringloop/loop/assert.hpp>
 
 #include <cstdio>
 #include <cstdlib>

@@ -1,4 +1,4 @@
-#include "loop/loop.hpp"
+#include <ringloop/loop/loop.hpp>
 
 #include <algorithm>
 #include <cerrno>

@@ -15,11 +15,11 @@
 #include <thread>
 #include <utility>
 
-#include "loop/detail/intrusive_list.hpp"
-#include "loop/operation.hpp"
-#include "loop/ready_queue.hpp"
-#include "loop/ring.hpp"
-#include "loop/thread_inbox.hpp"
+#include <ringloop/loop/detail/intrusive_list.hpp>
+#include <ringloop/loop/operation.hpp>
+#include <ringloop/loop/ready_queue.hpp>
+#include <ringloop/loop/ring.hpp>
+#include <ringloop/loop/thread_inbox.hpp>
 
 namespace ringloop {
 
@@ -30,7 +30,7 @@ struct LoopOptions {
   // most one per operation), so the total owed stays within the CQ and the kernel's overflow
   // list stays empty (liburing #1063). Tests raise it past the CQ to exercise overflow.
   unsigned max_in_flight = 0;
-  // For run() (coro/run.hpp): SIGINT cancels the main task, as asyncio.run does, when run() is
+  // For run() (coro/task/run.hpp): SIGINT cancels the main task, as asyncio.run does, when run() is
   // called in the main thread and SIGINT still has its default action.
   bool cancel_main_on_sigint = true;
   // Virtual time (tokio's paused clock, Seastar's manual_clock): timeouts (sleeps, wait_for
@@ -81,7 +81,7 @@ class Loop {
   static Loop& running(const char* caller);
 
   // Runs a coroutine on a later step of this loop's current iteration (or the next one).
-  // Loop thread only; other threads go through a LoopHandle (coro/loop_handle.hpp).
+  // Loop thread only; other threads go through a LoopHandle (coro/thread/loop_handle.hpp).
   void schedule(std::coroutine_handle<> handle) { ready_.push(handle); }
 
   // co_await loop.schedule(): the awaiting coroutine (of any coroutine type) continues on a
@@ -128,7 +128,7 @@ class Loop {
   std::shared_ptr<ThreadInbox> open_to_threads();
 
   // Runs coro (a Coro<T>) as a task until it finishes; returns its result or rethrows. Defined
-  // with the coroutine types (coro/run.hpp), found by argument-dependent lookup.
+  // with the coroutine types (coro/task/run.hpp), found by argument-dependent lookup.
   template <class Coroutine>
   auto run_until_complete(Coroutine coro) {
     return loop_run_until_complete(*this, std::move(coro));

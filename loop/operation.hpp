@@ -14,8 +14,8 @@
 
 #include <cstdint>
 
-#include "loop/assert.hpp"
-#include "loop/detail/intrusive_list.hpp"
+#include <ringloop/loop/assert.hpp>
+#include <ringloop/loop/detail/intrusive_list.hpp>
 
 struct io_uring_sqe;
 

@@ -7,7 +7,7 @@
 #include <cstddef>
 #include <memory>
 
-#include "loop/assert.hpp"
+#include <ringloop/loop/assert.hpp>
 
 namespace ringloop::detail {
 

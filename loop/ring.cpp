@@ -1,11 +1,11 @@
-#include "loop/ring.hpp"
+#include <ringloop/loop/ring.hpp>
 
 #include <cerrno>
 #include <cstring>
 #include <fstream>
 #include <system_error>
 
-#include "loop/assert.hpp"
+#include <ringloop/loop/assert.hpp>
 
 namespace ringloop {
 namespace {

@@ -1,4 +1,4 @@
-#include "loop/thread_inbox.hpp"
+#include <ringloop/loop/thread_inbox.hpp>
 
 #include <sys/eventfd.h>
 #include <unistd.h>

@@ -6,7 +6,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "coro/ringloop.hpp"
+#include <ringloop/ringloop.hpp>
 
 using namespace std::chrono_literals;
 using ringloop::Coro;

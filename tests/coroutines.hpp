@@ -5,7 +5,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "coro/ringloop.hpp"
+#include <ringloop/ringloop.hpp>
 
 namespace test_support {
 

@@ -8,7 +8,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "coro/ringloop.hpp"
+#include <ringloop/ringloop.hpp>
 #include "tests/coroutines.hpp"
 #include "tests/support.hpp"
 

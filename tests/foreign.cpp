@@ -7,8 +7,8 @@
 #include <thread>
 #include <vector>
 
-#include "coro/loop_handle.hpp"
-#include "coro/ringloop.hpp"
+#include <ringloop/coro/thread/loop_handle.hpp>
+#include <ringloop/ringloop.hpp>
 #include "tests/foreign_coroutine.hpp"
 #include "tests/support.hpp"
 

@@ -41,9 +41,8 @@ Coro<> timed(Example example, double& seconds) {
 void check_under_virtual_time(int index) {
   double seconds = 0;
   auto wall = std::chrono::steady_clock::now();
-  std::string printed = test_support::capture_stdout([&] {
-    ringloop::run(timed(kExamples[index], seconds), {.virtual_time = true});
-  });
+  std::string printed = test_support::capture_stdout(
+      [&] { ringloop::run(timed(kExamples[index], seconds), {.virtual_time = true}); });
   CHECK(printed == kLines[index]);
   CHECK(seconds == Approx(kSeconds[index]).margin(1e-6));
   CHECK(test_support::seconds_since(wall) < 0.5);

@@ -15,7 +15,7 @@
 #include <string>
 #include <vector>
 
-#include "coro/ringloop.hpp"
+#include <ringloop/ringloop.hpp>
 #include "tests/io_support.hpp"
 #include "tests/support.hpp"
 

@@ -5,7 +5,7 @@
 
 #include <catch2/catch.hpp>
 
-#include "coro/socket.hpp"
+#include <ringloop/coro/net/socket.hpp>
 
 namespace test_support {
 

@@ -10,7 +10,7 @@
 #include <random>
 #include <vector>
 
-#include "coro/latency_recorder.hpp"
+#include <ringloop/coro/time/latency_recorder.hpp>
 
 using ringloop::LatencyRecorder;
 using std::chrono::nanoseconds;

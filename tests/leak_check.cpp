@@ -6,7 +6,7 @@
 #include <cstdio>
 #include <cstdlib>
 
-#include "coro/ringloop.hpp"
+#include <ringloop/ringloop.hpp>
 
 namespace {
 

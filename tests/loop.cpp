@@ -9,7 +9,7 @@
 #include <thread>
 #include <vector>
 
-#include "coro/ringloop.hpp"
+#include <ringloop/ringloop.hpp>
 #include "tests/coroutines.hpp"
 #include "tests/support.hpp"
 

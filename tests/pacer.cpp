@@ -7,8 +7,8 @@
 #include <cstdint>
 #include <vector>
 
-#include "coro/pacer.hpp"
-#include "coro/ringloop.hpp"
+#include <ringloop/coro/time/pacer.hpp>
+#include <ringloop/ringloop.hpp>
 #include "tests/coroutines.hpp"
 #include "tests/support.hpp"
 

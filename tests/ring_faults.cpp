@@ -7,7 +7,7 @@
 #include <system_error>
 #include <vector>
 
-#include "coro/ringloop.hpp"
+#include <ringloop/ringloop.hpp>
 #include "tests/coroutines.hpp"
 #include "tests/io_support.hpp"
 

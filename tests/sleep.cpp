@@ -4,7 +4,7 @@
 #include <random>
 #include <vector>
 
-#include "coro/ringloop.hpp"
+#include <ringloop/ringloop.hpp>
 #include "tests/support.hpp"
 
 using namespace std::chrono_literals;

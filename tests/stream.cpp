@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "coro/ringloop.hpp"
+#include <ringloop/ringloop.hpp>
 #include "tests/support.hpp"
 
 using namespace std::chrono_literals;

@@ -5,7 +5,7 @@
 
 #include <vector>
 
-#include "coro/ringloop.hpp"
+#include <ringloop/ringloop.hpp>
 #include "tests/support.hpp"
 
 using namespace std::chrono_literals;

@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "coro/ringloop.hpp"
+#include <ringloop/ringloop.hpp>
 #include "tests/support.hpp"
 
 using namespace std::chrono_literals;

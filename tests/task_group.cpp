@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "coro/ringloop.hpp"
+#include <ringloop/ringloop.hpp>
 #include "tests/coroutines.hpp"
 
 using namespace std::chrono_literals;

@@ -10,8 +10,8 @@
 #include <string>
 #include <thread>
 
-#include "coro/loop_handle.hpp"
-#include "coro/ringloop.hpp"
+#include <ringloop/coro/thread/loop_handle.hpp>
+#include <ringloop/ringloop.hpp>
 #include "tests/support.hpp"
 
 using namespace std::chrono_literals;

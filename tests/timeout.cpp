@@ -6,7 +6,7 @@
 #include <optional>
 #include <stdexcept>
 
-#include "coro/ringloop.hpp"
+#include <ringloop/ringloop.hpp>
 #include "tests/coroutines.hpp"
 #include "tests/support.hpp"
 

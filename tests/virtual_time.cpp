@@ -10,7 +10,7 @@
 #include <thread>
 #include <vector>
 
-#include "coro/ringloop.hpp"
+#include <ringloop/ringloop.hpp>
 #include "tests/coroutines.hpp"
 #include "tests/io_support.hpp"
 #include "tests/support.hpp"

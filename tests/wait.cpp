@@ -6,7 +6,7 @@
 #include <stdexcept>
 #include <vector>
 
-#include "coro/ringloop.hpp"
+#include <ringloop/ringloop.hpp>
 #include "tests/coroutines.hpp"
 
 using namespace std::chrono_literals;

@@ -4,7 +4,7 @@
 
 #include <stdexcept>
 
-#include "coro/ringloop.hpp"
+#include <ringloop/ringloop.hpp>
 #include "tests/coroutines.hpp"
 #include "tests/support.hpp"
 

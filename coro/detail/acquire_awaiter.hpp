@@ -6,7 +6,7 @@
 
 #include <coroutine>
 
-#include "coro/detail/waiter.hpp"
+#include <ringloop/coro/detail/waiter.hpp>
 
 namespace ringloop::detail {
 

@@ -5,7 +5,7 @@
 #include <type_traits>
 #include <utility>
 
-#include "coro/coro.hpp"
+#include <ringloop/coro/task/coro.hpp>
 
 namespace ringloop::detail {
 

@@ -7,7 +7,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "coro/detail/promise.hpp"
+#include <ringloop/coro/detail/promise.hpp>
 
 namespace ringloop::detail {
 

@@ -8,7 +8,7 @@
 #include <cstdint>
 #include <limits>
 
-#include "loop/loop.hpp"
+#include <ringloop/loop/loop.hpp>
 
 namespace ringloop::detail {
 

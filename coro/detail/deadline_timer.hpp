@@ -9,8 +9,8 @@
 #include <cerrno>
 #include <cstdint>
 
-#include "coro/detail/deadline.hpp"
-#include "loop/loop.hpp"
+#include <ringloop/coro/detail/deadline.hpp>
+#include <ringloop/loop/loop.hpp>
 
 namespace ringloop::detail {
 

@@ -10,8 +10,8 @@
 #include <optional>
 #include <system_error>
 
-#include "coro/detail/deadline_timer.hpp"
-#include "coro/detail/promise.hpp"
+#include <ringloop/coro/detail/deadline_timer.hpp>
+#include <ringloop/coro/detail/promise.hpp>
 
 namespace ringloop::detail {
 

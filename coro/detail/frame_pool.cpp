@@ -1,4 +1,4 @@
-#include "coro/detail/frame_pool.hpp"
+#include <ringloop/coro/detail/frame_pool.hpp>
 
 #include <atomic>
 #include <new>

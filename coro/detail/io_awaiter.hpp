@@ -1,4 +1,4 @@
-// The awaiters behind every I/O operation of coro/io.hpp: one SQE, filled by a "prep" (a small
+// The awaiters behind every I/O operation of coro/io/io.hpp: one SQE, filled by a "prep" (a small
 // copyable callable holding the operation's arguments), whose CQE result becomes a value or an
 // exception. OpAwaiter is the plain form; TimedOpAwaiter, built by wait_for(op, timeout), links
 // an IORING_OP_LINK_TIMEOUT after the SQE so the kernel enforces the deadline.
@@ -19,8 +19,8 @@
 #include <system_error>
 #include <utility>
 
-#include "coro/detail/deadline.hpp"
-#include "coro/detail/promise.hpp"
+#include <ringloop/coro/detail/deadline.hpp>
+#include <ringloop/coro/detail/promise.hpp>
 
 namespace ringloop::detail {
 

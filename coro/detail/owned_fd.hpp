@@ -8,7 +8,7 @@
 
 #include <utility>
 
-#include "coro/io.hpp"
+#include <ringloop/coro/io/io.hpp>
 
 namespace ringloop::detail {
 

@@ -20,8 +20,8 @@
 #include <utility>
 #include <variant>
 
-#include "coro/detail/frame_pool.hpp"
-#include "coro/detail/task_core.hpp"
+#include <ringloop/coro/detail/frame_pool.hpp>
+#include <ringloop/coro/detail/task_core.hpp>
 
 namespace ringloop {
 

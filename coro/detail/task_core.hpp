@@ -9,9 +9,9 @@
 #include <cstdint>
 #include <exception>
 
-#include "coro/detail/created_at.hpp"
-#include "coro/errors.hpp"
-#include "loop/loop.hpp"
+#include <ringloop/coro/detail/created_at.hpp>
+#include <ringloop/coro/errors.hpp>
+#include <ringloop/loop/loop.hpp>
 
 namespace ringloop::detail {
 

@@ -14,8 +14,8 @@
 #include <stdexcept>
 #include <string>
 
-#include "coro/detail/promise.hpp"
-#include "loop/detail/intrusive_list.hpp"
+#include <ringloop/coro/detail/promise.hpp>
+#include <ringloop/loop/detail/intrusive_list.hpp>
 
 namespace ringloop::detail {
 

@@ -5,7 +5,7 @@
 
 #include <cstddef>
 
-#include "loop/assert.hpp"
+#include <ringloop/loop/assert.hpp>
 
 namespace ringloop::detail {
 

@@ -1,0 +1,134 @@
+// AsCompleted: asyncio.as_completed. Hands back the tasks one by one in the order they finish:
+//
+//   AsCompleted each(std::move(tasks), 5s);       // the timeout is optional
+//   while (each.has_next()) {
+//     Task<int> first = co_await each.next();      // finished; its result() is ready
+//   }
+//
+// With a timeout, next() throws TimeoutError once the deadline (for the whole iteration, as in
+// asyncio) has passed with tasks still pending. The tasks are never cancelled by it. It watches
+// every task from the start, so it must stay where it is built (not copyable, not movable).
+#pragma once
+
+#include <chrono>
+#include <coroutine>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <optional>
+#include <stdexcept>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+#include <ringloop/coro/detail/deadline_wait.hpp>
+#include <ringloop/coro/task/task.hpp>
+
+namespace ringloop {
+
+template <class T>
+class AsCompleted {
+ public:
+  explicit AsCompleted(std::vector<Task<T>> tasks) : AsCompleted(std::move(tasks), std::nullopt) {}
+  template <class Rep, class Period>
+  AsCompleted(std::vector<Task<T>> tasks, std::chrono::duration<Rep, Period> timeout)
+      : AsCompleted(std::move(tasks), detail::deadline_after(timeout)) {}
+  // Coroutines are started as tasks on the running loop first.
+  explicit AsCompleted(std::vector<Coro<T>> coros) : AsCompleted(start_all(std::move(coros))) {}
+  template <class Rep, class Period>
+  AsCompleted(std::vector<Coro<T>> coros, std::chrono::duration<Rep, Period> timeout)
+      : AsCompleted(start_all(std::move(coros)), timeout) {}
+
+  AsCompleted(const AsCompleted&) = delete;
+  AsCompleted& operator=(const AsCompleted&) = delete;
+  ~AsCompleted() {
+    for (Watch& watch : watches_) watch.task.core().remove_waiter(watch);
+  }
+
+  // True while next() has a task to give.
+  bool has_next() const noexcept { return handed_out_ < watches_.size(); }
+
+  class Next;
+  Next next() {
+    if (!has_next()) throw std::logic_error("AsCompleted::next: every task was handed out already");
+    return Next(*this);
+  }
+
+  class [[nodiscard]] Next : detail::DeadlineWait {
+   public:
+    explicit Next(AsCompleted& owner) noexcept : DeadlineWait(&stop_watching), owner_(owner) {}
+
+    bool await_ready() const noexcept {
+      return !owner_.finished_.empty() ||
+             (owner_.deadline_ && *owner_.deadline_ <= detail::now_ns());
+    }
+
+    template <class P>
+    void await_suspend(std::coroutine_handle<P> awaiting) {
+      RINGLOOP_ASSERT(owner_.next_ == nullptr, "AsCompleted::next awaited from two places at once");
+      begin(awaiting, "AsCompleted::next");
+      owner_.next_ = this;
+      suspend(owner_.deadline_);
+    }
+
+    Task<T> await_resume() {
+      throw_if_cancelled_or_failed("as_completed: IORING_OP_TIMEOUT failed");
+      if (owner_.finished_.empty())
+        throw TimeoutError("as_completed: the timeout passed with tasks still pending");
+      Task<T> task = std::move(owner_.finished_.front());
+      owner_.finished_.pop_front();
+      ++owner_.handed_out_;
+      return task;
+    }
+
+   private:
+    friend class AsCompleted;
+    static void stop_watching(DeadlineWait& base) noexcept {
+      static_cast<Next&>(base).owner_.next_ = nullptr;
+    }
+
+    AsCompleted& owner_;
+  };
+
+ private:
+  struct Watch : detail::TaskWaiter {
+    Watch(AsCompleted& o, Task<T> t) noexcept
+        : TaskWaiter(&on_task_done), owner(&o), task(std::move(t)) {}
+    AsCompleted* owner;
+    Task<T> task;
+  };
+
+  AsCompleted(std::vector<Task<T>> tasks, std::optional<std::int64_t> deadline)
+      : deadline_(deadline) {
+    watches_.reserve(tasks.size());  // no reallocation once nodes are linked
+    for (Task<T>& task : tasks) {
+      Watch& watch = watches_.emplace_back(*this, std::move(task));
+      if (watch.task.done())
+        finished_.push_back(watch.task);
+      else
+        watch.task.core().add_waiter(watch);
+    }
+  }
+
+  static std::vector<Task<T>> start_all(std::vector<Coro<T>> coros) {
+    std::vector<Task<T>> tasks;
+    tasks.reserve(coros.size());
+    for (Coro<T>& coro : coros) tasks.push_back(create_task(std::move(coro)));
+    return tasks;
+  }
+
+  static void on_task_done(detail::TaskWaiter& waiter) noexcept {
+    auto& watch = static_cast<Watch&>(waiter);
+    AsCompleted& self = *watch.owner;
+    self.finished_.push_back(watch.task);
+    if (self.next_ != nullptr) self.next_->finish();
+  }
+
+  std::vector<Watch> watches_;
+  std::deque<Task<T>> finished_;
+  std::optional<std::int64_t> deadline_;
+  Next* next_ = nullptr;
+  std::size_t handed_out_ = 0;
+};
+
+}  // namespace ringloop

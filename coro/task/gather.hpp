@@ -1,0 +1,316 @@
+// gather: runs children concurrently and waits for all of them (asyncio.gather).
+//
+// gather(a, b, ...) returns a std::tuple of the children's results, gather(range) a
+// std::vector; both take Coros (started as tasks when the gather is awaited, so their first
+// SQEs reach the kernel in one io_uring_enter), Tasks, and other awaitables such as I/O
+// operations (each run in a Coro: their SQEs, too, go in one io_uring_enter). On the first failure
+// the other children are cancelled and waited for, then the failure is rethrown: unlike asyncio, no
+// child outlives its gather, since a C++ child may point at its caller's locals. Cancelling the
+// gather cancels every child; it then ends with CancelledError. gather(return_exceptions, ...)
+// instead hands back every child's Outcome.
+#pragma once
+
+#include <array>
+#include <coroutine>
+#include <cstddef>
+#include <ranges>
+#include <tuple>
+#include <type_traits>
+#include <vector>
+
+#include <ringloop/coro/detail/await_in_coro.hpp>
+#include <ringloop/coro/task/outcome.hpp>
+#include <ringloop/coro/task/task.hpp>
+
+namespace ringloop {
+
+struct ReturnExceptions {};
+inline constexpr ReturnExceptions return_exceptions{};
+
+namespace detail {
+
+template <class A>
+struct ChildTraits;
+template <class T>
+struct ChildTraits<Coro<T>> {
+  using value_type = T;
+};
+template <class T>
+struct ChildTraits<Task<T>> {
+  using value_type = T;
+};
+template <PlainAwaiter A>
+struct ChildTraits<A> {
+  using value_type = AwaitResult<A>;
+};
+template <class A>
+using ChildValue = typename ChildTraits<std::remove_cvref_t<A>>::value_type;
+
+template <class T>
+Task<T> start_child(Loop& loop, Coro<T>& coro) {
+  return create_task(loop, std::move(coro));
+}
+template <class T>
+Task<T> start_child(Loop&, Task<T>& task) {
+  return task;
+}
+template <PlainAwaiter A>
+Task<AwaitResult<A>> start_child(Loop& loop, A& awaitable) {
+  return create_task(loop, await_in_coro(std::move(awaitable)));
+}
+
+template <class T>
+Outcome<T> take_child_outcome(Task<T>& task) {
+  TaskCore& core = task.core();
+  if (core.failed) {
+    // Handed over as it is: rethrowing only to catch it again costs an unwind per child.
+    core.exception_retrieved = true;
+    return Outcome<T>::from_exception(task.handle().promise().error);
+  }
+  return Outcome<T>::from_value(take_task_result(task));
+}
+
+// What gather does whatever its children's types: count them down, cancel the rest on the
+// first failure, and resume the awaiting coroutine when the last one is done.
+class GatherState : CancelPoint {
+ public:
+  struct ChildWaiter : TaskWaiter {
+    ChildWaiter() noexcept : TaskWaiter(&on_child_done) {}
+    GatherState* state = nullptr;
+    TaskCore* child = nullptr;
+  };
+
+ protected:
+  explicit GatherState(bool return_exceptions) noexcept
+      : CancelPoint(&on_cancel), return_exceptions_(return_exceptions) {}
+
+  // Registers with every child; returns false when all had finished (no suspension).
+  template <class P>
+  bool start(std::coroutine_handle<P> awaiting, ChildWaiter* waiters, std::size_t count) {
+    waiters_ = waiters;
+    count_ = count;
+    outer_ = task_of(awaiting);
+    awaiting_ = awaiting;
+    remaining_ = count;
+    for (std::size_t i = 0; i < count; ++i) {
+      ChildWaiter& waiter = waiters[i];
+      waiter.state = this;
+      if (waiter.child->done)
+        child_done(waiter);
+      else
+        waiter.child->add_waiter(waiter);
+    }
+    if (remaining_ == 0) return false;
+    suspended_ = true;
+    if (outer_ != nullptr) {
+      loop_ = outer_->loop;
+      outer_->suspend_on(*this);
+      if (outer_->must_cancel) {
+        outer_->must_cancel = false;
+        on_cancel(*this);
+      }
+    } else {
+      loop_ = waiters[0].child->loop;
+    }
+    return true;
+  }
+
+  // Throws what the gather ends with, if it does not end with its children's results.
+  void throw_if_failed() {
+    if (outer_ != nullptr) outer_->resumed();
+    for (std::size_t i = 0; i < count_; ++i) waiters_[i].child->exception_retrieved = true;
+    if (cancel_taken_) throw CancelledError();
+  }
+
+  std::ptrdiff_t first_failed() const noexcept { return first_failed_; }
+
+ private:
+  static void on_child_done(TaskWaiter& waiter) noexcept {
+    auto& child_waiter = static_cast<ChildWaiter&>(waiter);
+    child_waiter.state->child_done(child_waiter);
+  }
+
+  void child_done(ChildWaiter& waiter) noexcept {
+    --remaining_;
+    if (waiter.child->failed && first_failed_ < 0 && !return_exceptions_) {
+      first_failed_ = &waiter - waiters_;
+      cancel_children();
+    }
+    if (remaining_ == 0 && suspended_) loop_->schedule(awaiting_);
+  }
+
+  void cancel_children() noexcept {
+    for (std::size_t i = 0; i < count_; ++i) waiters_[i].child->cancel();
+  }
+
+  static bool on_cancel(CancelPoint& point) noexcept {
+    auto& self = static_cast<GatherState&>(point);
+    self.cancel_taken_ = true;
+    self.cancel_children();
+    return true;
+  }
+
+  ChildWaiter* waiters_ = nullptr;
+  std::size_t count_ = 0;
+  std::size_t remaining_ = 0;
+  std::ptrdiff_t first_failed_ = -1;
+  Loop* loop_ = nullptr;
+  TaskCore* outer_ = nullptr;
+  std::coroutine_handle<> awaiting_;
+  bool return_exceptions_;
+  bool suspended_ = false;
+  bool cancel_taken_ = false;
+};
+
+template <bool ReturnExceptions, class... Args>
+class [[nodiscard]] GatherAwaiter : GatherState {
+  static constexpr std::size_t kCount = sizeof...(Args);
+
+ public:
+  using Results = std::conditional_t<ReturnExceptions, std::tuple<Outcome<ChildValue<Args>>...>,
+                                     std::tuple<ResultOf<ChildValue<Args>>...>>;
+
+  explicit GatherAwaiter(Args... args) : GatherState(ReturnExceptions), args_(std::move(args)...) {}
+
+  bool await_ready() const noexcept { return kCount == 0; }
+
+  template <class P>
+  bool await_suspend(std::coroutine_handle<P> awaiting) {
+    Loop& loop = loop_for(task_of(awaiting), "gather");
+    start_children(loop, std::index_sequence_for<Args...>{});
+    return start(awaiting, waiters_.data(), kCount);
+  }
+
+  Results await_resume() {
+    if constexpr (kCount == 0) {
+      return {};
+    } else {
+      throw_if_failed();
+      if constexpr (!ReturnExceptions) {
+        if (first_failed() >= 0) rethrow_failed(std::index_sequence_for<Args...>{});
+        return std::apply([](auto&... t) { return Results{take_task_result(t)...}; }, tasks_);
+      } else {
+        return std::apply([](auto&... t) { return Results{take_child_outcome(t)...}; }, tasks_);
+      }
+    }
+  }
+
+ private:
+  template <std::size_t... I>
+  void start_children(Loop& loop, std::index_sequence<I...>) {
+    // Left to right: children are scheduled in the order they were given.
+    tasks_ = Tasks{start_child(loop, std::get<I>(args_))...};
+    ((waiters_[I].child = &std::get<I>(tasks_).core()), ...);
+  }
+
+  template <std::size_t... I>
+  void rethrow_failed(std::index_sequence<I...>) {
+    ((static_cast<std::ptrdiff_t>(I) == first_failed() ? (void)take_task_result(std::get<I>(tasks_))
+                                                       : void()),
+     ...);
+  }
+
+  using Tasks = std::tuple<Task<ChildValue<Args>>...>;
+  std::tuple<Args...> args_;
+  Tasks tasks_;
+  std::array<ChildWaiter, kCount> waiters_{};
+};
+
+template <bool ReturnExceptions, class T>
+class [[nodiscard]] GatherRangeAwaiter : GatherState {
+ public:
+  using Result = std::conditional_t<ReturnExceptions, Outcome<T>, ResultOf<T>>;
+
+  explicit GatherRangeAwaiter(std::vector<Task<T>> tasks, std::vector<Coro<T>> coros)
+      : GatherState(ReturnExceptions), tasks_(std::move(tasks)), coros_(std::move(coros)) {}
+
+  bool await_ready() const noexcept { return tasks_.empty() && coros_.empty(); }
+
+  template <class P>
+  bool await_suspend(std::coroutine_handle<P> awaiting) {
+    Loop& loop = loop_for(task_of(awaiting), "gather");
+    tasks_.reserve(tasks_.size() + coros_.size());
+    for (Coro<T>& coro : coros_) tasks_.push_back(create_task(loop, std::move(coro)));
+    coros_.clear();
+    waiters_.resize(tasks_.size());
+    for (std::size_t i = 0; i < tasks_.size(); ++i) waiters_[i].child = &tasks_[i].core();
+    return start(awaiting, waiters_.data(), waiters_.size());
+  }
+
+  std::vector<Result> await_resume() {
+    std::vector<Result> results;
+    if (tasks_.empty()) return results;
+    throw_if_failed();
+    if constexpr (!ReturnExceptions) {
+      if (first_failed() >= 0) take_task_result(tasks_[static_cast<std::size_t>(first_failed())]);
+    }
+    results.reserve(tasks_.size());
+    for (Task<T>& task : tasks_) {
+      if constexpr (ReturnExceptions)
+        results.push_back(take_child_outcome(task));
+      else
+        results.push_back(take_task_result(task));
+    }
+    return results;
+  }
+
+ private:
+  std::vector<Task<T>> tasks_;
+  std::vector<Coro<T>> coros_;
+  std::vector<ChildWaiter> waiters_;
+};
+
+template <bool ReturnExceptions, class Range>
+auto make_range_gather(Range&& range) {
+  using Element = std::ranges::range_value_t<Range>;
+  using T = ChildValue<Element>;
+  std::vector<Task<T>> tasks;
+  std::vector<Coro<T>> coros;
+  for (auto&& child : range) {
+    if constexpr (std::is_same_v<Element, Coro<T>>)
+      coros.push_back(std::move(child));
+    else if constexpr (PlainAwaiter<Element>)
+      coros.push_back(await_in_coro(std::move(child)));
+    else
+      tasks.push_back(child);
+  }
+  return GatherRangeAwaiter<ReturnExceptions, T>(std::move(tasks), std::move(coros));
+}
+
+template <class A>
+concept GatherChild = requires {
+  typename ChildTraits<std::remove_cvref_t<A>>::value_type;
+};
+
+template <class R>
+concept GatherRange = std::ranges::input_range<R> && GatherChild<std::ranges::range_value_t<R>>;
+
+}  // namespace detail
+
+// gather(a, b, ...): a std::tuple of results (std::monostate for a void child).
+template <detail::GatherChild... Args>
+auto gather(Args&&... children) {
+  return detail::GatherAwaiter<false, std::remove_cvref_t<Args>...>(
+      std::remove_cvref_t<Args>(std::forward<Args>(children))...);
+}
+
+// gather(return_exceptions, a, b, ...): a std::tuple of Outcomes; never throws for a child.
+template <detail::GatherChild... Args>
+auto gather(ReturnExceptions, Args&&... children) {
+  return detail::GatherAwaiter<true, std::remove_cvref_t<Args>...>(
+      std::remove_cvref_t<Args>(std::forward<Args>(children))...);
+}
+
+// gather(range): a std::vector of results, in the range's order. Coros in the range are moved
+// from; Tasks are shared.
+template <detail::GatherRange Range>
+auto gather(Range&& children) {
+  return detail::make_range_gather<false>(std::forward<Range>(children));
+}
+
+template <detail::GatherRange Range>
+auto gather(ReturnExceptions, Range&& children) {
+  return detail::make_range_gather<true>(std::forward<Range>(children));
+}
+
+}  // namespace ringloop

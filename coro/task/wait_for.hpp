@@ -1,0 +1,190 @@
+// wait_for(awaitable, timeout): the awaitable's result, or TimeoutError when the deadline
+// passes first (asyncio.wait_for, with Python 3.12's rules).
+//
+// The inner work runs as a child task. A Coro child is started inline; if it finishes without
+// suspending, no timer SQE is ever submitted. Otherwise one IORING_OP_TIMEOUT with an absolute
+// deadline (taken when wait_for is called) races the child. When the timer fires, the child is
+// cancelled and waited for; if it ends cancelled, wait_for throws TimeoutError, and if it
+// swallowed the cancel and returned a value, the value wins. When the child finishes first, the
+// timer is removed (TIMEOUT_REMOVE) and its CQE awaited: the awaiter, which holds the timespec,
+// outlives both. Cancelling the awaiting task cancels the child and ends with CancelledError,
+// never TimeoutError.
+#pragma once
+
+#include <liburing.h>
+
+#include <cerrno>
+#include <chrono>
+#include <coroutine>
+#include <system_error>
+#include <type_traits>
+#include <utility>
+
+#include <ringloop/coro/detail/await_in_coro.hpp>
+#include <ringloop/coro/detail/deadline.hpp>
+#include <ringloop/coro/task/task.hpp>
+
+namespace ringloop {
+namespace detail {
+
+template <class T>
+class [[nodiscard]] WaitForAwaiter : CancelPoint, TaskWaiter, Operation {
+ public:
+  WaitForAwaiter(Coro<T> coro, std::int64_t deadline_ns) noexcept : WaitForAwaiter(deadline_ns) {
+    coro_ = std::move(coro);
+  }
+  WaitForAwaiter(Task<T> task, std::int64_t deadline_ns) noexcept : WaitForAwaiter(deadline_ns) {
+    child_ = std::move(task);
+  }
+
+  bool await_ready() const {
+    if (!coro_.valid() && !child_.valid()) throw std::logic_error("wait_for: empty Coro or Task");
+    return child_.valid() && child_.done();
+  }
+
+  template <class P>
+  bool await_suspend(std::coroutine_handle<P> awaiting) {
+    outer_ = task_of(awaiting);
+    loop_ = &loop_for(outer_, "wait_for");
+    awaiting_ = awaiting;
+    if (coro_.valid()) {
+      if (!start_child_inline()) return false;  // finished without suspending: no timer
+    } else {
+      child_.core().add_waiter(*this);
+    }
+    loop_->submit(*this);
+    if (outer_ != nullptr) {
+      outer_->suspend_on(*this);
+      if (outer_->must_cancel) {
+        outer_->must_cancel = false;
+        on_cancel(*this);
+      }
+    }
+    return true;
+  }
+
+  ResultOf<T> await_resume() {
+    if (outer_ != nullptr) outer_->resumed();
+    TaskCore& child = child_.core();
+    if (child.cancelled) {
+      child.exception_retrieved = true;
+      if (timed_out_ && !outer_cancel_taken_) throw TimeoutError("wait_for: the timeout expired");
+      throw CancelledError();
+    }
+    if (timer_error_ != 0)
+      throw std::system_error(-timer_error_, std::system_category(),
+                              "wait_for: IORING_OP_TIMEOUT failed");
+    return take_task_result(child_);
+  }
+
+ private:
+  explicit WaitForAwaiter(std::int64_t deadline_ns) noexcept
+      : CancelPoint(&on_cancel),
+        TaskWaiter(&on_child_done),
+        Operation(&prepare, &complete, /*is_timeout_op=*/true),
+        timespec_(to_timespec(deadline_ns)) {
+    Operation::deadline_ns = deadline_ns;  // lets the loop end it in place once it is due
+  }
+
+  // Runs the Coro as a task until it first suspends. Returns false when it finished already.
+  bool start_child_inline() {
+    auto root = coro_.release();
+    if (root.promise().start != StartState::not_started) {
+      coro_ = Coro<T>(root);
+      throw std::logic_error("wait_for: this Coro has been awaited already; it runs only once");
+    }
+    root.promise().make_root(*loop_, root);
+    child_ = Task<T>::adopt(root);
+    child_.core().add_waiter(*this);
+    inside_suspend_ = true;
+    root.resume();
+    inside_suspend_ = false;
+    return !child_done_;
+  }
+
+  static void prepare(Operation& operation, io_uring_sqe& sqe) noexcept {
+    auto& self = static_cast<WaitForAwaiter&>(operation);
+    io_uring_prep_timeout(&sqe, &self.timespec_, 0, IORING_TIMEOUT_ABS);
+  }
+
+  // The timer's CQE: -ETIME when it fired, -ECANCELED when it was removed.
+  static void complete(Operation& operation, std::int32_t result, std::uint32_t) noexcept {
+    auto& self = static_cast<WaitForAwaiter&>(operation);
+    self.timer_done_ = true;
+    if (result != -ETIME && result != -ECANCELED && result != 0) self.timer_error_ = result;
+    if ((result == -ETIME || self.timer_error_ != 0) && !self.child_done_) {
+      self.timed_out_ = result == -ETIME;
+      self.child_.core().cancel();
+    }
+    self.resume_when_settled();
+  }
+
+  static void on_child_done(TaskWaiter& waiter) noexcept {
+    auto& self = static_cast<WaitForAwaiter&>(waiter);
+    self.child_done_ = true;
+    if (self.inside_suspend_) return;  // await_suspend sees it and does not suspend
+    if (!self.timer_done_) self.loop_->cancel(self);
+    self.resume_when_settled();
+  }
+
+  static bool on_cancel(CancelPoint& point) noexcept {
+    auto& self = static_cast<WaitForAwaiter&>(point);
+    // The child has finished: nothing is left for this cancel to end. Declined, it stays
+    // pending on the task and await_resume throws it (asyncio: the task's next step raises
+    // CancelledError); taken, it was lost and the child's value returned.
+    if (self.child_done_) return false;
+    self.outer_cancel_taken_ = true;
+    if (!self.child_done_) self.child_.core().cancel();
+    if (!self.timer_done_) self.loop_->cancel(self);
+    return true;
+  }
+
+  // Once: removing a timer that has not reached the kernel (in the loop's FIFO, or on a
+  // virtual clock) completes it inside cancel(), so on_child_done gets here twice.
+  void resume_when_settled() noexcept {
+    if (child_done_ && timer_done_ && !resume_scheduled_) {
+      resume_scheduled_ = true;
+      loop_->schedule(awaiting_);
+    }
+  }
+
+  Coro<T> coro_;
+  Task<T> child_;
+  __kernel_timespec timespec_;
+  Loop* loop_ = nullptr;
+  TaskCore* outer_ = nullptr;
+  std::coroutine_handle<> awaiting_;
+  std::int32_t timer_error_ = 0;
+  bool inside_suspend_ = false;
+  bool child_done_ = false;
+  bool timer_done_ = false;
+  bool timed_out_ = false;
+  bool outer_cancel_taken_ = false;
+  bool resume_scheduled_ = false;
+};
+
+}  // namespace detail
+
+template <class T, class Rep, class Period>
+detail::WaitForAwaiter<T> wait_for(Coro<T> coro, std::chrono::duration<Rep, Period> timeout) {
+  return detail::WaitForAwaiter<T>(std::move(coro), detail::deadline_after(timeout));
+}
+
+// On expiry the task is cancelled, as asyncio.wait_for cancels the task it is given.
+template <class T, class Rep, class Period>
+detail::WaitForAwaiter<T> wait_for(Task<T> task, std::chrono::duration<Rep, Period> timeout) {
+  return detail::WaitForAwaiter<T>(std::move(task), detail::deadline_after(timeout));
+}
+
+// Any other awaitable (a gather, a foreign awaiter) runs inside a Coro, so it can be a task. A
+// single I/O operation has its own overload (coro/io/io.hpp): a linked timeout, no child task.
+template <class A, class Rep, class Period>
+requires detail::PlainAwaiter<A>
+auto wait_for(A&& awaitable, std::chrono::duration<Rep, Period> timeout) {
+  using R = detail::AwaitResult<A>;
+  return detail::WaitForAwaiter<R>(
+      detail::await_in_coro<std::remove_cvref_t<A>, R>(std::forward<A>(awaitable)),
+      detail::deadline_after(timeout));
+}
+
+}  // namespace ringloop

@@ -1,0 +1,198 @@
+// timeout(delay, body) and timeout_at(when, body): asyncio.timeout() (Python 3.11), a deadline
+// around a block of awaits rather than around one awaitable.
+//
+// The block runs in the awaiting task itself, not in a child task: when the deadline passes,
+// that task is cancelled, and the CancelledError that ends the block becomes TimeoutError as
+// it leaves the scope. A cancel that came from elsewhere stays a CancelledError: the scope
+// counts the task's cancel requests (asyncio's cancelling()/uncancel()), so it only claims the
+// one it made. The deadline is one IORING_OP_TIMEOUT with an absolute time; it can be moved
+// while the block runs (Timeout::reschedule), and it is removed, and its CQE awaited, when
+// the block ends first.
+//
+//   Timeout scope(2s);
+//   auto value = co_await scope.run(fetch(scope));   // fetch may call scope.reschedule(...)
+//   auto same  = co_await timeout(2s, fetch_plain());
+#pragma once
+
+#include <chrono>
+#include <coroutine>
+#include <cstdint>
+#include <exception>
+#include <optional>
+#include <stdexcept>
+#include <system_error>
+#include <type_traits>
+#include <utility>
+
+#include <ringloop/coro/detail/current_task.hpp>
+#include <ringloop/coro/detail/deadline_timer.hpp>
+#include <ringloop/coro/task/coro.hpp>
+
+namespace ringloop {
+
+class Timeout {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  // No deadline yet (asyncio.timeout(None)): reschedule() can set one from inside the block.
+  Timeout() noexcept : timer_(&on_timer_cqe, this) {}
+  template <class Rep, class Period>
+  explicit Timeout(std::chrono::duration<Rep, Period> delay) noexcept : Timeout() {
+    deadline_ = detail::deadline_after(delay);
+  }
+  template <class Duration>
+  explicit Timeout(std::chrono::time_point<Clock, Duration> when) noexcept : Timeout() {
+    deadline_ = detail::deadline_at(when);
+  }
+  Timeout(const Timeout&) = delete;
+  Timeout& operator=(const Timeout&) = delete;
+
+  // The deadline, or nothing when there is none.
+  std::optional<Clock::time_point> when() const noexcept {
+    if (deadline_ == kNone) return std::nullopt;
+    return Clock::time_point(std::chrono::nanoseconds(deadline_));
+  }
+
+  // Moves the deadline (nullopt removes it). Refused once the deadline has passed, as asyncio
+  // refuses to change an expiring timeout.
+  void reschedule(std::optional<Clock::time_point> when) {
+    if (state_ == State::expiring || state_ == State::expired)
+      throw std::logic_error("Timeout::reschedule: the deadline has passed already");
+    if (state_ == State::exited)
+      throw std::logic_error("Timeout::reschedule: the block has ended already");
+    deadline_ = when ? detail::deadline_at(*when) : kNone;
+    if (state_ != State::entered) return;
+    if (timer_.armed()) {
+      rearm_on_cqe_ = true;  // the old timer's CQE arms the new one
+      timer_.disarm();
+    } else if (deadline_ != kNone) {
+      timer_.arm(*task_->loop, deadline_);
+    }
+  }
+  template <class Rep, class Period>
+  void reschedule_after(std::chrono::duration<Rep, Period> delay) {
+    reschedule(Clock::time_point(std::chrono::nanoseconds(detail::deadline_after(delay))));
+  }
+
+  // True once the deadline passed while the block ran (whether or not the block then ended
+  // with TimeoutError: a block that swallows the cancel ends normally).
+  bool expired() const noexcept { return state_ == State::expiring || state_ == State::expired; }
+
+  // Runs body in the awaiting task under this deadline. A Timeout runs one block.
+  template <class T>
+  Coro<T> run(Coro<T> body);
+
+ private:
+  enum class State : std::uint8_t { created, entered, expiring, expired, exited };
+  static constexpr std::int64_t kNone = -1;
+
+  void enter(detail::TaskCore& task) {
+    if (state_ != State::created)
+      throw std::logic_error("Timeout::run: a Timeout scope can only be used once");
+    task_ = &task;
+    cancelling_at_entry_ = task.cancel_requests;
+    state_ = State::entered;
+    if (deadline_ != kNone) timer_.arm(*task.loop, deadline_);
+  }
+
+  // Ends the scope: true when the block's CancelledError is the scope's own and must leave it
+  // as TimeoutError.
+  bool exit(const std::exception_ptr& error) noexcept {
+    bool timed_out = false;
+    if (state_ == State::expiring) {
+      state_ = State::expired;
+      timed_out = task_->uncancel() <= cancelling_at_entry_ && error != nullptr &&
+                  detail::is_cancelled_error(error);
+    }
+    if (state_ != State::expired) state_ = State::exited;
+    return timed_out;
+  }
+
+  static void on_timer_cqe(detail::DeadlineTimer& timer, bool expired) noexcept {
+    auto& self = timer.owner<Timeout>();
+    if (self.state_ == State::entered) {
+      if (self.rearm_on_cqe_) {
+        self.rearm_on_cqe_ = false;
+        // The old deadline may have passed while its removal was on its way: the new one counts.
+        if (self.deadline_ != kNone) {
+          if (self.deadline_ > detail::now_ns()) {
+            self.timer_.arm(*self.task_->loop, self.deadline_);
+            return;
+          }
+          expired = true;
+        } else {
+          expired = false;
+        }
+      }
+      if (expired || timer.error() != 0) {
+        self.state_ = State::expiring;
+        self.task_->cancel();
+      }
+    }
+    if (self.settling_) self.task_->loop->schedule(self.settling_);
+  }
+
+  // Waits for the timer's CQE after disarming it; not a cancel point (a cancel arriving
+  // meanwhile is delivered at the task's next await).
+  struct SettleTimer {
+    Timeout& scope;
+    bool await_ready() const noexcept { return !scope.timer_.armed(); }
+    void await_suspend(std::coroutine_handle<> awaiting) noexcept {
+      scope.rearm_on_cqe_ = false;
+      scope.settling_ = awaiting;
+      scope.timer_.disarm();
+    }
+    void await_resume() const noexcept { scope.settling_ = {}; }
+  };
+
+  detail::DeadlineTimer timer_;
+  detail::TaskCore* task_ = nullptr;
+  std::coroutine_handle<> settling_;
+  std::int64_t deadline_ = kNone;
+  std::uint32_t cancelling_at_entry_ = 0;
+  State state_ = State::created;
+  bool rearm_on_cqe_ = false;
+};
+
+template <class T>
+Coro<T> Timeout::run(Coro<T> body) {
+  detail::TaskCore& task = co_await detail::current_task("timeout");
+  enter(task);
+  std::exception_ptr error;
+  std::optional<detail::ResultOf<T>> result;
+  try {
+    if constexpr (std::is_void_v<T>) {
+      co_await std::move(body);
+      result.emplace();
+    } else {
+      result.emplace(co_await std::move(body));
+    }
+  } catch (...) {
+    error = std::current_exception();
+  }
+  co_await SettleTimer{*this};
+  bool timed_out = exit(error);
+  if (timer_.error() != 0)
+    throw std::system_error(-timer_.error(), std::system_category(),
+                            "timeout: IORING_OP_TIMEOUT failed");
+  if (timed_out) throw TimeoutError("timeout: the deadline passed before the block finished");
+  if (error) std::rethrow_exception(error);
+  if constexpr (!std::is_void_v<T>) co_return std::move(*result);
+}
+
+// asyncio.timeout(delay): runs body with a deadline delay from now.
+template <class T, class Rep, class Period>
+Coro<T> timeout(std::chrono::duration<Rep, Period> delay, Coro<T> body) {
+  Timeout scope(delay);
+  co_return co_await scope.run(std::move(body));
+}
+
+// asyncio.timeout_at(when): runs body with an absolute deadline on the monotonic clock.
+template <class T, class Duration>
+Coro<T> timeout_at(std::chrono::time_point<std::chrono::steady_clock, Duration> when,
+                   Coro<T> body) {
+  Timeout scope(when);
+  co_return co_await scope.run(std::move(body));
+}
+
+}  // namespace ringloop
