@@ -28,7 +28,7 @@ inline ringloop::Coro<std::string> wait_for_io(long n) {
   using namespace std::chrono_literals;
   Meter meter;
   auto start = Clock::now();
-  for (long i = 0; i < n; ++i) co_await ringloop::wait_for(ringloop::nop(), 1s);
+  for (long i = 0; i < n; ++i) co_await ringloop::wait_for(ringloop::io::nop(), 1s);
   auto elapsed = Clock::now() - start;
   co_return meter.line("wait_for_io", n) + ns_per_op(elapsed, n);
 }
@@ -66,10 +66,10 @@ inline int listen_loopback(sockaddr_in& address) {
 inline ringloop::Coro<> serve_echo(int fd) {
   char buffer[kMessageBytes];
   for (;;) {
-    std::size_t received = co_await ringloop::recv(fd, buffer, sizeof buffer);
+    std::size_t received = co_await ringloop::io::recv(fd, buffer, sizeof buffer);
     if (received == 0) co_return;
     for (std::size_t sent = 0; sent < received;)
-      sent += co_await ringloop::send(fd, buffer + sent, received - sent);
+      sent += co_await ringloop::io::send(fd, buffer + sent, received - sent);
   }
 }
 
@@ -82,9 +82,9 @@ inline ringloop::Coro<> run_client(int fd, Clock::time_point deadline,
   char echo[kMessageBytes];
   for (auto now = Clock::now(); now < deadline;) {
     for (std::size_t sent = 0; sent < kMessageBytes;)
-      sent += co_await ringloop::send(fd, message + sent, kMessageBytes - sent);
+      sent += co_await ringloop::io::send(fd, message + sent, kMessageBytes - sent);
     for (std::size_t got = 0; got < kMessageBytes;) {
-      std::size_t received = co_await ringloop::recv(fd, echo + got, kMessageBytes - got);
+      std::size_t received = co_await ringloop::io::recv(fd, echo + got, kMessageBytes - got);
       if (received == 0) throw std::runtime_error("echo: the server closed the connection");
       got += received;
     }
@@ -110,7 +110,7 @@ inline ringloop::Coro<std::string> echo(long conns, double secs) {
     if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) fail("connect");
     set_nodelay(fd);
     client_fds.push_back(fd);
-    server_fds.push_back(co_await ringloop::accept(listener));
+    server_fds.push_back(co_await ringloop::io::accept(listener));
     set_nodelay(server_fds.back());
   }
   std::vector<std::uint32_t> rtt_ns;

@@ -67,7 +67,7 @@ Coro<> serve_until_signal(int signal_fd, std::string host, std::uint16_t port,
               std::chrono::duration<double>(idle).count());
   std::fflush(stdout);
   signalfd_siginfo signal{};
-  co_await ringloop::read(signal_fd, &signal, sizeof(signal));
+  co_await ringloop::io::read(signal_fd, &signal, sizeof(signal));
   std::printf("echo_server: %s: no longer accepting; cancelling the connections\n",
               strsignal(static_cast<int>(signal.ssi_signo)));
   server.cancel();

@@ -49,7 +49,7 @@ other_library::Fire greet(ringloop::LoopHandle handle, std::thread::id loop_thre
   std::string line = "foreign coroutine: slept " + std::to_string(waited).substr(0, 5) +
                      " s, and this line is an IORING_OP_WRITE\n";
   std::fflush(stdout);
-  co_await ringloop::write(STDOUT_FILENO, line.data(), line.size());
+  co_await ringloop::io::write(STDOUT_FILENO, line.data(), line.size());
   loop.stop();
 }
 

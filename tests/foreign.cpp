@@ -23,7 +23,7 @@ Detached foreign_steps(ringloop::Loop& loop, std::vector<int>& log, std::atomic<
   log.push_back(1);
   co_await ringloop::sleep(5ms);  // a TIMEOUT SQE, without a ringloop task around it
   log.push_back(2);
-  co_await ringloop::nop();  // any io_uring operation
+  co_await ringloop::io::nop();  // any io_uring operation
   log.push_back(3);
   done = true;
 }

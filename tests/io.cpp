@@ -45,7 +45,7 @@ struct Pipe {
 Coro<std::pair<Socket, Socket>> tcp_pair(const char* host) {
   Socket listener = ringloop::listen_tcp(host, 0);
   ringloop::SocketAddress address = ringloop::make_address(host, ringloop::local_port(listener));
-  Socket client(co_await ringloop::socket(address.family(), SOCK_STREAM));
+  Socket client(co_await ringloop::io::socket(address.family(), SOCK_STREAM));
   co_await client.connect(address.get(), address.length);
   Socket server = co_await listener.accept();
   co_return std::pair<Socket, Socket>(std::move(client), std::move(server));
@@ -58,21 +58,21 @@ std::string text(const char* data, std::size_t size) { return std::string(data, 
 TEST_CASE("write and read round-trip through a pipe", "[io]") {
   Pipe pipe;
   ringloop::run([](int in, int out) -> Coro<> {
-    std::size_t written = co_await ringloop::write(out, "hello", 5);
+    std::size_t written = co_await ringloop::io::write(out, "hello", 5);
     CHECK(written == 5);
     char buffer[16] = {};
-    std::size_t got = co_await ringloop::read(in, buffer, sizeof(buffer));
+    std::size_t got = co_await ringloop::io::read(in, buffer, sizeof(buffer));
     CHECK(text(buffer, got) == "hello");
-    co_await ringloop::nop();
+    co_await ringloop::io::nop();
   }(pipe.read_fd, pipe.write_fd));
 }
 
 TEST_CASE("a read returns what is there: a partial read", "[io]") {
   Pipe pipe;
   ringloop::run([](int in, int out) -> Coro<> {
-    co_await ringloop::write(out, "abc", 3);
+    co_await ringloop::io::write(out, "abc", 3);
     std::array<std::byte, 4096> buffer{};
-    std::size_t got = co_await ringloop::read(in, buffer);
+    std::size_t got = co_await ringloop::io::read(in, buffer);
     CHECK(got == 3);
   }(pipe.read_fd, pipe.write_fd));
 }
@@ -94,10 +94,10 @@ TEST_CASE("files: openat, positioned write and read, fsync, close", "[io]") {
     CHECK(text(buffer, got) == "23AB6789");
     co_await file.close();
     CHECK_FALSE(file.valid());
-    int raw = co_await ringloop::openat(AT_FDCWD, p, O_RDONLY);
-    got = co_await ringloop::read(raw, buffer, 4, 0);
+    int raw = co_await ringloop::io::openat(AT_FDCWD, p, O_RDONLY);
+    got = co_await ringloop::io::read(raw, buffer, 4, 0);
     CHECK(text(buffer, got) == "0123");
-    co_await ringloop::close(raw);
+    co_await ringloop::io::close(raw);
   }(path));
   ::unlink(path);
 }
@@ -106,7 +106,7 @@ TEST_CASE("an I/O error throws std::system_error with the errno and the operatio
   ringloop::run([]() -> Coro<> {
     char buffer[4] = {};
     try {
-      co_await ringloop::recv(-1, buffer, sizeof(buffer));
+      co_await ringloop::io::recv(-1, buffer, sizeof(buffer));
       FAIL("recv on fd -1 succeeded");
     } catch (const std::system_error& error) {
       CHECK(error.code().value() == EBADF);
@@ -126,7 +126,7 @@ TEST_CASE("reading from a closed fd is a clear error", "[io]") {
     ::close(fds[1]);
     char buffer[4] = {};
     try {
-      co_await ringloop::read(fds[0], buffer, sizeof(buffer));
+      co_await ringloop::io::read(fds[0], buffer, sizeof(buffer));
       FAIL("read on a closed fd succeeded");
     } catch (const std::system_error& error) {
       CHECK(error.code() == std::errc::bad_file_descriptor);
@@ -236,7 +236,7 @@ TEST_CASE("a cancel pending when the operation is awaited submits nothing", "[io
     // The task cancels itself outside any await: the cancel waits for its next await point.
     self = ringloop::create_task([](ringloop::Task<>& me) -> Coro<> {
       me.cancel();
-      co_await ringloop::nop();
+      co_await ringloop::io::nop();
       FAIL("the nop ran despite the pending cancel");
     }(self));
     CHECK_THROWS_AS(co_await self, CancelledError);
@@ -274,19 +274,19 @@ TEST_CASE("submit(prep) runs any opcode and returns the CQE result as it came", 
   Pipe pipe;
   ringloop::run([](int in, int out) -> Coro<> {
     std::int32_t nop =
-        co_await ringloop::submit([](io_uring_sqe& sqe) { io_uring_prep_nop(&sqe); });
+        co_await ringloop::io::submit([](io_uring_sqe& sqe) { io_uring_prep_nop(&sqe); });
     CHECK(nop == 0);
-    std::int32_t written = co_await ringloop::submit(
+    std::int32_t written = co_await ringloop::io::submit(
         [out](io_uring_sqe& sqe) { io_uring_prep_write(&sqe, out, "raw", 3, 0); });
     CHECK(written == 3);
     char buffer[4] = {};
-    std::int32_t bad = co_await ringloop::submit(
+    std::int32_t bad = co_await ringloop::io::submit(
         [&buffer](io_uring_sqe& sqe) { io_uring_prep_read(&sqe, -1, buffer, 4, 0); });
     CHECK(bad == -EBADF);
-    std::int32_t got = co_await ringloop::submit(
+    std::int32_t got = co_await ringloop::io::submit(
         [in, &buffer](io_uring_sqe& sqe) { io_uring_prep_read(&sqe, in, buffer, 4, 0); });
     CHECK(text(buffer, static_cast<std::size_t>(got)) == "raw");
-    CHECK_THROWS_AS(ringloop::submit([](io_uring_sqe& sqe) {
+    CHECK_THROWS_AS(ringloop::io::submit([](io_uring_sqe& sqe) {
                       io_uring_prep_nop(&sqe);
                       sqe.flags |= IOSQE_IO_LINK;
                     }),
@@ -303,7 +303,7 @@ TEST_CASE("gather of operations sends all their SQEs in one io_uring_enter", "[i
   ringloop::run([](std::vector<Pipe>& ps) -> Coro<> {
     ringloop::Loop& loop = *ringloop::Loop::current();
     std::vector<ringloop::Op<ringloop::detail::WritePrep>> writes;
-    for (Pipe& p : ps) writes.push_back(ringloop::write(p.write_fd, "abcd", 4));
+    for (Pipe& p : ps) writes.push_back(ringloop::io::write(p.write_fd, "abcd", 4));
     auto enters = loop.ring().enter_calls();
     auto submitted = loop.stats().operations_submitted;
     std::vector<std::size_t> counts = co_await ringloop::gather(writes);
@@ -311,8 +311,9 @@ TEST_CASE("gather of operations sends all their SQEs in one io_uring_enter", "[i
     CHECK(loop.ring().enter_calls() - enters <= 3);  // far fewer than one per operation
     CHECK(counts == std::vector<std::size_t>(kPipes, 4));
     char a[4] = {}, b[4] = {};
-    auto [got_a, got_b, nothing] = co_await ringloop::gather(
-        ringloop::read(ps[0].read_fd, a, 4), ringloop::read(ps[1].read_fd, b, 4), ringloop::nop());
+    auto [got_a, got_b, nothing] =
+        co_await ringloop::gather(ringloop::io::read(ps[0].read_fd, a, 4),
+                                  ringloop::io::read(ps[1].read_fd, b, 4), ringloop::io::nop());
     CHECK(got_a + got_b == 8);
     (void)nothing;
   }(pipes));

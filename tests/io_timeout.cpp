@@ -46,8 +46,8 @@ TEST_CASE("wait_for(op) returns the result when the operation finishes in time",
     char buffer[8] = {};
     std::size_t got = co_await ringloop::wait_for(b.recv(buffer, sizeof(buffer)), 1s);
     CHECK(std::string(buffer, got) == "late");
-    co_await ringloop::wait_for(ringloop::nop(), 1s);  // completes at once: timeout -ECANCELED
-    auto op = ringloop::nop();
+    co_await ringloop::wait_for(ringloop::io::nop(), 1s);  // completes at once: timeout -ECANCELED
+    auto op = ringloop::io::nop();
     co_await ringloop::wait_for(op, 1s);  // an lvalue operation is linked too
     CHECK(ringloop::Loop::current()->in_flight() == 0);
   }(pair.a, pair.b));
@@ -156,10 +156,10 @@ TEST_CASE("a nearly full SQ never splits a linked pair", "[io][wait_for][ring]")
           std::vector<Coro<>> children;
           for (int i = 0; i < 300; ++i) {
             if (i % 3 == 0)
-              children.push_back(ringloop::detail::await_in_coro(ringloop::nop()));
+              children.push_back(ringloop::detail::await_in_coro(ringloop::io::nop()));
             else
               children.push_back(
-                  []() -> Coro<> { co_await ringloop::wait_for(ringloop::nop(), 10s); }());
+                  []() -> Coro<> { co_await ringloop::wait_for(ringloop::io::nop(), 10s); }());
           }
           co_await ringloop::gather(children);
           co_return static_cast<int>(children.size());

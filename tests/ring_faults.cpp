@@ -140,7 +140,7 @@ Coro<> sleep_once(int& outcome) {
 Coro<> recv_once(int fd, int& outcome) {
   char byte = 0;
   try {
-    co_await ringloop::wait_for(ringloop::recv(fd, &byte, 1), 3ms);  // a linked pair: 2 SQEs
+    co_await ringloop::wait_for(ringloop::io::recv(fd, &byte, 1), 3ms);  // a linked pair: 2 SQEs
     outcome = 4;
   } catch (const TimeoutError&) {
     outcome = 3;

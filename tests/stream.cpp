@@ -176,7 +176,7 @@ TEST_CASE("an owning Socket closes its fd on destruction, through the ring in a 
     auto before = ringloop::Loop::current()->stats().cqes_reaped;
     { Socket owner(fds[0]); }
     { ringloop::File file(fds[1]); }
-    co_await ringloop::nop();
+    co_await ringloop::io::nop();
     CHECK(::fcntl(fds[0], F_GETFD) == -1);
     CHECK(::fcntl(fds[1], F_GETFD) == -1);
     CHECK(ringloop::Loop::current()->stats().cqes_reaped - before >= 3);  // 2 closes + nop

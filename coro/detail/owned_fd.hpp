@@ -34,7 +34,7 @@ class OwnedFd {
 
   // Closes the fd through the ring; the owner is empty from now on, whatever the outcome (as
   // close(2), a failed close must not be retried: the fd may be reused already).
-  Op<ClosePrep> close() noexcept { return ringloop::close(release()); }
+  Op<ClosePrep> close() noexcept { return ringloop::io::close(release()); }
 
  private:
   void close_detached() noexcept {

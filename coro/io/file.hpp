@@ -35,13 +35,13 @@ class File : public detail::OwnedFd {
   }
 
   auto read(void* data, std::size_t size, std::uint64_t offset = kCurrentPosition) const noexcept {
-    return ringloop::read(fd(), data, size, offset);
+    return ringloop::io::read(fd(), data, size, offset);
   }
   auto write(const void* data, std::size_t size,
              std::uint64_t offset = kCurrentPosition) const noexcept {
-    return ringloop::write(fd(), data, size, offset);
+    return ringloop::io::write(fd(), data, size, offset);
   }
-  auto fsync(unsigned flags = 0) const noexcept { return ringloop::fsync(fd(), flags); }
+  auto fsync(unsigned flags = 0) const noexcept { return ringloop::io::fsync(fd(), flags); }
 };
 
 inline File detail::OpenedFile::convert(std::int32_t result) noexcept { return File(result); }

@@ -192,6 +192,11 @@ struct RawPrep {
 template <class Prep>
 using Op = detail::OpAwaiter<Prep>;
 
+// The operations live in ringloop::io, not in ringloop itself: their names are libc's (read,
+// write, close, socket...), and under `using namespace ringloop;` a call meant for libc must not
+// resolve to an awaitable by surprise. Write `io::read(fd, buffer)`, `io::close(fd)`.
+namespace io {
+
 // Reads up to `size` bytes at `offset` (the current position by default). 0 at end of file.
 inline Op<detail::ReadPrep> read(int fd, void* data, std::size_t size,
                                  std::uint64_t offset = kCurrentPosition) noexcept {
@@ -287,6 +292,8 @@ requires std::invocable<Fill&, io_uring_sqe&> Op<detail::RawPrep> submit(Fill&& 
   std::memcpy(prep.sqe_bytes, &sqe, sizeof(sqe));
   return Op<detail::RawPrep>(prep);
 }
+
+}  // namespace io
 
 // wait_for on one operation: the operation's SQE linked to an IORING_OP_LINK_TIMEOUT with an
 // absolute deadline taken now; TimeoutError when the timeout cut the operation short. More

@@ -27,16 +27,16 @@ class Socket : public detail::OwnedFd {
   using OwnedFd::OwnedFd;
 
   auto recv(void* data, std::size_t size, int flags = 0) const noexcept {
-    return ringloop::recv(fd(), data, size, flags);
+    return ringloop::io::recv(fd(), data, size, flags);
   }
   auto recv(std::span<std::byte> buffer, int flags = 0) const noexcept {
-    return ringloop::recv(fd(), buffer.data(), buffer.size(), flags);
+    return ringloop::io::recv(fd(), buffer.data(), buffer.size(), flags);
   }
   auto send(const void* data, std::size_t size, int flags = MSG_NOSIGNAL) const noexcept {
-    return ringloop::send(fd(), data, size, flags);
+    return ringloop::io::send(fd(), data, size, flags);
   }
   auto send(std::span<const std::byte> buffer, int flags = MSG_NOSIGNAL) const noexcept {
-    return ringloop::send(fd(), buffer.data(), buffer.size(), flags);
+    return ringloop::io::send(fd(), buffer.data(), buffer.size(), flags);
   }
   // Accepts a connection on this listening socket; the result is a Socket.
   detail::OpAwaiter<detail::AcceptPrep, detail::AcceptedSocket> accept(
@@ -45,10 +45,10 @@ class Socket : public detail::OwnedFd {
         {fd(), nullptr, nullptr, flags});
   }
   auto connect(const sockaddr* address, socklen_t length) const {
-    return ringloop::connect(fd(), address, length);
+    return ringloop::io::connect(fd(), address, length);
   }
-  auto shutdown(int how) const noexcept { return ringloop::shutdown(fd(), how); }
-  auto poll(unsigned events) const noexcept { return ringloop::poll(fd(), events); }
+  auto shutdown(int how) const noexcept { return ringloop::io::shutdown(fd(), how); }
+  auto poll(unsigned events) const noexcept { return ringloop::io::poll(fd(), events); }
 };
 
 inline Socket detail::AcceptedSocket::convert(std::int32_t result) noexcept {

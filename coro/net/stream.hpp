@@ -210,7 +210,7 @@ class Stream {
 // Connects to host:port (numeric IPv4 or IPv6); TCP_NODELAY, as a request/response peer wants.
 inline Coro<Stream> open_connection(std::string host, std::uint16_t port) {
   SocketAddress address = make_address(host, port);
-  int fd = co_await ringloop::socket(address.family(), SOCK_STREAM);
+  int fd = co_await ringloop::io::socket(address.family(), SOCK_STREAM);
   Socket socket(fd);
   int one = 1;
   ::setsockopt(socket.fd(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));

@@ -62,7 +62,7 @@ void give_back(int signal) noexcept {
 Coro<void> read_each(const std::shared_ptr<SignalWatch>& self) {
   signalfd_siginfo info{};
   for (;;) {
-    std::size_t got = co_await ringloop::read(self->fd, &info, sizeof(info));
+    std::size_t got = co_await ringloop::io::read(self->fd, &info, sizeof(info));
     if (got != sizeof(info)) continue;
     auto handler = self->handlers.find(static_cast<int>(info.ssi_signo));
     if (handler == self->handlers.end()) continue;  // removed meanwhile
