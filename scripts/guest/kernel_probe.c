@@ -1,16 +1,18 @@
 /* What the running kernel offers ringloop, and where it behaves differently from a newer one:
  * the io_uring setup flags and opcodes ringloop uses, the order of timer CQEs reaped in one wait,
- * whether a pipe write completes within its submit, and kernel TLS (setsockopt(TCP_ULP, "tls"),
- * then a TLS 1.2 AES-GCM-128 transmit key, which loads the cipher's modules on demand).
- * scripts/kernel-guest runs it in the guest before the tests; it prints one line per fact
- * ("kernel-probe: ...") and always exits 0: it informs, the tests decide. */
+ * whether a pipe write and a signalfd read complete within their submit, and kernel TLS
+ * (setsockopt(TCP_ULP, "tls"), then a TLS 1.2 AES-GCM-128 transmit key, which loads the cipher's
+ * modules on demand). scripts/kernel-guest runs it in the guest before the tests; it prints one
+ * line per fact ("kernel-probe: ...") and always exits 0: it informs, the tests decide. */
 #include <errno.h>
 #include <liburing.h>
 #include <linux/tls.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/utsname.h>
 #include <unistd.h>
@@ -118,23 +120,45 @@ static void probe_timer_order(unsigned flags, const char* ring_name) {
   io_uring_queue_exit(&ring);
 }
 
-/* Whether a write to a pipe (opened blocking) completes during its submit, or is handed to an
- * io-wq worker thread and needs another io_uring_enter to be reaped. */
-static void probe_pipe_write(void) {
+/* Whether a read or write completes during its submit, or is handed to an io-wq worker thread
+ * (a file without FMODE_NOWAIT, opened blocking) and needs another io_uring_enter to be reaped. */
+static void report_inline(const char* what, int fd, int write, void* buffer, unsigned length) {
   struct io_uring ring;
-  int fds[2];
-  if (setup_like_ringloop(&ring) != 0 || pipe(fds) != 0) return;
+  if (setup_like_ringloop(&ring) != 0) return;
   struct io_uring_sqe* sqe = io_uring_get_sqe(&ring);
-  io_uring_prep_write(sqe, fds[1], "abcd", 4, 0);
+  if (write)
+    io_uring_prep_write(sqe, fd, buffer, length, 0);
+  else
+    io_uring_prep_read(sqe, fd, buffer, length, 0);
   io_uring_submit(&ring);
   struct io_uring_cqe* cqe;
   int inline_completion = io_uring_peek_cqe(&ring, &cqe) == 0;
   io_uring_submit_and_wait(&ring, 1);
-  printf("kernel-probe: a pipe write completes within its submit: %s\n",
+  printf("kernel-probe: %s completes within its submit: %s\n", what,
          inline_completion ? "yes" : "no (an io-wq worker does it)");
   io_uring_queue_exit(&ring);
-  close(fds[0]);
-  close(fds[1]);
+}
+
+static void probe_inline_completion(void) {
+  int fds[2];
+  char text[] = "abcd";
+  if (pipe(fds) == 0) {
+    report_inline("a pipe write", fds[1], 1, text, 4);
+    close(fds[0]);
+    close(fds[1]);
+  }
+  /* ringloop's signal handlers read a signalfd (coro/signal/signals.cpp). */
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGUSR1);
+  sigprocmask(SIG_BLOCK, &set, NULL);
+  int fd = signalfd(-1, &set, SFD_CLOEXEC);
+  struct signalfd_siginfo info;
+  if (fd >= 0 && kill(getpid(), SIGUSR1) == 0) {
+    report_inline("a signalfd read, a signal pending,", fd, 0, &info, sizeof info);
+    close(fd);
+  }
+  sigprocmask(SIG_UNBLOCK, &set, NULL);
 }
 
 /* A connected loopback pair: the TLS ULP only attaches to an established TCP socket. */
@@ -193,7 +217,7 @@ int main(void) {
   probe_timer_order(IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN, "DEFER_TASKRUN");
   probe_timer_order(IORING_SETUP_COOP_TASKRUN, "COOP_TASKRUN");
   probe_timer_order(0, "no flags");
-  probe_pipe_write();
+  probe_inline_completion();
   probe_ktls();
   return 0;
 }
