@@ -1,9 +1,10 @@
 /* What the running kernel offers ringloop, and where it behaves differently from a newer one:
  * the io_uring setup flags and opcodes ringloop uses, the order of timer CQEs reaped in one wait,
  * whether a pipe write and a signalfd read complete within their submit, and kernel TLS
- * (setsockopt(TCP_ULP, "tls"), then a TLS 1.2 AES-GCM-128 transmit key, which loads the cipher's
- * modules on demand). scripts/kernel-guest runs it in the guest before the tests; it prints one
- * line per fact ("kernel-probe: ...") and always exits 0: it informs, the tests decide. */
+ * (setsockopt(TCP_ULP, "tls"), then TLS 1.2 AES-GCM-128 keys to send and to receive, which
+ * load the cipher's modules on demand). scripts/kernel-guest runs it in the guest before the
+ * tests; it prints one line per fact ("kernel-probe: ...") and always exits 0: it informs, the
+ * tests decide. */
 #include <errno.h>
 #include <liburing.h>
 #include <linux/tls.h>
@@ -200,10 +201,21 @@ static void probe_ktls(void) {
       const char text[] = "hello";
       char buffer[64];
       ssize_t sent = send(fds[0], text, sizeof text, 0);
-      ssize_t received = recv(fds[1], buffer, sizeof buffer, 0);
+      ssize_t received = recv(fds[1], buffer, sizeof buffer, MSG_PEEK);
       /* A TLS record: 5-byte header, 8-byte explicit nonce, the text, a 16-byte tag. */
-      printf("kernel-probe: kTLS record sent %zd bytes, the peer read %zd (expected %zu)\n", sent,
+      printf("kernel-probe: kTLS record sent %zd bytes, the peer sees %zd (expected %zu)\n", sent,
              received, 5 + 8 + sizeof text + 16);
+      /* The peer decrypts the record in the kernel with the same key. */
+      int attached = setsockopt(fds[1], IPPROTO_TCP, TCP_ULP, "tls", sizeof "tls") == 0;
+      error = attached && setsockopt(fds[1], SOL_TLS, TLS_RX, &info, sizeof info) == 0 ? 0 : errno;
+      report("setsockopt(SOL_TLS, TLS_RX, AES-GCM-128)", error);
+      if (error == 0) {
+        memset(buffer, 0, sizeof buffer);
+        received = recv(fds[1], buffer, sizeof buffer, 0);
+        printf("kernel-probe: kTLS receive decrypted %zd bytes: %s\n", received,
+               received == (ssize_t)sizeof text && strcmp(buffer, text) == 0 ? "the text sent"
+                                                                             : "NOT the text sent");
+      }
     }
   }
   close(fds[0]);
