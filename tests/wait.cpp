@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include <stdexcept>
+#include <string>
 #include <vector>
 
 #include <ringloop/ringloop.hpp>
@@ -138,6 +139,43 @@ TEST_CASE("AsCompleted with a timeout throws TimeoutError for what is left", "[a
     CHECK_THROWS_AS(co_await each.next(), TimeoutError);
     CHECK_FALSE(tasks[1].done());  // not cancelled by as_completed
     tasks[1].cancel();
+  }());
+}
+
+TEST_CASE(
+    "AsCompleted::next awaited by two tasks at once gives the first result to the first awaiter",
+    "[as_completed][conformance]") {
+  // asyncio.as_completed: every waiter awaits one queue of finished tasks, so the first task to
+  // finish goes to the waiter that awaited first. It aborted on an assertion here.
+  ringloop::run([]() -> Coro<> {
+    std::vector<Coro<int>> coros;
+    coros.push_back(value_after(20ms, 2));
+    coros.push_back(value_after(10ms, 1));
+    AsCompleted<int> each(std::move(coros));
+    auto take = [](AsCompleted<int>& from) -> Coro<int> {
+      Task<int> task = co_await from.next();
+      co_return task.result();
+    };
+    auto first = ringloop::create_task(take(each));
+    auto second = ringloop::create_task(take(each));
+    co_await ringloop::sleep(0ms);  // both are waiting in next() now
+    CHECK_FALSE(each.has_next());   // two next() for two tasks
+    int first_value = co_await first;
+    int second_value = co_await second;
+    CHECK(first_value == 1);
+    CHECK(second_value == 2);
+  }());
+}
+
+TEST_CASE("AsCompleted over the same task twice hands it back once",
+          "[as_completed][conformance]") {
+  // asyncio.as_completed iterates over set(fs): a task given twice is one task.
+  ringloop::run([]() -> Coro<> {
+    auto task = ringloop::create_task(value_after(1ms, 7));
+    AsCompleted<int> each(std::vector<Task<int>>{task, task});
+    Task<int> only = co_await each.next();
+    CHECK(only.result() == 7);
+    CHECK_FALSE(each.has_next());
   }());
 }
 
