@@ -225,3 +225,36 @@ TEST_CASE("a cancel that lands after wait_for's inner finished is not lost", "[w
     CHECK(b.task.cancelled());
   }(box));
 }
+
+TEST_CASE(
+    "wait_for with a zero or negative timeout raises TimeoutError and never starts a coroutine",
+    "[wait_for][conformance]") {
+  // asyncio 3.12 wait_for (tasks.py): timeout <= 0 wraps the coroutine in a task, cancels it and
+  // waits (_cancel_and_wait), so the body never runs; a task already done gives its result, a
+  // pending task is cancelled and its outcome decides (TimeoutError if it ends cancelled).
+  ringloop::run([]() -> Coro<> {
+    int started = 0;
+    auto body = [](int& count) -> Coro<int> {
+      ++count;
+      co_return 1;
+    };
+    CHECK_THROWS_AS(co_await ringloop::wait_for(body(started), 0s), TimeoutError);
+    CHECK_THROWS_AS(co_await ringloop::wait_for(body(started), -5ms), TimeoutError);
+    CHECK(started == 0);
+
+    auto finished = ringloop::create_task(immediate(3));
+    co_await ringloop::sleep(0ms);
+    int from_finished = co_await ringloop::wait_for(finished, 0s);
+    CHECK(from_finished == 3);
+
+    auto pending = ringloop::create_task(value_after(1s, 4));
+    co_await ringloop::sleep(0ms);
+    CHECK_THROWS_AS(co_await ringloop::wait_for(pending, 0s), TimeoutError);
+    CHECK(pending.cancelled());
+
+    auto swallows = ringloop::create_task(swallow_cancel(5));
+    co_await ringloop::sleep(0ms);
+    int from_swallower = co_await ringloop::wait_for(swallows, 0s);
+    CHECK(from_swallower == 5);
+  }());
+}
