@@ -36,7 +36,7 @@ class AsCompleted {
   explicit AsCompleted(std::vector<Task<T>> tasks) : AsCompleted(std::move(tasks), std::nullopt) {}
   template <class Rep, class Period>
   AsCompleted(std::vector<Task<T>> tasks, std::chrono::duration<Rep, Period> timeout)
-      : AsCompleted(std::move(tasks), detail::deadline_after(timeout)) {}
+      : AsCompleted(std::move(tasks), detail::deadline_after(timeout, "AsCompleted")) {}
   // Coroutines are started as tasks on the running loop first.
   explicit AsCompleted(std::vector<Coro<T>> coros) : AsCompleted(start_all(std::move(coros))) {}
   template <class Rep, class Period>

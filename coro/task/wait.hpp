@@ -133,7 +133,7 @@ Coro<WaitResult<T>> wait(std::vector<Task<T>> tasks, ReturnWhen when = ReturnWhe
 template <class T, class Rep, class Period>
 Coro<WaitResult<T>> wait(std::vector<Task<T>> tasks, std::chrono::duration<Rep, Period> timeout,
                          ReturnWhen when = ReturnWhen::all_completed) {
-  return detail::wait_impl(std::move(tasks), when, detail::deadline_after(timeout));
+  return detail::wait_impl(std::move(tasks), when, detail::deadline_after(timeout, "wait"));
 }
 
 }  // namespace ringloop

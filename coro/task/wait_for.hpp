@@ -189,8 +189,8 @@ class [[nodiscard]] WaitForAwaiter : CancelPoint, TaskWaiter, Operation {
 // nullopt for a timeout that has expired already (zero or negative).
 template <class Rep, class Period>
 std::optional<std::int64_t> wait_for_deadline(std::chrono::duration<Rep, Period> timeout) {
-  if (timeout <= timeout.zero()) return std::nullopt;
-  return deadline_after(timeout);
+  if (checked_ns(timeout, "wait_for") <= 0) return std::nullopt;
+  return deadline_after(timeout, "wait_for");
 }
 
 }  // namespace detail

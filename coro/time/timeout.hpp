@@ -37,12 +37,12 @@ class Timeout {
   // No deadline yet (asyncio.timeout(None)): reschedule() can set one from inside the block.
   Timeout() noexcept : timer_(&on_timer_cqe, this) {}
   template <class Rep, class Period>
-  explicit Timeout(std::chrono::duration<Rep, Period> delay) noexcept : Timeout() {
-    deadline_ = detail::deadline_after(delay);
+  explicit Timeout(std::chrono::duration<Rep, Period> delay) : Timeout() {
+    deadline_ = detail::deadline_after(delay, "Timeout");
   }
   template <class Duration>
-  explicit Timeout(std::chrono::time_point<Clock, Duration> when) noexcept : Timeout() {
-    deadline_ = detail::deadline_at(when);
+  explicit Timeout(std::chrono::time_point<Clock, Duration> when) : Timeout() {
+    deadline_ = detail::deadline_at(when, "Timeout");
   }
   Timeout(const Timeout&) = delete;
   Timeout& operator=(const Timeout&) = delete;
@@ -60,7 +60,7 @@ class Timeout {
       throw std::logic_error("Timeout::reschedule: the deadline has passed already");
     if (state_ == State::exited)
       throw std::logic_error("Timeout::reschedule: the block has ended already");
-    deadline_ = when ? detail::deadline_at(*when) : kNone;
+    deadline_ = when ? detail::deadline_at(*when, "Timeout::reschedule") : kNone;
     if (state_ != State::entered) return;
     if (timer_.armed()) {
       rearm_on_cqe_ = true;  // the old timer's CQE arms the new one
@@ -71,7 +71,8 @@ class Timeout {
   }
   template <class Rep, class Period>
   void reschedule_after(std::chrono::duration<Rep, Period> delay) {
-    reschedule(Clock::time_point(std::chrono::nanoseconds(detail::deadline_after(delay))));
+    reschedule(Clock::time_point(
+        std::chrono::nanoseconds(detail::deadline_after(delay, "Timeout::reschedule_after"))));
   }
 
   // True once the deadline passed while the block ran (whether or not the block then ended
