@@ -258,3 +258,41 @@ TEST_CASE(
     CHECK(from_swallower == 5);
   }());
 }
+
+TEST_CASE(
+    "a task awaited under a due wait_for runs its first step and its cleanup before the timeout",
+    "[wait_for][conformance]") {
+  // asyncio's BaseEventLoop._run_once appends the callbacks of the timers it finds due after
+  // the handles already in the ready queue: the child's first step (queued by create_task) runs
+  // before the timeout cancels it, so its body starts and its cleanup runs. Here the loop is
+  // busy (a CQ budget of one, held by another sleep), so the timer waits in the loop's FIFO and
+  // leaves it already due, in the same iteration as the child's first step waits to run.
+  ringloop::LoopOptions options;
+  options.max_in_flight = 1;
+  ringloop::run(
+      []() -> Coro<> {
+        bool started = false;
+        bool cleaned = false;
+        auto holder = ringloop::create_task(value_after(1ms, 0));
+        co_await ringloop::sleep(0ms);  // the holder's sleep takes the whole budget
+        auto child = ringloop::create_task([](bool& start, bool& cleanup) -> Coro<int> {
+          start = true;
+          try {
+            co_await ringloop::sleep(std::chrono::hours(1));
+          } catch (const CancelledError&) {
+            cleanup = true;
+            throw;
+          }
+          co_return 1;
+        }(started, cleaned));
+        auto waiting = ringloop::wait_for(child, 100us);
+        auto busy_until = std::chrono::steady_clock::now() + 5ms;  // holder's timer fires meanwhile
+        while (std::chrono::steady_clock::now() < busy_until) {
+        }
+        CHECK_THROWS_AS(co_await waiting, TimeoutError);
+        CHECK(started);
+        CHECK(cleaned);
+        co_await holder;
+      }(),
+      options);
+}
