@@ -196,3 +196,63 @@ TEST_CASE("shield: cancelling the awaiter leaves the task running", "[shield]") 
     CHECK(through == 5);
   }());
 }
+
+TEST_CASE("wait FIRST_COMPLETED returns on the same loop pass as asyncio.wait",
+          "[wait][conformance]") {
+  // asyncio.wait resumes its caller through a future: the finished task's done callback
+  // (_on_completion) runs one pass after it finished and sets the waiter, whose own callback
+  // wakes the caller one pass later; done and pending are read then. The same program, run by
+  // python3 (3.11), prints the log below:
+  //
+  //   async def main():
+  //       log = []
+  //       async def yields_twice():
+  //           await asyncio.sleep(0); log.append("a1")
+  //           await asyncio.sleep(0); log.append("a2")
+  //           return 1
+  //       async def yields_thrice():
+  //           await asyncio.sleep(0); log.append("b1")
+  //           await asyncio.sleep(0); log.append("b2")
+  //           await asyncio.sleep(0); log.append("b3")
+  //           return 2
+  //       async def ticker():
+  //           for i in range(8):
+  //               log.append(f"t{i}")
+  //               await asyncio.sleep(0)
+  //       t = asyncio.create_task(ticker())
+  //       a = asyncio.create_task(yields_twice())
+  //       b = asyncio.create_task(yields_thrice())
+  //       done, pending = await asyncio.wait([a, b], return_when=asyncio.FIRST_COMPLETED)
+  //       log.append(f"wait returned done={len(done)}")
+  //       print(log)
+  //       await t; await b
+  //   asyncio.run(main())
+  std::vector<std::string> log;
+  ringloop::run([](std::vector<std::string>& log) -> Coro<> {
+    auto yields = [](std::vector<std::string>& out, std::string name, int times) -> Coro<int> {
+      for (int i = 1; i <= times; ++i) {
+        co_await ringloop::sleep(0ms);
+        out.push_back(name + std::to_string(i));
+      }
+      co_return times;
+    };
+    auto ticker = ringloop::create_task([](std::vector<std::string>& out) -> Coro<int> {
+      for (int i = 0; i < 8; ++i) {
+        out.push_back("t" + std::to_string(i));
+        co_await ringloop::sleep(0ms);
+      }
+      co_return 0;
+    }(log));
+    std::vector<Task<int>> tasks;
+    tasks.push_back(ringloop::create_task(yields(log, "a", 2)));
+    tasks.push_back(ringloop::create_task(yields(log, "b", 3)));
+    auto result = co_await ringloop::wait(tasks, ReturnWhen::first_completed);
+    log.push_back("wait returned done=" + std::to_string(result.done.size()));
+    co_await ticker;
+    co_await tasks[1];
+  }(log));
+  REQUIRE(log.size() >= 11);
+  std::vector<std::string> expected{
+      "t0", "t1", "a1", "b1", "t2", "a2", "b2", "t3", "b3", "t4", "wait returned done=2"};
+  CHECK(std::vector<std::string>(log.begin(), log.begin() + 11) == expected);
+}
