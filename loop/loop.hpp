@@ -3,6 +3,11 @@
 // every queued SQE to the kernel in one io_uring_enter (waiting there when nothing is ready),
 // and moves the CQEs that came back onto the ready queue. A CQE never resumes a coroutine from
 // inside the reaping loop; it only schedules one.
+//
+// Timers keep asyncio's order (BaseEventLoop._run_once): I/O completions first, then the timers
+// found due, in deadline order (equal deadlines in the order they were armed), whatever order
+// the kernel posted their CQEs in; and a timer's expiry takes effect only after the steps that
+// were already in the ready queue when it was reaped (its callback is queued behind them).
 #pragma once
 
 #include <chrono>
@@ -14,6 +19,7 @@
 #include <optional>
 #include <thread>
 #include <utility>
+#include <vector>
 
 #include <ringloop/loop/detail/intrusive_list.hpp>
 #include <ringloop/loop/operation.hpp>
@@ -205,6 +211,9 @@ class Loop {
   void add_virtual_timer(Operation& timer, Operation* linked);
   void erase_virtual_timer(Operation& timer) noexcept;
   void fire_due_virtual_timers() noexcept;
+  void queue_due_timer(Operation& timer);
+  void hand_on_due_timers();
+  static void complete_due_timers(Loop& loop) noexcept;
   void run_ready_timed();
   void check_thread(const char* what) const;
 
@@ -221,6 +230,12 @@ class Loop {
   };
   std::multimap<std::int64_t, VirtualTimer> virtual_timers_;  // equal deadlines: FIFO
   std::int64_t virtual_now_ = 0;
+  // Timers whose expiry was reaped, and the loop's own coroutine that completes them when the
+  // ready queue reaches it (made on first use; only when steps were queued before them).
+  std::vector<Operation*> due_timers_;
+  std::coroutine_handle<> timer_dispatch_;
+  bool timer_dispatch_queued_ = false;
+  std::uint64_t timers_armed_ = 0;
   bool virtual_time_ = false;
   bool debug_ = false;
   std::int64_t slow_step_ns_ = 0;

@@ -28,6 +28,7 @@ enum class OpState : std::uint8_t {
   unqueued,   // waiting in the loop's FIFO for room in the completion queue
   submitted,  // its SQE is in the SQ or in the kernel; a CQE is owed
   timer,      // a timeout kept on a virtual clock by the loop (LoopOptions::virtual_time)
+  due,        // a timer whose expiry was reaped; completed once the steps queued before it ran
 };
 
 struct Operation : detail::ListNode {
@@ -62,6 +63,9 @@ struct Operation : detail::ListNode {
   // -ETIME there and then: arming an hrtimer that has already expired costs ~14 us on this
   // kind of paravirtualised VM, against ~0.3 us for one in the future (bench/PROPOSALS.md, P1).
   std::int64_t deadline_ns = 0;
+  // For such a timeout submitted on its own (not a link timeout): when it was armed, counted by
+  // the loop, so timers with equal deadlines complete in the order they were armed.
+  std::uint64_t arm_seq = 0;
 
   // How many CQEs the kernel will owe once this operation is submitted.
   unsigned cqe_cost() const noexcept { return link_timeout != nullptr ? 2u : 1u; }

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <initializer_list>
 #include <string>
+#include <vector>
 
 namespace ringloop {
 
@@ -67,9 +68,16 @@ class Ring {
   // reaching the kernel (at most kMaxInjectedSetupErrors). Read only when a Ring is set up.
   static constexpr unsigned kMaxInjectedSetupErrors = 4;
   static void inject_setup_errors_for_tests(std::initializer_list<int> errors) noexcept;
+  // Test seam: while on, each reap on this thread hands its batch of CQEs over in reverse order
+  // (as a kernel may post completions that became ready together: Linux 6.1 did so for timers).
+  static void reverse_cqe_order_for_tests(bool on) noexcept { reverse_cqe_order_ = on; }
 
  private:
   int enter_until_accepted(unsigned wait_nr);
+  template <class Fn>
+  unsigned reap_reversed(Fn& fn, unsigned max_cqes);
+
+  inline static thread_local bool reverse_cqe_order_ = false;
 
   io_uring ring_{};
   std::uint64_t enter_calls_ = 0;
@@ -77,6 +85,8 @@ class Ring {
 
 template <class Fn>
 unsigned Ring::reap(Fn&& fn, unsigned max_cqes) {
+  if (reverse_cqe_order_) [[unlikely]]
+    return reap_reversed(fn, max_cqes);
   unsigned handled = 0;
   while (handled < max_cqes) {
     if (io_uring_cq_ready(&ring_) == 0) {
@@ -95,6 +105,18 @@ unsigned Ring::reap(Fn&& fn, unsigned max_cqes) {
     ++handled;
   }
   return handled;
+}
+
+template <class Fn>
+unsigned Ring::reap_reversed(Fn& fn, unsigned max_cqes) {
+  if (io_uring_cq_has_overflow(&ring_)) flush_overflow();
+  std::vector<io_uring_cqe> batch;
+  while (batch.size() < max_cqes && io_uring_cq_ready(&ring_) != 0) {
+    batch.push_back(ring_.cq.cqes[*ring_.cq.khead & ring_.cq.ring_mask]);
+    io_uring_cq_advance(&ring_, 1);
+  }
+  for (auto it = batch.rbegin(); it != batch.rend(); ++it) fn(*it);
+  return static_cast<unsigned>(batch.size());
 }
 
 }  // namespace ringloop

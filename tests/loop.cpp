@@ -241,7 +241,8 @@ TEST_CASE("signals interrupting io_uring_enter are retried", "[ring]") {
 TEST_CASE("destroying an operation the kernel still owes a CQE aborts", "[loop]") {
   int status = test_support::run_in_child([] {
     Loop loop;
-    auto* sleeper = new ringloop::detail::SleepAwaiter(ringloop::detail::deadline_after(1h));
+    auto* sleeper =
+        new ringloop::detail::SleepAwaiter(ringloop::detail::deadline_after(1h, "test"));
     ringloop::create_task(
         loop, [](ringloop::detail::SleepAwaiter& s) -> Coro<> { co_await s; }(*sleeper));
     loop.run_until_complete(value_after(1ms, 0));

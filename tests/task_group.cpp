@@ -210,3 +210,69 @@ TEST_CASE("task_group: a child that swallows its cancel still lets the group end
     CHECK(swallowed == 1);
   }());
 }
+
+namespace {
+
+// Fails at its first step. The co_return makes it a coroutine: without one, a function
+// returning Coro<> that only throws is a plain function and throws at the call.
+Coro<void> fail_at_once() {
+  throw std::runtime_error("boom");
+  co_return;
+}
+
+Coro<void> fail_then_cancel_from_outside(TaskGroup& group, Task<void>& self) {
+  group.create_task(fail_at_once());
+  ringloop::call_soon([&self] { self.cancel(); });  // queued just after the child's step
+  co_await ringloop::sleep(1s);
+}
+
+Coro<void> user_of_a_failing_group(std::vector<std::string>& log, Task<void>& self) {
+  try {
+    co_await ringloop::task_group(
+        [&self](TaskGroup& group) { return fail_then_cancel_from_outside(group, self); });
+  } catch (const ExceptionGroup&) {
+    log.push_back("group failed, cancelling=" + std::to_string(self.cancelling()));
+  }
+  try {
+    co_await ringloop::sleep(50ms);
+    log.push_back("slept to the end");
+  } catch (const CancelledError&) {
+    log.push_back("cancelled");
+    throw;
+  }
+}
+
+Coro<void> cancel_raced_by_failure(std::vector<std::string>& log) {
+  Task<void> me;
+  me = ringloop::create_task(user_of_a_failing_group(log, me));
+  CHECK_THROWS_AS(co_await me, CancelledError);
+}
+
+}  // namespace
+
+TEST_CASE("task_group: an outside cancel that races a child's failure is not lost",
+          "[task_group][conformance]") {
+  // gh-116720, Python 3.13's TaskGroup.__aexit__: with errors to raise and the task still being
+  // cancelled from elsewhere (cancelling() > 0), it uncancels and cancels the task again, so the
+  // ExceptionGroup leaves and the next await raises CancelledError. 3.11 and 3.12 lose that
+  // cancel: this program under python3 (3.11) logs "slept to the end" instead of "cancelled".
+  //
+  //   async def user():
+  //       try:
+  //           async with asyncio.TaskGroup() as g:
+  //               g.create_task(boom())                      # raises at its first step
+  //               asyncio.get_running_loop().call_soon(me.cancel)   # runs just after it
+  //               await asyncio.sleep(1)
+  //       except* RuntimeError:
+  //           log.append(f"group failed, cancelling={me.cancelling()}")
+  //       try:
+  //           await asyncio.sleep(0.05)
+  //           log.append("slept to the end")
+  //       except asyncio.CancelledError:
+  //           log.append("cancelled")
+  //           raise
+  //   me = asyncio.create_task(user())
+  std::vector<std::string> log;
+  ringloop::run(cancel_raced_by_failure(log));
+  CHECK(log == std::vector<std::string>{"group failed, cancelling=1", "cancelled"});
+}

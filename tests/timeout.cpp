@@ -154,3 +154,29 @@ TEST_CASE("nested timeouts: the inner one that expires is the one that reports",
     CHECK(value == 2);
   }());
 }
+
+TEST_CASE("Timeout keeps a deadline in the past as given", "[timeout][conformance]") {
+  // asyncio.timeout(delay) is timeout_at(loop.time() + delay): when() is the past deadline, not
+  // the time it was made.
+  ringloop::run([]() -> Coro<> {
+    auto before = ringloop::Loop::current()->now();
+    Timeout scope(-11s);
+    REQUIRE(scope.when().has_value());
+    CHECK(*scope.when() <= before - 10s);
+    CHECK(*scope.when() >= before - 12s);
+    CHECK_THROWS_AS(co_await scope.run(value_after(1s, 1)), TimeoutError);
+  }());
+}
+
+TEST_CASE("Timeout: rescheduling a scope that has not been entered is refused",
+          "[timeout][conformance]") {
+  // asyncio.Timeout.reschedule raises RuntimeError("Timeout has not been entered") before
+  // __aenter__; here std::logic_error, as for its other states.
+  ringloop::run([]() -> Coro<> {
+    Timeout scope(1s);
+    CHECK_THROWS_WITH(scope.reschedule(std::nullopt), Catch::Contains("not been entered"));
+    CHECK_THROWS_AS(scope.reschedule_after(2s), std::logic_error);
+    int value = co_await scope.run(value_after(1ms, 2));
+    CHECK(value == 2);
+  }());
+}

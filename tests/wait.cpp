@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include <stdexcept>
+#include <string>
 #include <vector>
 
 #include <ringloop/ringloop.hpp>
@@ -141,6 +142,43 @@ TEST_CASE("AsCompleted with a timeout throws TimeoutError for what is left", "[a
   }());
 }
 
+TEST_CASE(
+    "AsCompleted::next awaited by two tasks at once gives the first result to the first awaiter",
+    "[as_completed][conformance]") {
+  // asyncio.as_completed: every waiter awaits one queue of finished tasks, so the first task to
+  // finish goes to the waiter that awaited first. It aborted on an assertion here.
+  ringloop::run([]() -> Coro<> {
+    std::vector<Coro<int>> coros;
+    coros.push_back(value_after(20ms, 2));
+    coros.push_back(value_after(10ms, 1));
+    AsCompleted<int> each(std::move(coros));
+    auto take = [](AsCompleted<int>& from) -> Coro<int> {
+      Task<int> task = co_await from.next();
+      co_return task.result();
+    };
+    auto first = ringloop::create_task(take(each));
+    auto second = ringloop::create_task(take(each));
+    co_await ringloop::sleep(0ms);  // both are waiting in next() now
+    CHECK_FALSE(each.has_next());   // two next() for two tasks
+    int first_value = co_await first;
+    int second_value = co_await second;
+    CHECK(first_value == 1);
+    CHECK(second_value == 2);
+  }());
+}
+
+TEST_CASE("AsCompleted over the same task twice hands it back once",
+          "[as_completed][conformance]") {
+  // asyncio.as_completed iterates over set(fs): a task given twice is one task.
+  ringloop::run([]() -> Coro<> {
+    auto task = ringloop::create_task(value_after(1ms, 7));
+    AsCompleted<int> each(std::vector<Task<int>>{task, task});
+    Task<int> only = co_await each.next();
+    CHECK(only.result() == 7);
+    CHECK_FALSE(each.has_next());
+  }());
+}
+
 TEST_CASE("shield: cancelling the awaiter leaves the task running", "[shield]") {
   ringloop::run([]() -> Coro<> {
     auto inner = ringloop::create_task(value_after(30ms, 4));
@@ -157,4 +195,64 @@ TEST_CASE("shield: cancelling the awaiter leaves the task running", "[shield]") 
     int through = co_await ringloop::shield(value_after(1ms, 5));  // not cancelled: the result
     CHECK(through == 5);
   }());
+}
+
+TEST_CASE("wait FIRST_COMPLETED returns on the same loop pass as asyncio.wait",
+          "[wait][conformance]") {
+  // asyncio.wait resumes its caller through a future: the finished task's done callback
+  // (_on_completion) runs one pass after it finished and sets the waiter, whose own callback
+  // wakes the caller one pass later; done and pending are read then. The same program, run by
+  // python3 (3.11), prints the log below:
+  //
+  //   async def main():
+  //       log = []
+  //       async def yields_twice():
+  //           await asyncio.sleep(0); log.append("a1")
+  //           await asyncio.sleep(0); log.append("a2")
+  //           return 1
+  //       async def yields_thrice():
+  //           await asyncio.sleep(0); log.append("b1")
+  //           await asyncio.sleep(0); log.append("b2")
+  //           await asyncio.sleep(0); log.append("b3")
+  //           return 2
+  //       async def ticker():
+  //           for i in range(8):
+  //               log.append(f"t{i}")
+  //               await asyncio.sleep(0)
+  //       t = asyncio.create_task(ticker())
+  //       a = asyncio.create_task(yields_twice())
+  //       b = asyncio.create_task(yields_thrice())
+  //       done, pending = await asyncio.wait([a, b], return_when=asyncio.FIRST_COMPLETED)
+  //       log.append(f"wait returned done={len(done)}")
+  //       print(log)
+  //       await t; await b
+  //   asyncio.run(main())
+  std::vector<std::string> log;
+  ringloop::run([](std::vector<std::string>& log) -> Coro<> {
+    auto yields = [](std::vector<std::string>& out, std::string name, int times) -> Coro<int> {
+      for (int i = 1; i <= times; ++i) {
+        co_await ringloop::sleep(0ms);
+        out.push_back(name + std::to_string(i));
+      }
+      co_return times;
+    };
+    auto ticker = ringloop::create_task([](std::vector<std::string>& out) -> Coro<int> {
+      for (int i = 0; i < 8; ++i) {
+        out.push_back("t" + std::to_string(i));
+        co_await ringloop::sleep(0ms);
+      }
+      co_return 0;
+    }(log));
+    std::vector<Task<int>> tasks;
+    tasks.push_back(ringloop::create_task(yields(log, "a", 2)));
+    tasks.push_back(ringloop::create_task(yields(log, "b", 3)));
+    auto result = co_await ringloop::wait(tasks, ReturnWhen::first_completed);
+    log.push_back("wait returned done=" + std::to_string(result.done.size()));
+    co_await ticker;
+    co_await tasks[1];
+  }(log));
+  REQUIRE(log.size() >= 11);
+  std::vector<std::string> expected{
+      "t0", "t1", "a1", "b1", "t2", "a2", "b2", "t3", "b3", "t4", "wait returned done=2"};
+  CHECK(std::vector<std::string>(log.begin(), log.begin() + 11) == expected);
 }

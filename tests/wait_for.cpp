@@ -225,3 +225,74 @@ TEST_CASE("a cancel that lands after wait_for's inner finished is not lost", "[w
     CHECK(b.task.cancelled());
   }(box));
 }
+
+TEST_CASE(
+    "wait_for with a zero or negative timeout raises TimeoutError and never starts a coroutine",
+    "[wait_for][conformance]") {
+  // asyncio 3.12 wait_for (tasks.py): timeout <= 0 wraps the coroutine in a task, cancels it and
+  // waits (_cancel_and_wait), so the body never runs; a task already done gives its result, a
+  // pending task is cancelled and its outcome decides (TimeoutError if it ends cancelled).
+  ringloop::run([]() -> Coro<> {
+    int started = 0;
+    auto body = [](int& count) -> Coro<int> {
+      ++count;
+      co_return 1;
+    };
+    CHECK_THROWS_AS(co_await ringloop::wait_for(body(started), 0s), TimeoutError);
+    CHECK_THROWS_AS(co_await ringloop::wait_for(body(started), -5ms), TimeoutError);
+    CHECK(started == 0);
+
+    auto finished = ringloop::create_task(immediate(3));
+    co_await ringloop::sleep(0ms);
+    int from_finished = co_await ringloop::wait_for(finished, 0s);
+    CHECK(from_finished == 3);
+
+    auto pending = ringloop::create_task(value_after(1s, 4));
+    co_await ringloop::sleep(0ms);
+    CHECK_THROWS_AS(co_await ringloop::wait_for(pending, 0s), TimeoutError);
+    CHECK(pending.cancelled());
+
+    auto swallows = ringloop::create_task(swallow_cancel(5));
+    co_await ringloop::sleep(0ms);
+    int from_swallower = co_await ringloop::wait_for(swallows, 0s);
+    CHECK(from_swallower == 5);
+  }());
+}
+
+TEST_CASE(
+    "a task awaited under a due wait_for runs its first step and its cleanup before the timeout",
+    "[wait_for][conformance]") {
+  // asyncio's BaseEventLoop._run_once appends the callbacks of the timers it finds due after
+  // the handles already in the ready queue: the child's first step (queued by create_task) runs
+  // before the timeout cancels it, so its body starts and its cleanup runs. Here the loop is
+  // busy (a CQ budget of one, held by another sleep), so the timer waits in the loop's FIFO and
+  // leaves it already due, in the same iteration as the child's first step waits to run.
+  ringloop::LoopOptions options;
+  options.max_in_flight = 1;
+  ringloop::run(
+      []() -> Coro<> {
+        bool started = false;
+        bool cleaned = false;
+        auto holder = ringloop::create_task(value_after(1ms, 0));
+        co_await ringloop::sleep(0ms);  // the holder's sleep takes the whole budget
+        auto child = ringloop::create_task([](bool& start, bool& cleanup) -> Coro<int> {
+          start = true;
+          try {
+            co_await ringloop::sleep(std::chrono::hours(1));
+          } catch (const CancelledError&) {
+            cleanup = true;
+            throw;
+          }
+          co_return 1;
+        }(started, cleaned));
+        auto waiting = ringloop::wait_for(child, 100us);
+        auto busy_until = std::chrono::steady_clock::now() + 5ms;  // holder's timer fires meanwhile
+        while (std::chrono::steady_clock::now() < busy_until) {
+        }
+        CHECK_THROWS_AS(co_await waiting, TimeoutError);
+        CHECK(started);
+        CHECK(cleaned);
+        co_await holder;
+      }(),
+      options);
+}

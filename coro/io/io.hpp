@@ -301,12 +301,12 @@ requires std::invocable<Fill&, io_uring_sqe&> Op<detail::RawPrep> submit(Fill&& 
 template <class Prep, class Result, class Rep, class Period>
 detail::TimedOpAwaiter<Prep, Result> wait_for(detail::OpAwaiter<Prep, Result>&& op,
                                               std::chrono::duration<Rep, Period> timeout) {
-  return detail::TimedOpAwaiter<Prep, Result>(op.prep(), detail::deadline_after(timeout));
+  return detail::TimedOpAwaiter<Prep, Result>(op.prep(), detail::deadline_after(timeout, "wait_for"));
 }
 template <class Prep, class Result, class Rep, class Period>
 detail::TimedOpAwaiter<Prep, Result> wait_for(detail::OpAwaiter<Prep, Result>& op,
                                               std::chrono::duration<Rep, Period> timeout) {
-  return detail::TimedOpAwaiter<Prep, Result>(op.prep(), detail::deadline_after(timeout));
+  return detail::TimedOpAwaiter<Prep, Result>(op.prep(), detail::deadline_after(timeout, "wait_for"));
 }
 
 }  // namespace ringloop

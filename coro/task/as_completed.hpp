@@ -8,6 +8,9 @@
 // With a timeout, next() throws TimeoutError once the deadline (for the whole iteration, as in
 // asyncio) has passed with tasks still pending. The tasks are never cancelled by it. It watches
 // every task from the start, so it must stay where it is built (not copyable, not movable).
+// As asyncio's: a task given twice is watched once (as_completed iterates over set(fs)), and
+// next() may be awaited by several tasks at once: finished tasks go to the awaiters in the order
+// they awaited (asyncio's waiters all await one Queue of finished tasks).
 #pragma once
 
 #include <chrono>
@@ -18,6 +21,7 @@
 #include <optional>
 #include <stdexcept>
 #include <system_error>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -32,7 +36,7 @@ class AsCompleted {
   explicit AsCompleted(std::vector<Task<T>> tasks) : AsCompleted(std::move(tasks), std::nullopt) {}
   template <class Rep, class Period>
   AsCompleted(std::vector<Task<T>> tasks, std::chrono::duration<Rep, Period> timeout)
-      : AsCompleted(std::move(tasks), detail::deadline_after(timeout)) {}
+      : AsCompleted(std::move(tasks), detail::deadline_after(timeout, "AsCompleted")) {}
   // Coroutines are started as tasks on the running loop first.
   explicit AsCompleted(std::vector<Coro<T>> coros) : AsCompleted(start_all(std::move(coros))) {}
   template <class Rep, class Period>
@@ -45,12 +49,14 @@ class AsCompleted {
     for (Watch& watch : watches_) watch.task.core().remove_waiter(watch);
   }
 
-  // True while next() has a task to give.
-  bool has_next() const noexcept { return handed_out_ < watches_.size(); }
+  // True while next() has been called fewer times than there are (distinct) tasks: asyncio's
+  // iterator yields one awaitable per task, each of which gives a task or raises TimeoutError.
+  bool has_next() const noexcept { return issued_ < watches_.size(); }
 
   class Next;
   Next next() {
     if (!has_next()) throw std::logic_error("AsCompleted::next: every task was handed out already");
+    ++issued_;
     return Next(*this);
   }
 
@@ -65,29 +71,36 @@ class AsCompleted {
 
     template <class P>
     void await_suspend(std::coroutine_handle<P> awaiting) {
-      RINGLOOP_ASSERT(owner_.next_ == nullptr, "AsCompleted::next awaited from two places at once");
       begin(awaiting, "AsCompleted::next");
-      owner_.next_ = this;
+      owner_.waiting_.push_back(this);
       suspend(owner_.deadline_);
     }
 
     Task<T> await_resume() {
       throw_if_cancelled_or_failed("as_completed: IORING_OP_TIMEOUT failed");
+      if (given_) return std::move(*given_);
       if (owner_.finished_.empty())
         throw TimeoutError("as_completed: the timeout passed with tasks still pending");
       Task<T> task = std::move(owner_.finished_.front());
       owner_.finished_.pop_front();
-      ++owner_.handed_out_;
       return task;
     }
 
    private:
     friend class AsCompleted;
     static void stop_watching(DeadlineWait& base) noexcept {
-      static_cast<Next&>(base).owner_.next_ = nullptr;
+      auto& self = static_cast<Next&>(base);
+      std::deque<Next*>& waiting = self.owner_.waiting_;
+      for (auto it = waiting.begin(); it != waiting.end(); ++it) {
+        if (*it == &self) {
+          waiting.erase(it);
+          return;
+        }
+      }
     }
 
     AsCompleted& owner_;
+    std::optional<Task<T>> given_;  // the finished task on_task_done handed to this awaiter
   };
 
  private:
@@ -101,7 +114,9 @@ class AsCompleted {
   AsCompleted(std::vector<Task<T>> tasks, std::optional<std::int64_t> deadline)
       : deadline_(deadline) {
     watches_.reserve(tasks.size());  // no reallocation once nodes are linked
+    std::unordered_set<const detail::TaskCore*> seen;
     for (Task<T>& task : tasks) {
+      if (!seen.insert(&task.core()).second) continue;  // asyncio: set(fs)
       Watch& watch = watches_.emplace_back(*this, std::move(task));
       if (watch.task.done())
         finished_.push_back(watch.task);
@@ -120,15 +135,23 @@ class AsCompleted {
   static void on_task_done(detail::TaskWaiter& waiter) noexcept {
     auto& watch = static_cast<Watch&>(waiter);
     AsCompleted& self = *watch.owner;
-    self.finished_.push_back(watch.task);
-    if (self.next_ != nullptr) self.next_->finish();
+    if (self.waiting_.empty()) {
+      self.finished_.push_back(watch.task);
+      return;
+    }
+    // To the first awaiter now, so a later awaiter resumed sooner (its timer's CQE came back
+    // first) cannot overtake it.
+    Next* first = self.waiting_.front();
+    self.waiting_.pop_front();
+    first->given_ = watch.task;
+    first->finish();
   }
 
   std::vector<Watch> watches_;
-  std::deque<Task<T>> finished_;
+  std::deque<Task<T>> finished_;   // finished while no awaiter was waiting
+  std::deque<Next*> waiting_;      // suspended awaiters, in the order they awaited
   std::optional<std::int64_t> deadline_;
-  Next* next_ = nullptr;
-  std::size_t handed_out_ = 0;
+  std::size_t issued_ = 0;
 };
 
 }  // namespace ringloop

@@ -13,7 +13,10 @@
 // The rules follow asyncio's __aexit__ line by line: a CancelledError from body that the group
 // caused (by cancelling its task after a child failed) is taken back with uncancel() and does
 // not escape; a cancel from elsewhere cancels the children and escapes as CancelledError once
-// they have ended, unless children failed, whose errors take precedence.
+// they have ended, unless children failed, whose errors take precedence. Then, Python 3.13's
+// rule (gh-116720; 3.11 and 3.12 lose the cancel): when the ExceptionGroup leaves while the task
+// is still being cancelled from elsewhere, the task is uncancelled and cancelled again, so its
+// next await raises CancelledError.
 #pragma once
 
 #include <coroutine>
@@ -190,8 +193,13 @@ auto task_group(F body) -> Coro<typename std::invoke_result_t<F&, TaskGroup&>::v
   // Children's errors take precedence over a cancel.
   if (propagate_cancel && group.errors_.empty()) std::rethrow_exception(propagate_cancel);
   if (error && !detail::is_cancelled_error(error)) group.errors_.push_back(error);
-  if (!group.errors_.empty())
+  if (!group.errors_.empty()) {
+    if (parent.cancel_requests > 0) {  // 3.13: keeps the count, re-arms the pending cancel
+      parent.uncancel();
+      parent.cancel();
+    }
     throw ExceptionGroup("unhandled errors in a TaskGroup", std::move(group.errors_));
+  }
   if constexpr (!std::is_void_v<T>) co_return std::move(*result);
 }
 

@@ -5,6 +5,11 @@
 //
 // The timeout is one IORING_OP_TIMEOUT with an absolute deadline; when the condition is met
 // first it is removed and its CQE awaited before the awaiter goes away.
+//
+// It returns on the loop pass asyncio.wait returns on: asyncio resumes its caller through a
+// future (a finished task's done callback, _on_completion, runs one pass later and sets it; the
+// future's callback wakes the caller one pass after that), even when the condition already
+// holds, and done/pending are read then. So here: one pass to be resumed, one more to yield.
 #pragma once
 
 #include <chrono>
@@ -19,6 +24,7 @@
 
 #include <ringloop/coro/detail/deadline_wait.hpp>
 #include <ringloop/coro/task/task.hpp>
+#include <ringloop/coro/time/sleep.hpp>
 
 namespace ringloop {
 
@@ -39,19 +45,16 @@ class [[nodiscard]] WaitCondition : DeadlineWait {
   WaitCondition(std::vector<TaskCore*> tasks, ReturnWhen when, std::optional<std::int64_t> deadline)
       : DeadlineWait(&stop_watching), tasks_(std::move(tasks)), when_(when), deadline_(deadline) {}
 
-  bool await_ready() const noexcept {
-    std::size_t done = 0;
-    bool failed = false;
-    for (TaskCore* task : tasks_) {
-      done += task->done;
-      failed |= task->done && task->failed && !task->cancelled;
-    }
-    return satisfied(done, failed) || (deadline_ && *deadline_ <= now_ns());
-  }
+  // Never ready at once: asyncio.wait suspends even when the condition already holds.
+  bool await_ready() const noexcept { return false; }
 
   template <class P>
   void await_suspend(std::coroutine_handle<P> awaiting) {
     begin(awaiting, "wait");
+    if (holds_now()) {
+      finish();  // resumed on the next pass, as _on_completion would run
+      return;
+    }
     watches_.resize(tasks_.size());
     for (std::size_t i = 0; i < tasks_.size(); ++i) {
       watches_[i].owner = this;
@@ -68,6 +71,16 @@ class [[nodiscard]] WaitCondition : DeadlineWait {
   void await_resume() { throw_if_cancelled_or_failed("wait: IORING_OP_TIMEOUT failed"); }
 
  private:
+  bool holds_now() const noexcept {
+    std::size_t done = 0;
+    bool failed = false;
+    for (TaskCore* task : tasks_) {
+      done += task->done;
+      failed |= task->done && task->failed && !task->cancelled;
+    }
+    return satisfied(done, failed) || (deadline_ && *deadline_ <= now_ns());
+  }
+
   struct Watch : TaskWaiter {
     Watch() noexcept : TaskWaiter(&on_task_done) {}
     WaitCondition* owner = nullptr;
@@ -116,6 +129,9 @@ Coro<WaitResult<T>> wait_impl(std::vector<Task<T>> tasks, ReturnWhen when,
   cores.reserve(tasks.size());
   for (Task<T>& task : tasks) cores.push_back(&task.core());
   co_await WaitCondition(std::move(cores), when, deadline);
+  // asyncio's second pass: the waiter future's callback wakes the caller (a cancel that came
+  // meanwhile is raised here, as asyncio's step raises it).
+  co_await SleepAwaiter(SleepAwaiter::YieldOnly{});
   WaitResult<T> result;
   for (Task<T>& task : tasks)
     (task.done() ? result.done : result.pending).push_back(std::move(task));
@@ -133,7 +149,7 @@ Coro<WaitResult<T>> wait(std::vector<Task<T>> tasks, ReturnWhen when = ReturnWhe
 template <class T, class Rep, class Period>
 Coro<WaitResult<T>> wait(std::vector<Task<T>> tasks, std::chrono::duration<Rep, Period> timeout,
                          ReturnWhen when = ReturnWhen::all_completed) {
-  return detail::wait_impl(std::move(tasks), when, detail::deadline_after(timeout));
+  return detail::wait_impl(std::move(tasks), when, detail::deadline_after(timeout, "wait"));
 }
 
 }  // namespace ringloop

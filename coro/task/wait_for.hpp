@@ -9,6 +9,10 @@
 // timer is removed (TIMEOUT_REMOVE) and its CQE awaited: the awaiter, which holds the timespec,
 // outlives both. Cancelling the awaiting task cancels the child and ends with CancelledError,
 // never TimeoutError.
+//
+// A zero or negative timeout arms no timer and never starts a Coro (asyncio 3.12's wait_for,
+// tasks.py: timeout <= 0 wraps it in a task, cancels it and waits, so its body never runs):
+// a Task already done gives its result; otherwise the task is cancelled at once and waited for.
 #pragma once
 
 #include <liburing.h>
@@ -16,6 +20,7 @@
 #include <cerrno>
 #include <chrono>
 #include <coroutine>
+#include <optional>
 #include <system_error>
 #include <type_traits>
 #include <utility>
@@ -30,10 +35,13 @@ namespace detail {
 template <class T>
 class [[nodiscard]] WaitForAwaiter : CancelPoint, TaskWaiter, Operation {
  public:
-  WaitForAwaiter(Coro<T> coro, std::int64_t deadline_ns) noexcept : WaitForAwaiter(deadline_ns) {
+  // A deadline of nullopt: the timeout was zero or negative (expired before it started).
+  WaitForAwaiter(Coro<T> coro, std::optional<std::int64_t> deadline_ns) noexcept
+      : WaitForAwaiter(deadline_ns) {
     coro_ = std::move(coro);
   }
-  WaitForAwaiter(Task<T> task, std::int64_t deadline_ns) noexcept : WaitForAwaiter(deadline_ns) {
+  WaitForAwaiter(Task<T> task, std::optional<std::int64_t> deadline_ns) noexcept
+      : WaitForAwaiter(deadline_ns) {
     child_ = std::move(task);
   }
 
@@ -47,12 +55,15 @@ class [[nodiscard]] WaitForAwaiter : CancelPoint, TaskWaiter, Operation {
     outer_ = task_of(awaiting);
     loop_ = &loop_for(outer_, "wait_for");
     awaiting_ = awaiting;
-    if (coro_.valid()) {
+    if (expired_at_start_) {
+      cancel_child_now();
+    } else if (coro_.valid()) {
       if (!start_child_inline()) return false;  // finished without suspending: no timer
+      loop_->submit(*this);
     } else {
       child_.core().add_waiter(*this);
+      loop_->submit(*this);
     }
-    loop_->submit(*this);
     if (outer_ != nullptr) {
       outer_->suspend_on(*this);
       if (outer_->must_cancel) {
@@ -78,12 +89,23 @@ class [[nodiscard]] WaitForAwaiter : CancelPoint, TaskWaiter, Operation {
   }
 
  private:
-  explicit WaitForAwaiter(std::int64_t deadline_ns) noexcept
+  explicit WaitForAwaiter(std::optional<std::int64_t> deadline_ns) noexcept
       : CancelPoint(&on_cancel),
         TaskWaiter(&on_child_done),
         Operation(&prepare, &complete, /*is_timeout_op=*/true),
-        timespec_(to_timespec(deadline_ns)) {
-    Operation::deadline_ns = deadline_ns;  // lets the loop end it in place once it is due
+        timespec_(to_timespec(deadline_ns.value_or(0))),
+        expired_at_start_(!deadline_ns) {
+    Operation::deadline_ns = deadline_ns.value_or(0);  // lets the loop end it once it is due
+  }
+
+  // A timeout that expired before wait_for began: the child (a Coro becomes a task that never
+  // runs its body) is cancelled now, with no timer, and waited for.
+  void cancel_child_now() {
+    if (coro_.valid()) child_ = create_task(*loop_, std::move(coro_));
+    child_.core().add_waiter(*this);
+    timer_done_ = true;
+    timed_out_ = true;
+    child_.core().cancel();
   }
 
   // Runs the Coro as a task until it first suspends. Returns false when it finished already.
@@ -155,6 +177,7 @@ class [[nodiscard]] WaitForAwaiter : CancelPoint, TaskWaiter, Operation {
   TaskCore* outer_ = nullptr;
   std::coroutine_handle<> awaiting_;
   std::int32_t timer_error_ = 0;
+  bool expired_at_start_ = false;
   bool inside_suspend_ = false;
   bool child_done_ = false;
   bool timer_done_ = false;
@@ -163,17 +186,24 @@ class [[nodiscard]] WaitForAwaiter : CancelPoint, TaskWaiter, Operation {
   bool resume_scheduled_ = false;
 };
 
+// nullopt for a timeout that has expired already (zero or negative).
+template <class Rep, class Period>
+std::optional<std::int64_t> wait_for_deadline(std::chrono::duration<Rep, Period> timeout) {
+  if (checked_ns(timeout, "wait_for") <= 0) return std::nullopt;
+  return deadline_after(timeout, "wait_for");
+}
+
 }  // namespace detail
 
 template <class T, class Rep, class Period>
 detail::WaitForAwaiter<T> wait_for(Coro<T> coro, std::chrono::duration<Rep, Period> timeout) {
-  return detail::WaitForAwaiter<T>(std::move(coro), detail::deadline_after(timeout));
+  return detail::WaitForAwaiter<T>(std::move(coro), detail::wait_for_deadline(timeout));
 }
 
 // On expiry the task is cancelled, as asyncio.wait_for cancels the task it is given.
 template <class T, class Rep, class Period>
 detail::WaitForAwaiter<T> wait_for(Task<T> task, std::chrono::duration<Rep, Period> timeout) {
-  return detail::WaitForAwaiter<T>(std::move(task), detail::deadline_after(timeout));
+  return detail::WaitForAwaiter<T>(std::move(task), detail::wait_for_deadline(timeout));
 }
 
 // Any other awaitable (a gather, a foreign awaiter) runs inside a Coro, so it can be a task. A
@@ -184,7 +214,7 @@ auto wait_for(A&& awaitable, std::chrono::duration<Rep, Period> timeout) {
   using R = detail::AwaitResult<A>;
   return detail::WaitForAwaiter<R>(
       detail::await_in_coro<std::remove_cvref_t<A>, R>(std::forward<A>(awaitable)),
-      detail::deadline_after(timeout));
+      detail::wait_for_deadline(timeout));
 }
 
 }  // namespace ringloop

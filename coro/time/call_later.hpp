@@ -78,7 +78,7 @@ TimerHandle call_soon(F&& fn) {
 template <class Rep, class Period, class F>
 TimerHandle call_later(Loop& loop, std::chrono::duration<Rep, Period> delay, F&& fn) {
   // A zero or negative delay still waits for the loop's next step (asyncio: call_later(0)).
-  std::int64_t deadline = std::max<std::int64_t>(detail::deadline_after(delay), 1);
+  std::int64_t deadline = std::max<std::int64_t>(detail::deadline_after(delay, "call_later"), 1);
   return detail::schedule_callback(loop, deadline, std::forward<F>(fn));
 }
 template <class Rep, class Period, class F>
@@ -89,7 +89,7 @@ TimerHandle call_later(std::chrono::duration<Rep, Period> delay, F&& fn) {
 template <class Duration, class F>
 TimerHandle call_at(Loop& loop, std::chrono::time_point<std::chrono::steady_clock, Duration> when,
                     F&& fn) {
-  std::int64_t deadline = std::max<std::int64_t>(detail::deadline_at(when), 1);
+  std::int64_t deadline = std::max<std::int64_t>(detail::deadline_at(when, "call_at"), 1);
   return detail::schedule_callback(loop, deadline, std::forward<F>(fn));
 }
 template <class Duration, class F>

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <stdexcept>
 
+#include <ringloop/coro/detail/deadline.hpp>
 #include <ringloop/coro/task/coro.hpp>
 #include <ringloop/coro/time/precise_sleep.hpp>
 #include <ringloop/coro/time/sleep.hpp>
@@ -50,12 +51,15 @@ class Pacer {
   template <class Rep, class Ratio>
   explicit Pacer(std::chrono::duration<Rep, Ratio> period, MissedTick policy = MissedTick::burst,
                  Precision precision = Precision::kernel, Clock::time_point origin = Clock::now())
-      : period_(std::chrono::duration_cast<std::chrono::nanoseconds>(period)),
+      : period_(detail::checked_ns(period, "Pacer")),
         origin_(origin),
         policy_(policy),
         precision_(precision) {
     if (period_ <= std::chrono::nanoseconds::zero())
       throw std::invalid_argument("Pacer: the period must be positive");
+    // A period that saturated (+inf, hours::max()) has no tick after the first to compute.
+    if (period_.count() == detail::kMaxDeadlineNs)
+      throw std::invalid_argument("Pacer: the period must be finite and below ~292 years");
   }
   Pacer(const Pacer&) = delete;
   Pacer& operator=(const Pacer&) = delete;

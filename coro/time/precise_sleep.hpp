@@ -128,8 +128,8 @@ inline std::chrono::nanoseconds spin_margin() noexcept {
 
 // Fixes the margin on this thread (0: spin for the whole sleep); it no longer calibrates.
 template <class Rep, class Period>
-void set_spin_margin(std::chrono::duration<Rep, Period> margin) noexcept {
-  detail::spin_margin_of_thread().fix(detail::saturating_ns(margin));
+void set_spin_margin(std::chrono::duration<Rep, Period> margin) {
+  detail::spin_margin_of_thread().fix(detail::saturating_ns(margin, "set_spin_margin"));
 }
 
 // Forgets a fixed margin and the samples: back to kDefaultSpinMargin, calibrating again.
@@ -139,14 +139,14 @@ inline void reset_spin_margin() noexcept { detail::spin_margin_of_thread().unfix
 // (at most three quarters of the sleep while the margin is calibrated).
 template <class Duration>
 Coro<> sleep_until_precise(std::chrono::time_point<std::chrono::steady_clock, Duration> deadline) {
-  return detail::sleep_until_precise_ns(detail::deadline_at(deadline));
+  return detail::sleep_until_precise_ns(detail::deadline_at(deadline, "sleep_until_precise"));
 }
 
 // Suspends for at least duration (taken from the call), spinning for the last spin_margin()
 // (at most three quarters of the sleep while the margin is calibrated).
 template <class Rep, class Period>
 Coro<> sleep_precise(std::chrono::duration<Rep, Period> duration) {
-  return detail::sleep_until_precise_ns(detail::deadline_after(duration));
+  return detail::sleep_until_precise_ns(detail::deadline_after(duration, "sleep_precise"));
 }
 
 // Calibrates this thread's margin now, from `samples` kernel timers of 200 us awaited in turn
@@ -156,7 +156,7 @@ inline Coro<std::chrono::nanoseconds> calibrate_spin_margin(int samples = 64) {
   detail::SpinMargin& margin = detail::spin_margin_of_thread();
   margin.unfix();
   for (int i = 0; i < std::max(samples, 2); ++i) {
-    std::int64_t wake_ns = detail::deadline_after(200us);
+    std::int64_t wake_ns = detail::deadline_after(200us, "calibrate_spin_margin");
     co_await detail::SleepAwaiter(wake_ns);
     margin.add_sample(detail::now_ns() - wake_ns);
   }

@@ -2,7 +2,8 @@
 // deadline on the monotonic clock taken when sleep() is called, so time spent waiting for CQ
 // room or for the loop's next step is not added on top. sleep(0) (or less) yields to the other
 // ready coroutines without an SQE. A sleep never returns before its deadline. sleep() returns
-// its awaiter: no frame, no allocation.
+// its awaiter: no frame, no allocation. A NaN duration is refused (std::invalid_argument, as
+// asyncio 3.13's ValueError); +inf, or any duration past int64 nanoseconds, sleeps for ever.
 #pragma once
 
 #include <liburing.h>
@@ -91,16 +92,17 @@ class [[nodiscard]] SleepAwaiter : CancelPoint, Operation {
 
 // Suspends for at least `duration` (asyncio.sleep). Zero or negative: yields once.
 template <class Rep, class Period>
-detail::SleepAwaiter sleep(std::chrono::duration<Rep, Period> duration) noexcept {
-  if (duration <= duration.zero()) return detail::SleepAwaiter(detail::SleepAwaiter::YieldOnly{});
-  return detail::SleepAwaiter(detail::deadline_after(duration));
+detail::SleepAwaiter sleep(std::chrono::duration<Rep, Period> duration) {
+  if (detail::checked_ns(duration, "sleep") <= 0)
+    return detail::SleepAwaiter(detail::SleepAwaiter::YieldOnly{});
+  return detail::SleepAwaiter(detail::deadline_after(duration, "sleep"));
 }
 
 // Suspends until the monotonic clock reaches `deadline` (IORING_TIMEOUT_ABS).
 template <class Duration>
 detail::SleepAwaiter sleep_until(
-    std::chrono::time_point<std::chrono::steady_clock, Duration> deadline) noexcept {
-  return detail::SleepAwaiter(detail::deadline_at(deadline));
+    std::chrono::time_point<std::chrono::steady_clock, Duration> deadline) {
+  return detail::SleepAwaiter(detail::deadline_at(deadline, "sleep_until"));
 }
 
 }  // namespace ringloop

@@ -36,42 +36,49 @@ class Timeout {
 
   // No deadline yet (asyncio.timeout(None)): reschedule() can set one from inside the block.
   Timeout() noexcept : timer_(&on_timer_cqe, this) {}
+  // A negative delay is kept as a deadline in the past (when() says so, as asyncio's); +inf
+  // means no deadline in practice; NaN is refused with std::invalid_argument.
   template <class Rep, class Period>
-  explicit Timeout(std::chrono::duration<Rep, Period> delay) noexcept : Timeout() {
-    deadline_ = detail::deadline_after(delay);
+  explicit Timeout(std::chrono::duration<Rep, Period> delay) : Timeout() {
+    deadline_ = detail::signed_deadline_after(delay, "Timeout");
   }
   template <class Duration>
-  explicit Timeout(std::chrono::time_point<Clock, Duration> when) noexcept : Timeout() {
-    deadline_ = detail::deadline_at(when);
+  explicit Timeout(std::chrono::time_point<Clock, Duration> when) : Timeout() {
+    deadline_ = detail::signed_deadline_at(when, "Timeout");
   }
   Timeout(const Timeout&) = delete;
   Timeout& operator=(const Timeout&) = delete;
 
   // The deadline, or nothing when there is none.
   std::optional<Clock::time_point> when() const noexcept {
-    if (deadline_ == kNone) return std::nullopt;
-    return Clock::time_point(std::chrono::nanoseconds(deadline_));
+    if (!deadline_) return std::nullopt;
+    return Clock::time_point(std::chrono::nanoseconds(*deadline_));
   }
 
-  // Moves the deadline (nullopt removes it). Refused once the deadline has passed, as asyncio
-  // refuses to change an expiring timeout.
+  // Moves the deadline (nullopt removes it), from inside the block. Refused (std::logic_error,
+  // as asyncio's RuntimeError) before the block is entered and once the deadline has passed.
   void reschedule(std::optional<Clock::time_point> when) {
+    if (state_ == State::created)
+      throw std::logic_error(
+          "Timeout::reschedule: the Timeout has not been entered; reschedule it from inside "
+          "the block it runs, or give the deadline to its constructor");
     if (state_ == State::expiring || state_ == State::expired)
       throw std::logic_error("Timeout::reschedule: the deadline has passed already");
     if (state_ == State::exited)
       throw std::logic_error("Timeout::reschedule: the block has ended already");
-    deadline_ = when ? detail::deadline_at(*when) : kNone;
-    if (state_ != State::entered) return;
+    deadline_.reset();
+    if (when) deadline_ = detail::signed_deadline_at(*when, "Timeout::reschedule");
     if (timer_.armed()) {
       rearm_on_cqe_ = true;  // the old timer's CQE arms the new one
       timer_.disarm();
-    } else if (deadline_ != kNone) {
-      timer_.arm(*task_->loop, deadline_);
+    } else if (deadline_) {
+      timer_.arm(*task_->loop, detail::kernel_deadline(*deadline_));
     }
   }
   template <class Rep, class Period>
   void reschedule_after(std::chrono::duration<Rep, Period> delay) {
-    reschedule(Clock::time_point(std::chrono::nanoseconds(detail::deadline_after(delay))));
+    std::int64_t deadline = detail::signed_deadline_after(delay, "Timeout::reschedule_after");
+    reschedule(Clock::time_point(std::chrono::nanoseconds(deadline)));
   }
 
   // True once the deadline passed while the block ran (whether or not the block then ended
@@ -84,7 +91,6 @@ class Timeout {
 
  private:
   enum class State : std::uint8_t { created, entered, expiring, expired, exited };
-  static constexpr std::int64_t kNone = -1;
 
   void enter(detail::TaskCore& task) {
     if (state_ != State::created)
@@ -92,7 +98,7 @@ class Timeout {
     task_ = &task;
     cancelling_at_entry_ = task.cancel_requests;
     state_ = State::entered;
-    if (deadline_ != kNone) timer_.arm(*task.loop, deadline_);
+    if (deadline_) timer_.arm(*task.loop, detail::kernel_deadline(*deadline_));
   }
 
   // Ends the scope: true when the block's CancelledError is the scope's own and must leave it
@@ -114,9 +120,9 @@ class Timeout {
       if (self.rearm_on_cqe_) {
         self.rearm_on_cqe_ = false;
         // The old deadline may have passed while its removal was on its way: the new one counts.
-        if (self.deadline_ != kNone) {
-          if (self.deadline_ > detail::now_ns()) {
-            self.timer_.arm(*self.task_->loop, self.deadline_);
+        if (self.deadline_) {
+          if (*self.deadline_ > detail::now_ns()) {
+            self.timer_.arm(*self.task_->loop, detail::kernel_deadline(*self.deadline_));
             return;
           }
           expired = true;
@@ -148,7 +154,7 @@ class Timeout {
   detail::DeadlineTimer timer_;
   detail::TaskCore* task_ = nullptr;
   std::coroutine_handle<> settling_;
-  std::int64_t deadline_ = kNone;
+  std::optional<std::int64_t> deadline_;  // may be in the past, or negative (virtual time)
   std::uint32_t cancelling_at_entry_ = 0;
   State state_ = State::created;
   bool rearm_on_cqe_ = false;
