@@ -4,6 +4,7 @@
 // and moves the CQEs that came back onto the ready queue. A CQE never resumes a coroutine from
 // inside the reaping loop; it only schedules one.
 #pragma once
+#include <ringloop/loop/detail/config.hpp>
 
 #include <chrono>
 #include <coroutine>

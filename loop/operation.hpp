@@ -11,6 +11,7 @@
 // kernel itself cancels the operation at the deadline. Each record gets its own CQE, in either
 // order and possibly in different reaps; the awaiter owning both waits for the two.
 #pragma once
+#include <ringloop/loop/detail/config.hpp>
 
 #include <cstdint>
 

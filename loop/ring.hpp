@@ -2,6 +2,7 @@
 // out SQEs, submits batches (retrying EINTR) and walks completions, overflow included. It knows
 // nothing of coroutines or operation records.
 #pragma once
+#include <ringloop/loop/detail/config.hpp>
 
 #include <liburing.h>
 

@@ -4,6 +4,7 @@
 // a thread holding a handle can still post after the loop has gone: the post is refused, not a
 // write into freed memory.
 #pragma once
+#include <ringloop/loop/detail/config.hpp>
 
 #include <atomic>
 #include <cstdint>

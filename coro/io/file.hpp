@@ -3,6 +3,7 @@
 // `co_await file.close()`, or on destruction (through the ring when a loop runs on this thread,
 // else ::close).
 #pragma once
+#include <ringloop/loop/detail/config.hpp>
 
 #include <fcntl.h>
 

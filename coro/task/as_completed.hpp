@@ -9,6 +9,7 @@
 // asyncio) has passed with tasks still pending. The tasks are never cancelled by it. It watches
 // every task from the start, so it must stay where it is built (not copyable, not movable).
 #pragma once
+#include <ringloop/loop/detail/config.hpp>
 
 #include <chrono>
 #include <coroutine>

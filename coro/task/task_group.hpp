@@ -15,6 +15,7 @@
 // not escape; a cancel from elsewhere cancels the children and escapes as CancelledError once
 // they have ended, unless children failed, whose errors take precedence.
 #pragma once
+#include <ringloop/loop/detail/config.hpp>
 
 #include <coroutine>
 #include <cstddef>

@@ -6,6 +6,7 @@
 // The timeout is one IORING_OP_TIMEOUT with an absolute deadline; when the condition is met
 // first it is removed and its CQE awaited before the awaiter goes away.
 #pragma once
+#include <ringloop/loop/detail/config.hpp>
 
 #include <chrono>
 #include <coroutine>

@@ -10,6 +10,7 @@
 // outlives both. Cancelling the awaiting task cancels the child and ends with CancelledError,
 // never TimeoutError.
 #pragma once
+#include <ringloop/loop/detail/config.hpp>
 
 #include <liburing.h>
 
@@ -30,10 +31,10 @@ namespace detail {
 template <class T>
 class [[nodiscard]] WaitForAwaiter : CancelPoint, TaskWaiter, Operation {
  public:
-  WaitForAwaiter(Coro<T> coro, std::int64_t deadline_ns) noexcept : WaitForAwaiter(deadline_ns) {
+  WaitForAwaiter(Coro<T> coro, std::int64_t due_ns) noexcept : WaitForAwaiter(due_ns) {
     coro_ = std::move(coro);
   }
-  WaitForAwaiter(Task<T> task, std::int64_t deadline_ns) noexcept : WaitForAwaiter(deadline_ns) {
+  WaitForAwaiter(Task<T> task, std::int64_t due_ns) noexcept : WaitForAwaiter(due_ns) {
     child_ = std::move(task);
   }
 
@@ -78,12 +79,12 @@ class [[nodiscard]] WaitForAwaiter : CancelPoint, TaskWaiter, Operation {
   }
 
  private:
-  explicit WaitForAwaiter(std::int64_t deadline_ns) noexcept
+  explicit WaitForAwaiter(std::int64_t due_ns) noexcept
       : CancelPoint(&on_cancel),
         TaskWaiter(&on_child_done),
         Operation(&prepare, &complete, /*is_timeout_op=*/true),
-        timespec_(to_timespec(deadline_ns)) {
-    Operation::deadline_ns = deadline_ns;  // lets the loop end it in place once it is due
+        timespec_(to_timespec(due_ns)) {
+    Operation::deadline_ns = due_ns;  // lets the loop end it in place once it is due
   }
 
   // Runs the Coro as a task until it first suspends. Returns false when it finished already.

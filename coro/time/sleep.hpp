@@ -4,6 +4,7 @@
 // ready coroutines without an SQE. A sleep never returns before its deadline. sleep() returns
 // its awaiter: no frame, no allocation.
 #pragma once
+#include <ringloop/loop/detail/config.hpp>
 
 #include <liburing.h>
 
@@ -23,11 +24,11 @@ namespace detail {
 class [[nodiscard]] SleepAwaiter : CancelPoint, Operation {
  public:
   struct YieldOnly {};
-  explicit SleepAwaiter(std::int64_t deadline_ns) noexcept
+  explicit SleepAwaiter(std::int64_t due_ns) noexcept
       : CancelPoint(&on_cancel),
         Operation(&prepare, &complete, /*is_timeout_op=*/true),
-        timespec_(to_timespec(deadline_ns)) {
-    Operation::deadline_ns = deadline_ns;  // lets the loop end it in place once it is due
+        timespec_(to_timespec(due_ns)) {
+    Operation::deadline_ns = due_ns;  // lets the loop end it in place once it is due
   }
   explicit SleepAwaiter(YieldOnly) noexcept : SleepAwaiter(0) { yield_only_ = true; }
 
