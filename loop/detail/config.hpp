@@ -1,6 +1,6 @@
 // Included first by every public header: the one check a consumer's build meets before anything
 // else, so that compiling ringloop without C++20 fails with a message that says what to do,
-// not with pages of errors from <coroutine> and <concepts>.
+// not with pages of errors from the standard headers (coroutine, concepts).
 #pragma once
 
 #if __cplusplus < 202002L
