@@ -6,13 +6,16 @@ rewrite every comment as `///`, this filter does it on the fly where a comment d
 something: a block of whole-line `//` comments at namespace or class scope (not inside a
 function body, where comments explain code) becomes `///`, so Doxygen attaches it to the
 declaration that follows, and a comment after a member on its line (`int x_;  // why`) becomes
-`///<`. The comment that opens a file (its concept) becomes the file's description. Line
-numbers are kept, so Doxygen's warnings point at the real lines.
+`///<`. An overload declared right after a documented function of the same name, with no
+comment of its own, is marked `\\overload` (the headers document an overload set once). The
+comment that opens a file (its concept) becomes the file's description. Line numbers are
+kept, so Doxygen's warnings point at the real lines.
 """
 import re
 import sys
 
 SCOPE_KEYWORD = re.compile(r"\b(namespace|class|struct|union|enum)\b")
+FUNCTION_NAME = re.compile(r"(~?\w+|operator\s*\S+?)\s*\(")
 
 
 def code_of(line):
@@ -30,6 +33,10 @@ def main(path):
     scopes = []  # one entry per open brace: True for a namespace or class, False for a body
     statement = ""  # the code since the last ; { or }, which a { opens
     head = True  # still in the file's opening comment
+    # The declaration being read (at scope): where it starts in out, whether a comment documents
+    # it, its function name once seen; and the one before it, for \overload.
+    start, documented, name = None, False, None
+    previous = (None, False)  # (name, documented) of the declaration just before, if adjacent
     for number, line in enumerate(lines):
         stripped = line.strip()
         at_scope = all(scopes)
@@ -47,10 +54,24 @@ def main(path):
                        else line)
             continue
         code, comment_at = code_of(line)
-        if stripped.startswith("#"):
+        if stripped.startswith("#") or not stripped:
             statement = ""
+            if not stripped:
+                previous = (None, False)
             out.append(line)
             continue
+        overload = None
+        if at_scope and not statement.strip():
+            start, name = len(out), None
+            documented = bool(out) and out[-1].lstrip().startswith("///")
+        if at_scope and start is not None and name is None:
+            found = FUNCTION_NAME.search(code)
+            before = statement + code[:found.start()] if found else ""
+            if found and not SCOPE_KEYWORD.search(before) and "=" not in before:
+                name = found.group(1)
+                if not documented and previous == (name, True):
+                    overload = start  # where the declaration's first line is (or will be)
+                    documented = True
         if comment_at > 0 and at_scope and code.rstrip().endswith(";") and "///" not in line:
             line = line[:comment_at] + "///<" + line[comment_at + 2:]
         for ch in code:
@@ -64,11 +85,20 @@ def main(path):
                     scopes.pop()
                 at_scope = all(scopes)
                 statement = ""
+                if at_scope and start is not None:
+                    previous, start = (name, documented), None
             elif ch == ";":
                 statement = ""
+                if at_scope and start is not None:
+                    previous, start = (name, documented), None
             else:
                 statement += ch
         statement += " "
+        if overload is not None:
+            if overload < len(out):
+                out[overload] = "/** \\overload */ " + out[overload]
+            else:
+                line = "/** \\overload */ " + line
         out.append(line)
     sys.stdout.write("\n".join(out))
 
