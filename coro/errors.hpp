@@ -1,6 +1,7 @@
 // asyncio's exceptions, as C++ types. CancelledError is what a cancelled task sees at the await
 // point where it was suspended; TimeoutError is what wait_for throws when its deadline passed.
 #pragma once
+#include <ringloop/loop/detail/config.hpp>
 
 #include <exception>
 #include <stdexcept>

@@ -1,5 +1,6 @@
 // ringloop: an asyncio-shaped event loop on io_uring. The one header a user includes.
 #pragma once
+#include <ringloop/loop/detail/config.hpp>
 
 #include <ringloop/coro/errors.hpp>
 #include <ringloop/coro/io/file.hpp>

@@ -2,6 +2,7 @@
 // with RINGLOOP_ASSERT, which stays on in release builds: a loop that has lost track of an
 // in-flight operation must stop at once, not let the kernel write into freed memory later.
 #pragma once
+#include <ringloop/loop/detail/config.hpp>
 
 namespace ringloop::detail {
 

@@ -9,6 +9,7 @@
 // the kernel posted their CQEs in; and a timer's expiry takes effect only after the steps that
 // were already in the ready queue when it was reaped (its callback is queued behind them).
 #pragma once
+#include <ringloop/loop/detail/config.hpp>
 
 #include <chrono>
 #include <coroutine>
@@ -29,7 +30,9 @@
 
 namespace ringloop {
 
+// How a Loop is set up.
 struct LoopOptions {
+  // The ring's sizes and set-up flags.
   RingOptions ring{};
   // How many CQEs may be owed at once by ordinary operations; further operations wait in a
   // FIFO until completions free room. 0 means half the CQ: cancel requests bypass the limit (at
@@ -56,11 +59,12 @@ struct LoopOptions {
   std::chrono::nanoseconds slow_step = std::chrono::milliseconds(100);
 };
 
+// Counters of a loop's work since it was made (Loop::stats()).
 struct LoopStats {
-  std::uint64_t operations_submitted = 0;
-  std::uint64_t operations_deferred = 0;  // waited in the FIFO for CQ room
-  std::uint64_t cqes_reaped = 0;
-  std::uint64_t iterations = 0;
+  std::uint64_t operations_submitted = 0;  // handed to the kernel (or to the virtual clock)
+  std::uint64_t operations_deferred = 0;   // waited in the FIFO for CQ room
+  std::uint64_t cqes_reaped = 0;           // completions taken from the CQ
+  std::uint64_t iterations = 0;            // run_once() calls
 };
 
 namespace detail {
@@ -73,8 +77,11 @@ struct TaskHook : ListNode {
 };
 }  // namespace detail
 
+// The event loop (asyncio's event loop): one per thread, driven by run_forever(),
+// run_until_complete() or run() (coro/task/run.hpp).
 class Loop {
  public:
+  // Sets up the ring; throws std::system_error naming the cause when io_uring is refused.
   explicit Loop(const LoopOptions& options = {});
   Loop(const Loop&) = delete;
   Loop& operator=(const Loop&) = delete;

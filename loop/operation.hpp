@@ -11,6 +11,7 @@
 // kernel itself cancels the operation at the deadline. Each record gets its own CQE, in either
 // order and possibly in different reaps; the awaiter owning both waits for the two.
 #pragma once
+#include <ringloop/loop/detail/config.hpp>
 
 #include <cstdint>
 
@@ -23,6 +24,7 @@ namespace ringloop {
 
 class Loop;
 
+// Where an Operation is, from the loop's point of view.
 enum class OpState : std::uint8_t {
   idle,       // not handed to the loop, or finished
   unqueued,   // waiting in the loop's FIFO for room in the completion queue
@@ -31,6 +33,8 @@ enum class OpState : std::uint8_t {
   due,        // a timer whose expiry was reaped; completed once the steps queued before it ran
 };
 
+// The record of one operation the kernel will answer with a CQE, whose address is the SQE's
+// user_data. It lives in the awaiter, in the coroutine's frame, until that CQE is reaped.
 struct Operation : detail::ListNode {
   // Fills this operation's SQE. Called by the loop when there is room for its CQE, which is at
   // once unless the ring is saturated. Must not fail and must not run user code.

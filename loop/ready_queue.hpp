@@ -2,6 +2,7 @@
 // handles: pushing and popping never allocate once it has grown to the program's high-water
 // mark, and it never shrinks (a loop that once had 100k ready tasks will again).
 #pragma once
+#include <ringloop/loop/detail/config.hpp>
 
 #include <coroutine>
 #include <cstddef>

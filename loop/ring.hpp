@@ -2,6 +2,7 @@
 // out SQEs, submits batches (retrying EINTR) and walks completions, overflow included. It knows
 // nothing of coroutines or operation records.
 #pragma once
+#include <ringloop/loop/detail/config.hpp>
 
 #include <liburing.h>
 
@@ -12,6 +13,7 @@
 
 namespace ringloop {
 
+// How the io_uring instance is set up (LoopOptions::ring).
 struct RingOptions {
   // SQ size: how many SQEs one io_uring_enter can carry. Larger batches need no more: when the SQ
   // fills, the ring submits and goes on.
@@ -23,8 +25,12 @@ struct RingOptions {
   bool defer_taskrun = true;
 };
 
+// One io_uring instance, owned: set up with the best flags the kernel accepts, torn down in the
+// destructor. The loop is its only user; its thread the only one that submits.
 class Ring {
  public:
+  // Sets up the ring; throws std::system_error naming the cause (ENOMEM, EPERM, ENOSYS...) when
+  // the kernel refuses every set of flags.
   explicit Ring(const RingOptions& options = {});
   Ring(const Ring&) = delete;
   Ring& operator=(const Ring&) = delete;
@@ -44,11 +50,17 @@ class Ring {
   template <class Fn>
   unsigned reap(Fn&& fn, unsigned max_cqes);
 
+  // The SQ's size as the kernel set it up.
   unsigned sq_entries() const noexcept { return ring_.sq.ring_entries; }
+  // The CQ's size as the kernel set it up.
   unsigned cq_entries() const noexcept { return ring_.cq.ring_entries; }
+  // SQEs filled and not yet handed to the kernel.
   unsigned queued_sqes() const noexcept { return io_uring_sq_ready(&ring_); }
+  // SQEs that can still be filled before the SQ is full.
   unsigned sq_space_left() const noexcept { return io_uring_sq_space_left(&ring_); }
+  // The IORING_SETUP_* flags the kernel accepted.
   unsigned setup_flags() const noexcept { return ring_.flags; }
+  // Whether the ring runs with IORING_SETUP_DEFER_TASKRUN.
   bool defers_taskrun() const noexcept { return (ring_.flags & IORING_SETUP_DEFER_TASKRUN) != 0; }
   // Whether an enter could bring completions that the CQ does not show yet: deferred task work
   // (the kernel raises IORING_SQ_TASKRUN for it when set up with IORING_SETUP_TASKRUN_FLAG) or
@@ -59,6 +71,7 @@ class Ring {
     if ((ring_.flags & IORING_SETUP_TASKRUN_FLAG) != 0) return (flags & IORING_SQ_TASKRUN) != 0;
     return defers_taskrun();
   }
+  // How many io_uring_enter calls this ring made (tests count batching with it).
   std::uint64_t enter_calls() const noexcept { return enter_calls_; }
 
   // Test seam: the next `count` submissions without waiting on this thread act as if the

@@ -4,6 +4,7 @@
 // a thread holding a handle can still post after the loop has gone: the post is refused, not a
 // write into freed memory.
 #pragma once
+#include <ringloop/loop/detail/config.hpp>
 
 #include <atomic>
 #include <cstdint>
@@ -16,6 +17,7 @@ namespace ringloop {
 // tasks, which only schedules them). on_discard, when set, ends one the loop will never run
 // (it closed first); without it the completion is one the loop waits for (expected).
 struct ThreadCompletion {
+  // What runs on the loop's thread (on_loop) or ends a completion never run (on_discard).
   using Fn = void (*)(ThreadCompletion&) noexcept;
   explicit ThreadCompletion(Fn on_loop_fn, Fn on_discard_fn = nullptr) noexcept
       : on_loop(on_loop_fn), on_discard(on_discard_fn) {}
@@ -24,6 +26,8 @@ struct ThreadCompletion {
   ThreadCompletion* next = nullptr;
 };
 
+// The queue other threads post ThreadCompletions to, and the eventfd that wakes the loop: a
+// mutex-guarded list, taken by the loop's thread all at once.
 class ThreadInbox {
  public:
   ThreadInbox();
@@ -40,10 +44,12 @@ class ThreadInbox {
   // the loop so it can see that.
   void add_keep_alive() noexcept { keep_alive_.fetch_add(1, std::memory_order_relaxed); }
   void drop_keep_alive() noexcept;
+  // Whether any keep-alive is held.
   bool kept_alive() const noexcept { return keep_alive_.load(std::memory_order_acquire) > 0; }
 
   // Loop side.
   int fd() const noexcept { return eventfd_; }
+  // Takes every queued completion, oldest first, as a list linked through next.
   ThreadCompletion* take_all() noexcept;
   // Refuses posts from now on; returns what was queued and not taken yet.
   ThreadCompletion* close_door() noexcept;

@@ -67,8 +67,8 @@ concept IoPrep = std::copy_constructible<P> && requires(const P& prep, io_uring_
 // CQE result (and the link timeout's, when there is one) turns into an outcome.
 class IoAwaiterBase : protected CancelPoint, protected Operation {
  protected:
-  explicit IoAwaiterBase(PrepareFn prepare) noexcept
-      : CancelPoint(&on_cancel), Operation(prepare, &complete, /*is_timeout_op=*/false) {}
+  explicit IoAwaiterBase(PrepareFn prepare_fn) noexcept
+      : CancelPoint(&on_cancel), Operation(prepare_fn, &complete, /*is_timeout_op=*/false) {}
   IoAwaiterBase(const IoAwaiterBase&) = delete;
 
   // The IORING_OP_LINK_TIMEOUT record of a TimedOpAwaiter. Its CQE can be -ETIME (it fired and
@@ -77,11 +77,11 @@ class IoAwaiterBase : protected CancelPoint, protected Operation {
   // operation's, in the same reap or another.
   class LinkTimeout : public Operation {
    public:
-    LinkTimeout(IoAwaiterBase& owner, std::int64_t deadline_ns) noexcept
+    LinkTimeout(IoAwaiterBase& owner, std::int64_t due_ns) noexcept
         : Operation(&prepare, &complete, /*is_timeout_op=*/true),
           owner_(owner),
-          timespec_(to_timespec(deadline_ns)) {
-      Operation::deadline_ns = deadline_ns;  // where a loop with virtual time keeps it
+          timespec_(to_timespec(due_ns)) {
+      Operation::deadline_ns = due_ns;  // where a loop with virtual time keeps it
     }
 
    private:
@@ -206,8 +206,8 @@ class [[nodiscard]] OpAwaiter : IoAwaiterBase {
 template <IoPrep Prep, class Result = typename Prep::Result>
 class [[nodiscard]] TimedOpAwaiter : IoAwaiterBase {
  public:
-  TimedOpAwaiter(Prep prep, std::int64_t deadline_ns) noexcept
-      : IoAwaiterBase(&prepare), prep_(std::move(prep)), timeout_(*this, deadline_ns) {
+  TimedOpAwaiter(Prep prep, std::int64_t due_ns) noexcept
+      : IoAwaiterBase(&prepare), prep_(std::move(prep)), timeout_(*this, due_ns) {
     link_timeout = &timeout_;
   }
 

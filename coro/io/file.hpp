@@ -3,6 +3,7 @@
 // `co_await file.close()`, or on destruction (through the ring when a loop runs on this thread,
 // else ::close).
 #pragma once
+#include <ringloop/loop/detail/config.hpp>
 
 #include <fcntl.h>
 
@@ -22,6 +23,7 @@ struct OpenedFile : NewFdResult {
 };
 }  // namespace detail
 
+// An open file, owned: move-only, closed exactly once (see the top of this header).
 class File : public detail::OwnedFd {
  public:
   using OwnedFd::OwnedFd;
@@ -34,13 +36,16 @@ class File : public detail::OwnedFd {
         {AT_FDCWD, path, flags | O_CLOEXEC, mode});
   }
 
+  // io::read on this file: up to `size` bytes at `offset`; co_await yields the count, 0 at the end.
   auto read(void* data, std::size_t size, std::uint64_t offset = kCurrentPosition) const noexcept {
     return ringloop::io::read(fd(), data, size, offset);
   }
+  // io::write on this file: co_await yields how many bytes were written (maybe fewer).
   auto write(const void* data, std::size_t size,
              std::uint64_t offset = kCurrentPosition) const noexcept {
     return ringloop::io::write(fd(), data, size, offset);
   }
+  // io::fsync on this file (IORING_FSYNC_DATASYNC in flags for fdatasync).
   auto fsync(unsigned flags = 0) const noexcept { return ringloop::io::fsync(fd(), flags); }
 };
 

@@ -8,6 +8,7 @@
 // at the deadline, and the awaiter throws TimeoutError. Buffers and paths are the caller's: they
 // must live until the co_await ends (a temporary inside the co_await expression does).
 #pragma once
+#include <ringloop/loop/detail/config.hpp>
 
 #include <fcntl.h>
 #include <liburing.h>

@@ -2,6 +2,7 @@
 // coro/io/io.hpp. Closed exactly once: `co_await socket.close()`, or on destruction (through the
 // ring when a loop runs on this thread, else ::close).
 #pragma once
+#include <ringloop/loop/detail/config.hpp>
 
 #include <netinet/in.h>
 #include <sys/socket.h>

@@ -4,6 +4,7 @@
 // what it is given. Addresses are numeric IPv4 or IPv6 (plus "localhost"): resolving a name
 // would block the loop in getaddrinfo.
 #pragma once
+#include <ringloop/loop/detail/config.hpp>
 
 #include <arpa/inet.h>
 #include <netinet/in.h>

@@ -9,6 +9,7 @@
 // threads (ringloop's thread pool starts its workers on first use, from the loop's thread, and
 // inherits the mask), or block the signals there too.
 #pragma once
+#include <ringloop/loop/detail/config.hpp>
 
 #include <functional>
 

@@ -6,6 +6,7 @@
 // that would only find the lock taken). A notified waiter cancelled before it resumes passes
 // its notification on to the next waiter, so a notify is not lost (cpython gh-112202).
 #pragma once
+#include <ringloop/loop/detail/config.hpp>
 
 #include <cstddef>
 #include <type_traits>

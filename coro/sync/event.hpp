@@ -3,6 +3,7 @@
 // set() chose it still throws CancelledError, as in asyncio: an event is not consumed, so
 // nothing needs to go on to another waiter.
 #pragma once
+#include <ringloop/loop/detail/config.hpp>
 
 #include <ringloop/coro/detail/waiter.hpp>
 

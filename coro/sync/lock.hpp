@@ -8,6 +8,7 @@
 //   auto guard = co_await lock.scoped();   // asyncio's `async with lock:`
 //   co_await lock.acquire(); ... lock.release();
 #pragma once
+#include <ringloop/loop/detail/config.hpp>
 
 #include <ringloop/coro/detail/acquire_awaiter.hpp>
 #include <ringloop/coro/detail/release_guard.hpp>

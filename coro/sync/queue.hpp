@@ -12,6 +12,7 @@
 // qsize(), a promised place makes full() true (asyncio counts both, and lets *_nowait take them,
 // sending the woken waiter back to the end of the line).
 #pragma once
+#include <ringloop/loop/detail/config.hpp>
 
 #include <algorithm>
 #include <cstddef>

@@ -7,6 +7,7 @@
 //
 //   auto guard = co_await semaphore.scoped();   // asyncio's `async with semaphore:`
 #pragma once
+#include <ringloop/loop/detail/config.hpp>
 
 #include <cstddef>
 #include <limits>

@@ -12,6 +12,7 @@
 // next() may be awaited by several tasks at once: finished tasks go to the awaiters in the order
 // they awaited (asyncio's waiters all await one Queue of finished tasks).
 #pragma once
+#include <ringloop/loop/detail/config.hpp>
 
 #include <chrono>
 #include <coroutine>

@@ -2,6 +2,7 @@
 // runs it in the awaiting task and hands back its result or rethrows its exception. A Coro runs
 // once: awaiting it again is an error, as in asyncio. To run one concurrently, create_task() it.
 #pragma once
+#include <ringloop/loop/detail/config.hpp>
 
 #include <coroutine>
 #include <stdexcept>

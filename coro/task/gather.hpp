@@ -9,6 +9,7 @@
 // gather cancels every child; it then ends with CancelledError. gather(return_exceptions, ...)
 // instead hands back every child's Outcome.
 #pragma once
+#include <ringloop/loop/detail/config.hpp>
 
 #include <array>
 #include <coroutine>

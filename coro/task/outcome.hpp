@@ -1,6 +1,7 @@
 // Outcome<T>: a child's value or the exception it ended with, what gather(return_exceptions,
 // ...) hands back for each child (asyncio's gather(..., return_exceptions=True)).
 #pragma once
+#include <ringloop/loop/detail/config.hpp>
 
 #include <exception>
 #include <utility>

@@ -1,5 +1,6 @@
 // run() and run_until_complete(): the entry points (asyncio.run, loop.run_until_complete).
 #pragma once
+#include <ringloop/loop/detail/config.hpp>
 
 #include <exception>
 #include <optional>

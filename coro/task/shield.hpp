@@ -3,6 +3,7 @@
 // the task runs on, owned by the loop (its exception, if nobody retrieves it, is reported when
 // its last handle goes, as asyncio logs it). shield(coro) starts the coroutine as a task first.
 #pragma once
+#include <ringloop/loop/detail/config.hpp>
 
 #include <coroutine>
 #include <stdexcept>

@@ -3,6 +3,7 @@
 // not stop it. A Task handle is a counted reference: copies share the task, and the last one
 // gone (after the task finished) frees the frame. Awaiting a task from several places is fine.
 #pragma once
+#include <ringloop/loop/detail/config.hpp>
 
 #include <coroutine>
 #include <exception>

@@ -18,6 +18,7 @@
 // is still being cancelled from elsewhere, the task is uncancelled and cancelled again, so its
 // next await raises CancelledError.
 #pragma once
+#include <ringloop/loop/detail/config.hpp>
 
 #include <coroutine>
 #include <cstddef>

@@ -11,6 +11,7 @@
 // future's callback wakes the caller one pass after that), even when the condition already
 // holds, and done/pending are read then. So here: one pass to be resumed, one more to yield.
 #pragma once
+#include <ringloop/loop/detail/config.hpp>
 
 #include <chrono>
 #include <coroutine>

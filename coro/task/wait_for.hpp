@@ -14,6 +14,7 @@
 // tasks.py: timeout <= 0 wraps it in a task, cancels it and waits, so its body never runs):
 // a Task already done gives its result; otherwise the task is cancelled at once and waited for.
 #pragma once
+#include <ringloop/loop/detail/config.hpp>
 
 #include <liburing.h>
 
@@ -36,12 +37,12 @@ template <class T>
 class [[nodiscard]] WaitForAwaiter : CancelPoint, TaskWaiter, Operation {
  public:
   // A deadline of nullopt: the timeout was zero or negative (expired before it started).
-  WaitForAwaiter(Coro<T> coro, std::optional<std::int64_t> deadline_ns) noexcept
-      : WaitForAwaiter(deadline_ns) {
+  WaitForAwaiter(Coro<T> coro, std::optional<std::int64_t> due_ns) noexcept
+      : WaitForAwaiter(due_ns) {
     coro_ = std::move(coro);
   }
-  WaitForAwaiter(Task<T> task, std::optional<std::int64_t> deadline_ns) noexcept
-      : WaitForAwaiter(deadline_ns) {
+  WaitForAwaiter(Task<T> task, std::optional<std::int64_t> due_ns) noexcept
+      : WaitForAwaiter(due_ns) {
     child_ = std::move(task);
   }
 
@@ -89,13 +90,13 @@ class [[nodiscard]] WaitForAwaiter : CancelPoint, TaskWaiter, Operation {
   }
 
  private:
-  explicit WaitForAwaiter(std::optional<std::int64_t> deadline_ns) noexcept
+  explicit WaitForAwaiter(std::optional<std::int64_t> due_ns) noexcept
       : CancelPoint(&on_cancel),
         TaskWaiter(&on_child_done),
         Operation(&prepare, &complete, /*is_timeout_op=*/true),
-        timespec_(to_timespec(deadline_ns.value_or(0))),
-        expired_at_start_(!deadline_ns) {
-    Operation::deadline_ns = deadline_ns.value_or(0);  // lets the loop end it once it is due
+        timespec_(to_timespec(due_ns.value_or(0))),
+        expired_at_start_(!due_ns) {
+    Operation::deadline_ns = due_ns.value_or(0);  // lets the loop end it once it is due
   }
 
   // A timeout that expired before wait_for began: the child (a Coro becomes a task that never

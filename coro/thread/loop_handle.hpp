@@ -11,6 +11,7 @@
 //     int v = handle.run_coroutine_threadsafe(compute()).get();
 //   });
 #pragma once
+#include <ringloop/loop/detail/config.hpp>
 
 #include <coroutine>
 #include <exception>

@@ -2,6 +2,7 @@
 // worker, then goes back to its loop through Loop::post_from_thread; the pool knows nothing of
 // coroutines. The default pool starts on first use with min(32, cores + 4) threads, as Python's.
 #pragma once
+#include <ringloop/loop/detail/config.hpp>
 
 #include <condition_variable>
 #include <cstddef>

@@ -7,6 +7,7 @@
 // running the call and writing its result. The state is freed on the loop's thread when the
 // worker's completion comes back, or by the awaiter once it has read the result.
 #pragma once
+#include <ringloop/loop/detail/config.hpp>
 
 #include <coroutine>
 #include <exception>

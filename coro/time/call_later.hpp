@@ -5,6 +5,7 @@
 // is reported on stderr and does not stop the loop, as asyncio's default exception handler
 // logs it.
 #pragma once
+#include <ringloop/loop/detail/config.hpp>
 
 #include <algorithm>
 #include <chrono>

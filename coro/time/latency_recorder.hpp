@@ -5,6 +5,7 @@
 // record_corrected fills in the samples a stalled closed-loop client failed to take
 // (coordinated omission). Recorders merge exactly: merging equals recording both streams.
 #pragma once
+#include <ringloop/loop/detail/config.hpp>
 
 #include <algorithm>
 #include <bit>
@@ -73,7 +74,8 @@ class LatencyRecorder {
   Duration min() const noexcept { return Duration{count_ == 0 ? 0 : min_ns_}; }
   Duration max() const noexcept { return Duration{max_ns_}; }
   std::chrono::duration<double, std::nano> mean() const noexcept {
-    return std::chrono::duration<double, std::nano>(count_ == 0 ? 0.0 : sum_ns_ / count_);
+    return std::chrono::duration<double, std::nano>(
+        count_ == 0 ? 0.0 : sum_ns_ / static_cast<double>(count_));
   }
   std::uint64_t count() const noexcept { return count_; }
 
@@ -110,7 +112,7 @@ class LatencyRecorder {
   // [kHalfSubBuckets, kSubBuckets): each doubling of the value adds kHalfSubBuckets buckets.
   static std::size_t bucket_of(std::int64_t ns) noexcept {
     auto value = static_cast<std::uint64_t>(ns);
-    int bits = std::bit_width(value);
+    int bits = static_cast<int>(std::bit_width(value));
     int shift =
         bits > static_cast<int>(kPrecisionBits) ? bits - static_cast<int>(kPrecisionBits) : 0;
     return static_cast<std::size_t>(shift * kHalfSubBuckets +

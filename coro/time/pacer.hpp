@@ -8,6 +8,7 @@
 // A caller that falls behind by a whole period or more has missed ticks; MissedTick says what
 // happens to them. Lateness below one period is jitter and changes nothing.
 #pragma once
+#include <ringloop/loop/detail/config.hpp>
 
 #include <chrono>
 #include <cstdint>

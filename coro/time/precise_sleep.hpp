@@ -9,6 +9,7 @@
 // calibrates itself from the wake-ups of the precise sleeps themselves (or at once, with
 // calibrate_spin_margin), unless set_spin_margin fixes it.
 #pragma once
+#include <ringloop/loop/detail/config.hpp>
 
 #include <algorithm>
 #include <array>

@@ -5,6 +5,7 @@
 // its awaiter: no frame, no allocation. A NaN duration is refused (std::invalid_argument, as
 // asyncio 3.13's ValueError); +inf, or any duration past int64 nanoseconds, sleeps for ever.
 #pragma once
+#include <ringloop/loop/detail/config.hpp>
 
 #include <liburing.h>
 
@@ -24,11 +25,11 @@ namespace detail {
 class [[nodiscard]] SleepAwaiter : CancelPoint, Operation {
  public:
   struct YieldOnly {};
-  explicit SleepAwaiter(std::int64_t deadline_ns) noexcept
+  explicit SleepAwaiter(std::int64_t due_ns) noexcept
       : CancelPoint(&on_cancel),
         Operation(&prepare, &complete, /*is_timeout_op=*/true),
-        timespec_(to_timespec(deadline_ns)) {
-    Operation::deadline_ns = deadline_ns;  // lets the loop end it in place once it is due
+        timespec_(to_timespec(due_ns)) {
+    Operation::deadline_ns = due_ns;  // lets the loop end it in place once it is due
   }
   explicit SleepAwaiter(YieldOnly) noexcept : SleepAwaiter(0) { yield_only_ = true; }
 

@@ -13,6 +13,7 @@
 //   auto value = co_await scope.run(fetch(scope));   // fetch may call scope.reschedule(...)
 //   auto same  = co_await timeout(2s, fetch_plain());
 #pragma once
+#include <ringloop/loop/detail/config.hpp>
 
 #include <chrono>
 #include <coroutine>
