@@ -101,8 +101,7 @@ for t in ['test_current_task', 'test_current_task_with_interleaving_tasks', 'tes
     s(f, t, PEND, 'needs `current_task()`')
 for t in ['test_bare_create_named_task', 'test_get_coro']:
     s(f, t, PEND, 'needs task names / `get_coro`')
-for t in ['test_cancel_inner_future', 'test_cancel_both_task_and_inner_future', 'test_task_cancel_waiter_future',
-          'test_yield_future_passes_cancel', 'test_yield_wait_does_not_shield_cancel']:
+for t in ['test_cancel_inner_future', 'test_cancel_both_task_and_inner_future', 'test_task_cancel_waiter_future']:
     s(f, t, PEND, 'needs `Future` (a future cancelled by hand)')
 
 HEADER = '''# CPython's asyncio tests, ported
@@ -135,6 +134,14 @@ names (each ported row names its case);
 checks of private state (`len(lock._waiters)`) are left out of the ports, the rest kept.
 
 '''
+
+s(f, 'test_sleep_cancel', NA, 'checks the private TimerHandle behind the sleep; that a cancel ends a sleep in the kernel at once is `tests/task.cpp`')
+s(f, 'test_wait_with_iterator_of_tasks', NA, 'an iterator instead of a set: `wait` takes a vector (test_wait is the same case)')
+for t in ['test_as_completed_reverse_wait', 'test_as_completed_concurrent']:
+    s(f, t, PEND, 'awaits two of as_completed\'s placeholders at once: needs the fix of concurrent `AsCompleted::next()` (it trips an assertion today, issue #20)')
+s(f, 'test_wait_really_done', FAIL, '`wait(FIRST_COMPLETED)` returns one loop pass early: of two tasks one `sleep(0)` apart, only the first is in `done` (asyncio: both)')
+s(f, 'test_wait_concurrent_complete', FAIL, 'a task whose sleep ends at the same virtual time as the wait\'s timeout comes back pending: the waiter resumes before the task\'s last step runs (asyncio runs the task\'s step first)')
+s(f, 'test_as_completed_duplicate_coroutines', FAIL, 'the same task given twice is handed back twice (asyncio de-duplicates)')
 
 def md_escape(x): return x.replace('|', '\\|')
 
