@@ -142,6 +142,14 @@ for t in ['test_as_completed_reverse_wait', 'test_as_completed_concurrent']:
 s(f, 'test_wait_really_done', FAIL, '`wait(FIRST_COMPLETED)` returns one loop pass early: of two tasks one `sleep(0)` apart, only the first is in `done` (asyncio: both)')
 s(f, 'test_wait_concurrent_complete', FAIL, 'a task whose sleep ends at the same virtual time as the wait\'s timeout comes back pending: the waiter resumes before the task\'s last step runs (asyncio runs the task\'s step first)')
 s(f, 'test_as_completed_duplicate_coroutines', FAIL, 'the same task given twice is handed back twice (asyncio de-duplicates)')
+s(f, 'test_cancel_gather_1', NA, 'the `_GatheringFuture` refusing `cancel()` once its children are done: ringloop\'s gather is an awaiter, not a future')
+s(f, 'test_cancel_gather_2', PEND, 'its subject is the message of `cancel(msg)`: needs `Task::cancel(msg)`')
+s(f, 'test_error_in_call_soon', NA, 'monkeypatches `loop.call_soon` to fail inside Task.__init__')
+s(f, 'test_constructor_heterogenous_futures', NA, 'futures of two loops given to one gather; ringloop refuses a task of another loop at the await (`std::logic_error`, `tests/task.cpp`)')
+s(f, 'test_constructor_homogenous_futures', NA, 'the gathering future\'s `_loop`')
+s(f, 'test_issue46672', NA, 'a dict given to gather raising TypeError: a compile error in C++')
+s(f, 'test_one_exception', DIFF, 'README names table, `gather` row (on the first failure the other children are cancelled and awaited; asyncio leaves them running): the case checks the error and that c, d, e end cancelled')
+s(f, 'test_one_cancellation', DIFF, 'README names table, `gather` row: the other children are cancelled; and asyncio\'s gathering future ends not-cancelled holding a CancelledError, where here the awaiting task sees CancelledError raised (and catches it)')
 
 def md_escape(x): return x.replace('|', '\\|')
 

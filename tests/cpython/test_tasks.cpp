@@ -940,3 +940,324 @@ TEST_CASE(
     CHECK(r2 == 2);
   });
 }
+
+// ---- basics
+
+TEST_CASE("test_task_awaits_on_itself: a task awaiting itself is an error",
+          "[cpython][cpython_tasks]") {
+  run_virtual([]() -> Coro<> {
+    Task<> task;
+    auto test = [&]() -> Coro<> { co_await task; };
+    task = ringloop::create_task(test());
+    CHECK_THROWS_WITH(co_await task, Catch::Contains("cannot await itself"));  // RuntimeError
+  });
+}
+
+TEST_CASE("test_task_basics: a coroutine awaiting two others returns their sum",
+          "[cpython][cpython_tasks]") {
+  run_virtual([]() -> Coro<> {
+    auto inner1 = []() -> Coro<int> { co_return 42; };
+    auto inner2 = []() -> Coro<int> { co_return 1000; };
+    auto outer = [&]() -> Coro<int> {
+      int a = co_await inner1();
+      int b = co_await inner2();
+      co_return a + b;
+    };
+    int res = co_await outer();
+    CHECK(res == 1042);
+  });
+}
+
+TEST_CASE("test_bare_create_task: create_task inside a coroutine runs the coroutine",
+          "[cpython][cpython_tasks]") {
+  run_virtual([]() -> Coro<> {
+    auto inner = []() -> Coro<int> { co_return 1; };
+    auto task = ringloop::create_task(inner());
+    int ret = co_await task;
+    CHECK(ret == 1);
+  });
+}
+
+TEST_CASE("test_sleep_zero: a callback scheduled with call_soon runs before sleep(0) returns",
+          "[cpython][cpython_tasks]") {
+  // asyncio.sleep(0, result=10) returns 10; ringloop's sleep returns nothing: the 10 is added by
+  // hand.
+  run_virtual([]() -> Coro<> {
+    int result = 0;
+    ringloop::call_soon([&result] { result += 1; });
+    CHECK(result == 0);
+    co_await ringloop::sleep(0s);
+    CHECK(result == 1);  // inc'ed by call_soon
+    result += 10;
+    CHECK(result == 11);
+  });
+}
+
+// ---- gather (GatherTestsBase, FutureGatherTests, CoroutineGatherTests)
+
+namespace {
+
+// One of the hand-made futures a, b, c... of the gather tests: a task that waits for its
+// Event, then returns its value, throws its error, or (cancelled by hand) ends cancelled.
+struct Child {
+  Event set;
+  int value = 0;
+  std::exception_ptr error;
+  Task<int> task;
+
+  void start() { task = ringloop::create_task(run(*this)); }
+  void set_result(int v) {
+    value = v;
+    set.set();
+  }
+  void set_exception(std::exception_ptr e) {
+    error = std::move(e);
+    set.set();
+  }
+  static Coro<int> run(Child& self) {
+    co_await self.set.wait();
+    if (self.error) std::rethrow_exception(self.error);
+    co_return self.value;
+  }
+};
+
+// Runs the loop until nothing is ready (GatherTestsBase._run_loop): a few passes here.
+Coro<> run_loop() {
+  for (int i = 0; i < 4; ++i) co_await ringloop::sleep(0s);
+}
+
+std::vector<Task<int>> tasks_of(std::vector<Child>& children) {
+  std::vector<Task<int>> out;
+  for (auto& c : children) out.push_back(c.task);
+  return out;
+}
+
+Coro<std::vector<int>> gather_values(std::vector<Task<int>> tasks) {
+  co_return co_await ringloop::gather(tasks);
+}
+
+Coro<std::vector<ringloop::Outcome<int>>> gather_outcomes(std::vector<Task<int>> tasks) {
+  co_return co_await ringloop::gather(ringloop::return_exceptions, tasks);
+}
+
+bool is_cancelled_error(const std::exception_ptr& e) {
+  try {
+    std::rethrow_exception(e);
+  } catch (const CancelledError&) {
+    return true;
+  } catch (...) {
+    return false;
+  }
+}
+
+}  // namespace
+
+TEST_CASE("test_success: gather finishes when the last child does, with the results in order",
+          "[cpython][cpython_tasks]") {
+  run_virtual([]() -> Coro<> {
+    std::vector<Child> c(3);
+    for (auto& child : c) child.start();
+    auto fut = ringloop::create_task(gather_values(tasks_of(c)));
+    c[1].set_result(1);
+    c[0].set_result(2);
+    co_await run_loop();
+    CHECK_FALSE(fut.done());
+    c[2].set_result(3);
+    co_await run_loop();
+    REQUIRE(fut.done());
+    CHECK(fut.result() == (std::vector<int>{2, 1, 3}));
+  });
+}
+
+TEST_CASE(
+    "test_result_exception_success: with return_exceptions, the values come back as "
+    "outcomes",
+    "[cpython][cpython_tasks]") {
+  run_virtual([]() -> Coro<> {
+    std::vector<Child> c(3);
+    for (auto& child : c) child.start();
+    auto fut = ringloop::create_task(gather_outcomes(tasks_of(c)));
+    c[1].set_result(1);
+    c[0].set_result(2);
+    co_await run_loop();
+    CHECK_FALSE(fut.done());
+    c[2].set_result(3);
+    co_await run_loop();
+    REQUIRE(fut.done());
+    auto res = fut.result();
+    REQUIRE(res.size() == 3);
+    CHECK(res[0].value() == 2);
+    CHECK(res[1].value() == 1);
+    CHECK(res[2].value() == 3);
+  });
+}
+
+TEST_CASE("test_one_exception: the first child's error ends the gather with that error",
+          "[cpython][cpython_tasks]") {
+  // asyncio leaves the other children running; ringloop cancels them (README names table,
+  // gather row): c, d and e end cancelled instead of "does nothing".
+  run_virtual([]() -> Coro<> {
+    std::vector<Child> c(5);
+    for (auto& child : c) child.start();
+    auto fut = ringloop::create_task(gather_values(tasks_of(c)));
+    c[0].set_result(1);
+    c[1].set_exception(std::make_exception_ptr(std::domain_error("ZeroDivisionError")));
+    co_await run_loop();
+    REQUIRE(fut.done());
+    CHECK_THROWS_AS(std::rethrow_exception(fut.exception()), std::domain_error);
+    for (int i : {2, 3, 4}) CHECK(c[i].task.cancelled());
+  });
+}
+
+TEST_CASE("test_return_exceptions: with return_exceptions, errors come back in their places",
+          "[cpython][cpython_tasks]") {
+  run_virtual([]() -> Coro<> {
+    std::vector<Child> c(4);
+    for (auto& child : c) child.start();
+    auto fut = ringloop::create_task(gather_outcomes(tasks_of(c)));
+    auto exc = std::make_exception_ptr(std::domain_error("ZeroDivisionError"));
+    auto exc2 = std::make_exception_ptr(std::runtime_error("RuntimeError"));
+    c[1].set_result(1);
+    c[2].set_exception(exc);
+    c[0].set_result(3);
+    co_await run_loop();
+    CHECK_FALSE(fut.done());
+    c[3].set_exception(exc2);
+    co_await run_loop();
+    REQUIRE(fut.done());
+    auto res = fut.result();
+    REQUIRE(res.size() == 4);
+    CHECK(res[0].value() == 3);
+    CHECK(res[1].value() == 1);
+    CHECK(res[2].exception() == exc);
+    CHECK(res[3].exception() == exc2);
+  });
+}
+
+TEST_CASE(
+    "test_one_cancellation: a child cancelled by hand makes the gather raise "
+    "CancelledError",
+    "[cpython][cpython_tasks]") {
+  // asyncio: the gathering future ends (not cancelled) with a CancelledError as its exception;
+  // here the awaiting task sees the CancelledError and catches it. The other children are
+  // cancelled (README names table, gather row).
+  run_virtual([]() -> Coro<> {
+    std::vector<Child> c(5);
+    for (auto& child : c) child.start();
+    bool raised = false;
+    auto gatherer = [&]() -> Coro<> {
+      try {
+        co_await ringloop::gather(tasks_of(c));
+      } catch (const CancelledError&) {
+        raised = true;
+      }
+    };
+    auto fut = ringloop::create_task(gatherer());
+    c[0].set_result(1);
+    c[1].task.cancel();
+    co_await run_loop();
+    REQUIRE(fut.done());
+    CHECK_FALSE(fut.cancelled());
+    CHECK(raised);
+  });
+}
+
+TEST_CASE(
+    "test_result_exception_one_cancellation: with return_exceptions, a cancelled child "
+    "is a CancelledError in its place",
+    "[cpython][cpython_tasks]") {
+  run_virtual([]() -> Coro<> {
+    std::vector<Child> c(6);
+    for (auto& child : c) child.start();
+    auto fut = ringloop::create_task(gather_outcomes(tasks_of(c)));
+    c[0].set_result(1);
+    auto zde = std::make_exception_ptr(std::domain_error("ZeroDivisionError"));
+    c[1].set_exception(zde);
+    c[2].task.cancel();
+    co_await run_loop();
+    CHECK_FALSE(fut.done());
+    c[3].set_result(3);
+    c[4].task.cancel();
+    auto rte = std::make_exception_ptr(std::runtime_error("RuntimeError"));
+    c[5].set_exception(rte);
+    auto res = co_await fut;
+    REQUIRE(res.size() == 6);
+    CHECK(res[0].value() == 1);
+    CHECK(res[1].exception() == zde);
+    CHECK(is_cancelled_error(res[2].exception()));
+    CHECK(res[3].value() == 3);
+    CHECK(is_cancelled_error(res[4].exception()));
+    CHECK(res[5].exception() == rte);
+  });
+}
+
+TEST_CASE(
+    "test_duplicate_coroutines: the same awaitable gathered three times gives its result "
+    "three times",
+    "[cpython][cpython_tasks]") {
+  // A Coro runs once and cannot be listed twice; the same Task is the C++ form.
+  run_virtual([]() -> Coro<> {
+    auto coro = [](std::string s) -> Coro<std::string> { co_return s; };
+    auto c = ringloop::create_task(coro("abc"));
+    auto d = ringloop::create_task(coro("def"));
+    auto [r1, r2, r3, r4] = co_await ringloop::gather(c, c, d, c);
+    CHECK(std::vector<std::string>{r1, r2, r3, r4} ==
+          std::vector<std::string>{"abc", "abc", "def", "abc"});
+  });
+}
+
+TEST_CASE(
+    "test_cancellation_broadcast: cancelling the task awaiting a gather cancels every "
+    "child",
+    "[cpython][cpython_tasks]") {
+  run_virtual([]() -> Coro<> {
+    int proof = 0;
+    Event waiter;
+    int waits_cancelled = 0;
+    auto inner = [&]() -> Coro<> {
+      try {
+        co_await waiter.wait();
+      } catch (const CancelledError&) {
+        ++waits_cancelled;
+        throw;
+      }
+      proof += 1;
+    };
+    auto child1 = ringloop::create_task(inner());
+    auto child2 = ringloop::create_task(inner());
+    auto outer = [&]() -> Coro<> {
+      co_await ringloop::gather(child1, child2);
+      proof += 100;
+    };
+    auto f = ringloop::create_task(outer());
+    co_await run_briefly();
+    CHECK(f.cancel());
+    CHECK_THROWS_AS(co_await f, CancelledError);
+    CHECK(waits_cancelled == 2);  // waiter.cancelled()
+    CHECK(child1.cancelled());
+    CHECK(child2.cancelled());
+    co_await run_briefly();
+    CHECK(proof == 0);
+  });
+}
+
+TEST_CASE("test_exception_marking: a gather whose children both fail ends with the error",
+          "[cpython][cpython_tasks]") {
+  run_virtual([]() -> Coro<> {
+    Event a, b;
+    auto inner = [](Event& f) -> Coro<> {
+      co_await f.wait();
+      throw std::runtime_error("should not be ignored");
+    };
+    auto outer = [&]() -> Coro<> { co_await ringloop::gather(inner(a), inner(b)); };
+    auto f = ringloop::create_task(outer());
+    co_await run_briefly();
+    a.set();
+    co_await run_briefly();
+    b.set();
+    co_await run_briefly();
+    co_await run_loop();
+    REQUIRE(f.done());
+    CHECK_THROWS_AS(std::rethrow_exception(f.exception()), std::runtime_error);
+  });
+}
