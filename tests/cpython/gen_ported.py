@@ -3,7 +3,7 @@
 # Catch2 case names of the [cpython_*] tags, and the statuses below, for the tests that have no
 # passing case. Run from the worktree root after building build/gcc:
 #   python3 tests/cpython/gen_ported.py
-import re, subprocess, sys
+import os, re, subprocess, sys
 D='/usr/lib/python3.11/test/test_asyncio/'
 def tests(fname):
     out=[]; cls=None
@@ -16,10 +16,10 @@ def tests(fname):
 
 BIN = 'build/gcc/tests/ringloop_tests'
 def names(tag):
-    out = subprocess.run([BIN, f'[cpython_{tag}]', '--list-test-names-only'], capture_output=True, text=True).stdout
+    out = subprocess.run([BIN, f'[cpython_{tag}]', '--list-test-names-only'], capture_output=True, text=True, env=dict(os.environ, RINGLOOP_CPYTHON_KNOWN='1')).stdout
     return [l.strip() for l in out.splitlines() if l.strip()]
 def known(tag):
-    out = subprocess.run([BIN, f'[cpython_{tag}][cpython_known]', '--list-test-names-only'], capture_output=True, text=True).stdout
+    out = subprocess.run([BIN, f'[cpython_{tag}][cpython_known]', '--list-test-names-only'], capture_output=True, text=True, env=dict(os.environ, RINGLOOP_CPYTHON_KNOWN='1')).stdout
     return set(l.strip() for l in out.splitlines() if l.strip())
 
 PREFIX = {
@@ -117,17 +117,19 @@ Every test function of CPython 3.11's `Lib/test/test_asyncio/` files `test_waitf
   `Task` handle the test keeps; `time.sleep(d)` (a blocked loop) is `Loop::advance(d)`.
 - **differs by design**: ringloop does otherwise on purpose and the README says so (the row is
   named); the case asserts ringloop's documented behaviour, with asyncio's in a comment.
-- **fails: ringloop bug**: the case asserts asyncio's behaviour and fails today. It is tagged
-  `[.cpython_known]` (hidden, so the suite stays green; run them with
-  `ringloop_tests "[cpython_known]"`); the row says what differs.
+- **fails: ringloop bug**: the case asserts asyncio's behaviour and fails today; the row says
+  what differs. It is written `CPYTHON_KNOWN_FAILURE(name, "[cpython][.cpython_known]...")`
+  (`port.hpp`): it exists only when `RINGLOOP_CPYTHON_KNOWN=1` is in the environment, because
+  Catch2 2.13 runs even hidden cases under a spec made only of exclusions (`"~[slow]"`), and the
+  suite must stay green. Once the bug is fixed it becomes a plain `TEST_CASE`.
 - **pending**: needs an API ringloop does not have yet (being added: `Task::cancel(msg)`, names,
   `Future`, `Barrier`, `current_task()`); no case yet.
 - **not applicable**: Python machinery (repr, contextvars, tracebacks, loop arguments, private
   attributes, type checks), one line on why.
 - **not done**: not ported yet; nothing is claimed about it.
 
-    ringloop_tests "[cpython]~[cpython_known]"     # the ports that pass
-    ringloop_tests "[cpython_known]"               # the ports that fail: ringloop bugs
+    ringloop_tests "[cpython]"                                    # the ports that pass
+    RINGLOOP_CPYTHON_KNOWN=1 ringloop_tests "[cpython_known]"     # the ports that fail: bugs
 
 The table is written by `python3 tests/cpython/gen_ported.py` from the test files and the case
 names (each ported row names its case);
@@ -150,6 +152,17 @@ s(f, 'test_constructor_homogenous_futures', NA, 'the gathering future\'s `_loop`
 s(f, 'test_issue46672', NA, 'a dict given to gather raising TypeError: a compile error in C++')
 s(f, 'test_one_exception', DIFF, 'README names table, `gather` row (on the first failure the other children are cancelled and awaited; asyncio leaves them running): the case checks the error and that c, d, e end cancelled')
 s(f, 'test_one_cancellation', DIFF, 'README names table, `gather` row: the other children are cancelled; and asyncio\'s gathering future ends not-cancelled holding a CancelledError, where here the awaiting task sees CancelledError raised (and catches it)')
+f = 'test_pep492.py'
+s(f, 'test_context_manager_with_await', NA, '`with await lock` raising TypeError: Python syntax', cls='LockTests')
+s(f, 'test_readline', NA, '`async for` over a StreamReader fed by hand (`feed_data`); ringloop\'s `Stream` reads a socket (`read_until` is `tests/stream.cpp`)', cls='StreamReaderTests')
+for t in ['test_iscoroutine', 'test_iscoroutinefunction', 'test_debug_mode_manages_coroutine_origin_tracking',
+          'test_types_coroutine', 'test_task_print_stack']:
+    s(f, t, NA, 'Python coroutine machinery (iscoroutine, origin tracking, types.coroutine, get_stack)', cls='CoroutineTests')
+s(f, 'test_double_await', 'ported', 'in its C++ form: a second await of the same `Coro` (a Coro moved into a task is gone from the caller)', cls='CoroutineTests')
+s('test_waitfor.py', 'test_wait_for_waits_for_task_cancellation', 'ported', 'the check of the TimeoutError\'s `__context__` left out')
+s('test_waitfor.py', 'test_wait_for_waits_for_task_cancellation_w_timeout_0', 'ported', 'the check of `__context__` left out')
+s('test_tasks.py', 'test_sleep_zero', 'ported', '`sleep(0, result=10)`: ringloop\'s sleep returns nothing')
+s('test_tasks.py', 'test_sleep', 'ported', '`sleep(d, result)`: ringloop\'s sleep returns nothing')
 
 def md_escape(x): return x.replace('|', '\\|')
 
@@ -158,7 +171,7 @@ def table(fname, tag, title):
     rows = []; counts = {}
     for cls, t in tests(fname):
         key = (fname, cls, t) if (fname, cls, t) in S else (fname, None, t)
-        pre = PREFIX.get(cls, '')
+        pre = cls + ' ' if fname == 'test_pep492.py' else PREFIX.get(cls, '')
         match = [c for c in cases if c.startswith(pre + t + ':') or c.startswith(pre + t + ' (')]
         label = f'{cls}.{t}' if cls else t
         status, note = S.get(key, (None, ''))
@@ -194,6 +207,6 @@ for fname, tag, title in [('test_waitfor.py', 'waitfor', '`[cpython_waitfor]`, t
                           ('test_locks.py', 'locks', '`[cpython_locks]`, test_locks.cpp'),
                           ('test_queues.py', 'queues', '`[cpython_queues]`, test_queues.cpp'),
                           ('test_tasks.py', 'tasks', '`[cpython_tasks]`, test_tasks.cpp'),
-                          ('test_pep492.py', 'pep492', 'not started')]:
+                          ('test_pep492.py', 'pep492', '`[cpython_pep492]`, test_pep492.cpp')]:
     parts.append(table(fname, tag, title))
 open('tests/cpython/PORTED.md', 'w').write('\n'.join(parts))

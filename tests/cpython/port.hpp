@@ -3,12 +3,44 @@
 // PORTED.md beside this file says, for each CPython test, where its port is or why there is none.
 #pragma once
 
+#include <catch2/catch.hpp>
+
 #include <chrono>
+#include <cstdlib>
+#include <memory>
+#include <string>
 #include <type_traits>
+#include <vector>
 
 #include <ringloop/ringloop.hpp>
 
 namespace cpython_port {
+
+// A port that fails today because ringloop differs from asyncio (a bug; PORTED.md "fails"). A
+// hidden tag is not enough to keep such a case out of a run: Catch2 2.13 runs hidden cases under
+// a spec made only of exclusions ("~[slow]~[stress]", as scripts/test and the lead use). So
+// these cases exist only when RINGLOOP_CPYTHON_KNOWN=1 is in the environment:
+//   RINGLOOP_CPYTHON_KNOWN=1 ringloop_tests "[cpython_known]"
+// Once the bug is fixed, the case becomes a plain TEST_CASE without [.cpython_known].
+inline bool register_known_failure(void (*test)(), const char* name, const char* tags,
+                                   Catch::SourceLineInfo line) {
+  static std::vector<std::unique_ptr<Catch::AutoReg>> registrations;
+  const char* enabled = std::getenv("RINGLOOP_CPYTHON_KNOWN");
+  if (enabled == nullptr || std::string(enabled) != "1") return false;
+  registrations.push_back(std::make_unique<Catch::AutoReg>(
+      Catch::makeTestInvoker(test), line, Catch::StringRef(), Catch::NameAndTags{name, tags}));
+  return true;
+}
+
+#define CPYTHON_KNOWN_FAILURE_IMPL(test, registered, name, tags)                        \
+  static void test();                                                                   \
+  [[maybe_unused]] static const bool registered =                                       \
+      cpython_port::register_known_failure(&test, name, tags, CATCH_INTERNAL_LINEINFO); \
+  static void test()
+// CPYTHON_KNOWN_FAILURE("name", "[cpython][.cpython_known][cpython_x]") { body }
+#define CPYTHON_KNOWN_FAILURE(name, tags)                                     \
+  CPYTHON_KNOWN_FAILURE_IMPL(INTERNAL_CATCH_UNIQUE_NAME(cpython_known_test_), \
+                             INTERNAL_CATCH_UNIQUE_NAME(cpython_known_registered_), name, tags)
 
 inline const ringloop::LoopOptions kVirtual{.virtual_time = true};
 

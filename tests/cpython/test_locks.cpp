@@ -784,7 +784,7 @@ TEST_CASE(
   });
 }
 
-TEST_CASE(
+CPYTHON_KNOWN_FAILURE(
     "Semaphore test_acquire_fifo_order_2: a task that releases and re-acquires goes behind "
     "the waiters already woken",
     "[cpython][.cpython_known][cpython_locks]") {

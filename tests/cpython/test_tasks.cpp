@@ -404,7 +404,7 @@ TEST_CASE("test_wait_first_completed: FIRST_COMPLETED returns with the first tas
   });
 }
 
-TEST_CASE(
+CPYTHON_KNOWN_FAILURE(
     "test_wait_really_done: FIRST_COMPLETED counts a task done only once it has finished; "
     "two tasks a yield apart are both done",
     "[cpython][.cpython_known][cpython_tasks]") {
@@ -522,8 +522,8 @@ TEST_CASE("test_wait_with_timeout: the timeout returns the unfinished tasks as p
   });
 }
 
-TEST_CASE("test_wait_concurrent_complete: a task that finishes at the timeout is done",
-          "[cpython][.cpython_known][cpython_tasks]") {
+CPYTHON_KNOWN_FAILURE("test_wait_concurrent_complete: a task that finishes at the timeout is done",
+                      "[cpython][.cpython_known][cpython_tasks]") {
   // ringloop returns a as pending: when a's sleep and the wait's timeout are due at the same
   // 0.1 s, the waiter resumes before a's last step has run (asyncio runs a's step first).
   run_virtual([]() -> Coro<> {
@@ -615,8 +615,9 @@ TEST_CASE("test_as_completed_with_unused_timeout: a timeout that does not pass c
   });
 }
 
-TEST_CASE("test_as_completed_duplicate_coroutines: an awaitable given twice comes back once",
-          "[cpython][.cpython_known][cpython_tasks]") {
+CPYTHON_KNOWN_FAILURE(
+    "test_as_completed_duplicate_coroutines: an awaitable given twice comes back once",
+    "[cpython][.cpython_known][cpython_tasks]") {
   // A Coro runs once and cannot be listed twice; the same Task twice is the C++ form. ringloop
   // hands it back twice (asyncio de-duplicates).
   run_virtual([]() -> Coro<> {

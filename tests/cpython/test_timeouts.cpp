@@ -170,7 +170,7 @@ TEST_CASE(
   });
 }
 
-TEST_CASE(
+CPYTHON_KNOWN_FAILURE(
     "test_timeout_zero_sleep_zero: a zero timeout expires even when the block only "
     "sleeps 0",
     "[cpython][.cpython_known][cpython_timeouts]") {
@@ -189,7 +189,7 @@ TEST_CASE(
   });
 }
 
-TEST_CASE(
+CPYTHON_KNOWN_FAILURE(
     "test_timeout_in_the_past_sleep_zero: a deadline 11 s in the past expires at sleep(0) "
     "and when() keeps the past deadline",
     "[cpython][.cpython_known][cpython_timeouts]") {

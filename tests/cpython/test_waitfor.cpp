@@ -127,7 +127,7 @@ TEST_CASE(
   });
 }
 
-TEST_CASE(
+CPYTHON_KNOWN_FAILURE(
     "test_wait_for_timeout_less_then_0_or_0_coroutine_do_not_started: wait_for(coro, 0) "
     "raises TimeoutError without starting the coroutine",
     "[cpython][.cpython_known][cpython_waitfor]") {
