@@ -1262,3 +1262,24 @@ TEST_CASE("test_exception_marking: a gather whose children both fail ends with t
     CHECK_THROWS_AS(std::rethrow_exception(f.exception()), std::runtime_error);
   });
 }
+
+// ---- run_coroutine_threadsafe (real time: a worker thread holds the virtual clock)
+
+TEST_CASE(
+    "test_run_coroutine_threadsafe: a coroutine submitted from another thread runs on the "
+    "loop and its result comes back",
+    "[cpython][cpython_tasks][thread]") {
+  int result = ringloop::run([]() -> Coro<int> {
+    ringloop::LoopHandle handle(*ringloop::Loop::current());
+    auto add = [](int a, int b) -> Coro<int> {
+      co_await ringloop::sleep(50ms);
+      co_return a + b;
+    };
+    // target(): run_in_executor(None, target) submits add(1, 2) and waits for its future.
+    auto target = [handle, add]() mutable {
+      return handle.run_coroutine_threadsafe(add(1, 2)).get();
+    };
+    co_return co_await ringloop::to_thread(target);
+  }());
+  CHECK(result == 3);
+}
