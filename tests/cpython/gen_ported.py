@@ -132,8 +132,10 @@ Every test function of CPython 3.11's `Lib/test/test_asyncio/` files `test_waitf
     RINGLOOP_CPYTHON_KNOWN=1 ringloop_tests "[cpython_known]"     # the ports that fail: bugs
 
 The table is written by `python3 tests/cpython/gen_ported.py` from the test files and the case
-names (each ported row names its case);
-checks of private state (`len(lock._waiters)`) are left out of the ports, the rest kept.
+names (each ported row names its case). Checks of private state (`len(lock._waiters)`) are left
+out of the ports, the rest kept. `test_run_coroutine_threadsafe` runs in real time and is also
+tagged `[thread]` (a worker thread holds the virtual clock).
+
 
 '''
 
@@ -199,12 +201,14 @@ def table(fname, tag, title):
                 if status in (FAIL,): raise SystemExit(f'{t}: FAIL without a case')
             rows.append((label, st, note))
         counts[rows[-1][1].split(':')[0].split(' (')[0]] = counts.get(rows[-1][1].split(':')[0].split(' (')[0], 0) + 1
+    SUMMARY.append((fname, counts, len(rows)))
     out = [f'## {fname} ({title})', '', ', '.join(f'{k}: {v}' for k, v in sorted(counts.items())) + f' (of {len(rows)})', '',
            '| test | status | case, or why not |', '| --- | --- | --- |']
     out += [f'| {md_escape(a)} | {b} | {md_escape(c)} |' for a, b, c in rows]
     return '\n'.join(out) + '\n'
 
-parts = [HEADER]
+SUMMARY = []
+parts = []
 for fname, tag, title in [('test_waitfor.py', 'waitfor', '`[cpython_waitfor]`, tests/cpython/test_waitfor.cpp'),
                           ('test_timeouts.py', 'timeouts', '`[cpython_timeouts]`, test_timeouts.cpp'),
                           ('test_taskgroups.py', 'taskgroups', '`[cpython_taskgroups]`, test_taskgroups.cpp'),
@@ -213,4 +217,9 @@ for fname, tag, title in [('test_waitfor.py', 'waitfor', '`[cpython_waitfor]`, t
                           ('test_tasks.py', 'tasks', '`[cpython_tasks]`, test_tasks.cpp'),
                           ('test_pep492.py', 'pep492', '`[cpython_pep492]`, test_pep492.cpp')]:
     parts.append(table(fname, tag, title))
+kinds = ['ported', 'differs by design', 'fails', 'pending', 'not applicable', 'not done']
+summary = ['| file | tests | ' + ' | '.join(kinds) + ' |', '|' + ' --- |' * (len(kinds) + 2)]
+for fname, counts, n in SUMMARY:
+    summary.append(f'| {fname} | {n} | ' + ' | '.join(str(counts.get(k, 0)) for k in kinds) + ' |')
+parts.insert(0, HEADER + '\n'.join(summary) + '\n')
 open('tests/cpython/PORTED.md', 'w').write('\n'.join(parts))
