@@ -6,6 +6,11 @@
 // accumulates along a chain: while every event lands within half a tick after its tick, events
 // of different ticks happen in the model's order. The current tick is read from the clock
 // (floor), which is right for the same reason.
+//
+// Under virtual time (model_oracle.cpp) the clock is the loop's and lateness is zero, so sleeps
+// and wait_for take relative durations, as asyncio's sleep(d) and timeout(d) do: each read of
+// the virtual clock is 1 ns after the one before, so timers due on the same tick fire in the
+// order they were armed, the tie order the CPython oracle uses.
 #pragma once
 
 #include <chrono>
@@ -31,10 +36,13 @@ struct Run {
   const Program* program = nullptr;
   std::chrono::nanoseconds tick{};
   Clock::time_point start{};
+  bool relative = false;  // virtual time: durations from now rather than absolute ticks
   std::vector<Event> events;
   std::string unexpected;  // an exception no node should ever see
 
-  long long elapsed_ns() const { return (Clock::now() - start).count(); }
+  // The loop's clock: the monotonic clock, or the virtual one.
+  static Clock::time_point now() { return ringloop::Loop::current()->now(); }
+  long long elapsed_ns() const { return (now() - start).count(); }
   long long tick_now() const { return elapsed_ns() / tick.count(); }
   Clock::time_point at_tick(long long k) const { return start + k * tick; }
   const Node& node(int id) const { return program->nodes[static_cast<std::size_t>(id)]; }
@@ -109,8 +117,8 @@ inline ringloop::Coro<int> run_gather(Run& r, int id) {
 
 inline ringloop::Coro<int> run_wait_for(Run& r, int id) {
   const Node& n = r.node(id);
-  auto deadline = r.at_tick(r.tick_now() + n.arg);
-  int v = co_await ringloop::wait_for(run_node(r, n.kids[0]), deadline - Clock::now());
+  auto timeout = r.relative ? n.arg * r.tick : r.at_tick(r.tick_now() + n.arg) - Run::now();
+  int v = co_await ringloop::wait_for(run_node(r, n.kids[0]), timeout);
   co_return v;
 }
 
@@ -153,7 +161,10 @@ inline ringloop::Coro<int> run_body(Run& r, int id) {
     case Kind::raise:
       throw ModelError(n.arg);
     case Kind::sleep:
-      co_await ringloop::sleep_until(r.at_tick(r.tick_now() + n.arg));
+      if (r.relative)
+        co_await ringloop::sleep(n.arg * r.tick);
+      else
+        co_await ringloop::sleep_until(r.at_tick(r.tick_now() + n.arg));
       co_return n.arg;
     case Kind::sequence:
       co_return co_await run_sequence(r, id);
@@ -187,7 +198,7 @@ inline ringloop::Coro<int> run_node(Run& r, int id) {
 }
 
 inline ringloop::Coro<> run_program(Run& r) {
-  r.start = Clock::now();
+  r.start = Run::now();
   try {
     co_await run_node(r, 0);
   } catch (...) {
@@ -196,12 +207,27 @@ inline ringloop::Coro<> run_program(Run& r) {
 }
 
 // Runs every program concurrently on one loop (each with its own start).
-inline void run_all(std::vector<Run>& runs) {
-  ringloop::run([](std::vector<Run>& all) -> ringloop::Coro<> {
-    std::vector<ringloop::Coro<>> programs;
-    for (Run& r : all) programs.push_back(run_program(r));
-    co_await ringloop::gather(programs);
-  }(runs));
+inline void run_all(std::vector<Run>& runs, const ringloop::LoopOptions& options = {}) {
+  ringloop::run(
+      [](std::vector<Run>& all) -> ringloop::Coro<> {
+        std::vector<ringloop::Coro<>> programs;
+        for (Run& r : all) programs.push_back(run_program(r));
+        co_await ringloop::gather(programs);
+      }(runs),
+      options);
+}
+
+// Runs one program alone on a loop of its own with virtual time: exact ticks, no lateness.
+inline Run run_virtual(const Program& program, std::chrono::nanoseconds tick) {
+  std::vector<Run> runs(1);
+  runs[0].program = &program;
+  runs[0].tick = tick;
+  runs[0].relative = true;
+  ringloop::LoopOptions options;
+  options.virtual_time = true;
+  options.cancel_main_on_sigint = false;
+  run_all(runs, options);
+  return std::move(runs[0]);
 }
 
 }  // namespace model::runner
