@@ -7,10 +7,9 @@
 // of different ticks happen in the model's order. The current tick is read from the clock
 // (floor), which is right for the same reason.
 //
-// Under virtual time (model_oracle.cpp) the clock is the loop's and lateness is zero, so sleeps
-// and wait_for take relative durations, as asyncio's sleep(d) and timeout(d) do: each read of
-// the virtual clock is 1 ns after the one before, so timers due on the same tick fire in the
-// order they were armed, the tie order the CPython oracle uses.
+// Under virtual time (model_oracle.cpp) the clock is the loop's and nothing is late: every
+// deadline is a tick exactly, so timers due on one tick fire in the same pass, in the order they
+// were armed, as asyncio's do on its virtual clock.
 #pragma once
 
 #include <chrono>
@@ -36,7 +35,7 @@ struct Run {
   const Program* program = nullptr;
   std::chrono::nanoseconds tick{};
   Clock::time_point start{};
-  bool relative = false;  // virtual time: durations from now rather than absolute ticks
+  bool exact = false;  // virtual time: every deadline on its tick exactly
   std::vector<Event> events;
   std::string unexpected;  // an exception no node should ever see
 
@@ -117,7 +116,11 @@ inline ringloop::Coro<int> run_gather(Run& r, int id) {
 
 inline ringloop::Coro<int> run_wait_for(Run& r, int id) {
   const Node& n = r.node(id);
-  auto timeout = r.relative ? n.arg * r.tick : r.at_tick(r.tick_now() + n.arg) - Run::now();
+  auto deadline = r.at_tick(r.tick_now() + n.arg);
+  std::chrono::nanoseconds timeout = deadline - Run::now();
+  // Virtual time: wait_for reads the clock once more, 1 ns later; its deadline is then the
+  // tick exactly, the same instant as the sleeps due on that tick (as in asyncio).
+  if (r.exact) timeout -= std::chrono::nanoseconds(1);
   int v = co_await ringloop::wait_for(run_node(r, n.kids[0]), timeout);
   co_return v;
 }
@@ -161,10 +164,7 @@ inline ringloop::Coro<int> run_body(Run& r, int id) {
     case Kind::raise:
       throw ModelError(n.arg);
     case Kind::sleep:
-      if (r.relative)
-        co_await ringloop::sleep(n.arg * r.tick);
-      else
-        co_await ringloop::sleep_until(r.at_tick(r.tick_now() + n.arg));
+      co_await ringloop::sleep_until(r.at_tick(r.tick_now() + n.arg));
       co_return n.arg;
     case Kind::sequence:
       co_return co_await run_sequence(r, id);
@@ -222,7 +222,7 @@ inline Run run_virtual(const Program& program, std::chrono::nanoseconds tick) {
   std::vector<Run> runs(1);
   runs[0].program = &program;
   runs[0].tick = tick;
-  runs[0].relative = true;
+  runs[0].exact = true;
   ringloop::LoopOptions options;
   options.virtual_time = true;
   options.cancel_main_on_sigint = false;
