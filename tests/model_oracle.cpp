@@ -7,6 +7,7 @@
 //   RINGLOOP_MODEL_SEED=1234 ringloop_tests "[cpython_oracle]"  one seed: programs and traces
 //   RINGLOOP_MODEL_SEEDS=2000 RINGLOOP_MODEL_FIRST_SEED=1 ringloop_tests "[cpython_oracle]"
 //   RINGLOOP_ORACLE_VERBOSE=1                                   also print every known difference
+//   RINGLOOP_ORACLE_SCRIPT=oracle.py                            keep the script (python3 oracle.py)
 //
 // The programs are the model test's; those its reference model finds ambiguous (timers due on
 // one tick whose order changes the outcome) are skipped here too. Python runs once for all the

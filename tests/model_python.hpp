@@ -548,16 +548,21 @@ inline Output parse(std::istream& in) {
 }
 
 // Runs the script with the python3 on PATH (one process for all the programs); `emulate` runs
-// it with RINGLOOP_ORACLE_EMULATE=1 (ringloop's known differences emulated, not the oracle).
+// it with RINGLOOP_ORACLE_EMULATE=1 (ringloop's known differences emulated, not the oracle), or
+// with the environment's RINGLOOP_ORACLE_EMULATE (gather or wait_for: one of them only).
 inline Output run_python(const std::string& text, bool emulate = false) {
   char path[] = "/tmp/ringloop-oracle-XXXXXX";
   int fd = ::mkstemp(path);
   if (fd < 0) throw std::runtime_error("run_python: mkstemp failed");
   ::close(fd);
   std::ofstream(path) << text;
+  if (const char* keep = std::getenv("RINGLOOP_ORACLE_SCRIPT"); keep != nullptr && !emulate)
+    std::ofstream(keep) << text;  // to run it again by hand: python3 <file>
+  // The oracle's run never inherits an emulation from the environment.
   std::string command =
-      std::string(emulate ? "RINGLOOP_ORACLE_EMULATE=${RINGLOOP_ORACLE_EMULATE:-1} " : "") +
-      "python3 " + path + " 2>&1";
+      std::string(emulate ? "RINGLOOP_ORACLE_EMULATE=${RINGLOOP_ORACLE_EMULATE:-1}"
+                          : "RINGLOOP_ORACLE_EMULATE=") +
+      " python3 " + path + " 2>&1";
   std::FILE* pipe = ::popen(command.c_str(), "r");
   if (pipe == nullptr) {
     ::unlink(path);
