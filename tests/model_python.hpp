@@ -5,8 +5,9 @@
 //
 // The emitted code is plain asyncio (sleep, create_task, gather, cancel, try/except), with these
 // adjustments, each to follow a rule the README's asyncio table says ringloop chose:
-// - wait_for is Python 3.12's: `async with asyncio.timeout(t): return await coro` (3.12's
-//   wait_for for t > 0, word for word; 3.11's wraps the coroutine in a task and can lose a cancel);
+// - wait_for is Python 3.12's: `async with timeout(t): return await coro` (3.12's wait_for for
+//   t > 0, word for word; 3.11's wraps the coroutine in a task and can lose a cancel), with
+//   3.12's timeout() exit rule (3.11.2's converts to TimeoutError only when uncancel() is 0);
 // - gather without return_exceptions cancels the other children on the first failure and waits
 //   for them all before raising it (ringloop's documented difference: asyncio leaves them
 //   running and raises at once);
@@ -159,10 +160,34 @@ async def gather_cancelling(*coros):
     return [child.result() for child in children]
 
 
+class Timeout(asyncio.timeouts.Timeout):
+    """asyncio.timeout() with Python 3.12's exit rule, whatever the 3.11 release: the expiry
+    becomes TimeoutError unless the task got a cancel of its own meanwhile (3.11.2 converts only
+    when uncancel() reaches 0)."""
+
+    async def __aenter__(self):
+        await super().__aenter__()
+        self._cancelling = self._task.cancelling()
+        return self
+
+    async def __aexit__(self, exc_type, exc_val, exc_tb):
+        if self._timeout_handler is not None:
+            self._timeout_handler.cancel()
+            self._timeout_handler = None
+        if self._state is asyncio.timeouts._State.EXPIRING:
+            self._state = asyncio.timeouts._State.EXPIRED
+            if self._task.uncancel() <= self._cancelling and exc_type is not None:
+                if issubclass(exc_type, asyncio.CancelledError):
+                    raise TimeoutError from exc_val
+        elif self._state is asyncio.timeouts._State.ENTERED:
+            self._state = asyncio.timeouts._State.EXITED
+        return None
+
+
 async def wait_for(coro, delay):
     """Python 3.12's asyncio.wait_for for a delay > 0, word for word (3.11's runs the coroutine
     in a task of its own)."""
-    async with asyncio.timeout(delay):
+    async with Timeout(asyncio.get_running_loop().time() + delay):
         return await coro
 
 
