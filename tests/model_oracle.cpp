@@ -111,8 +111,11 @@ Verdict judge(const std::vector<model::Event>& a, const std::string& unexpected,
   Verdict v;
   v.why = first_difference(a, unexpected, oracle);
   if (v.why.empty()) return v;
+  // Only a trace difference can be a known one: an error in the oracle's run never is.
   v.agreement = Agreement::known;
-  if (emulated != nullptr && first_difference(a, unexpected, *emulated).empty()) return v;
+  if (oracle.seen && oracle.unexpected.empty() && emulated != nullptr &&
+      first_difference(a, unexpected, *emulated).empty())
+    return v;
   v.agreement = Agreement::mismatch;
   return v;
 }
