@@ -396,18 +396,18 @@ def run_program(name, program):
 )PY";
 }
 
+// A node is `async def n<id>()`, run through T.node(id, n<id>), which records its entry and
+// its exit as the C++ runner's run_node does.
+inline std::string node_coro(int id) {
+  return "T.node(" + std::to_string(id) + ", n" + std::to_string(id) + ")";
+}
+
 inline void emit_node(const Program& p, int id, std::ostringstream& out) {
   const Node& n = p.nodes[static_cast<std::size_t>(id)];
-  auto call = [&p](int kid) {
-    (void)p;
-    return "await T.node(" + std::to_string(kid) + ", n" + std::to_string(kid) + ")";
-  };
-  auto kids_list = [&n, &call] {
+  auto call = [](int kid) { return "await " + node_coro(kid); };
+  auto kids_list = [&n] {
     std::string list;
-    for (std::size_t i = 0; i < n.kids.size(); ++i) {
-      if (i) list += ", ";
-      list += call(n.kids[i]).substr(6);  // without "await "
-    }
+    for (std::size_t i = 0; i < n.kids.size(); ++i) list += (i ? ", " : "") + node_coro(n.kids[i]);
     return list;
   };
   const std::string in = "        ";
@@ -466,10 +466,10 @@ inline void emit_node(const Program& p, int id, std::ostringstream& out) {
       out << in << "return acc\n";
       break;
     case Kind::wait_for:
-      out << in << "return await wait_for(" << call(n.kids[0]).substr(6) << ", " << n.arg << ")\n";
+      out << in << "return await wait_for(" << node_coro(n.kids[0]) << ", " << n.arg << ")\n";
       break;
     case Kind::spawn:
-      out << in << "task = asyncio.create_task(" << call(n.kids[0]).substr(6) << ")\n"
+      out << in << "task = asyncio.create_task(" << node_coro(n.kids[0]) << ")\n"
           << in << "try:\n"
           << in << "    pre = " << call(n.kids[1]) << '\n'
           << in << "except BaseException:\n"
