@@ -6,6 +6,10 @@
 // accumulates along a chain: while every event lands within half a tick after its tick, events
 // of different ticks happen in the model's order. The current tick is read from the clock
 // (floor), which is right for the same reason.
+//
+// Under virtual time (model_oracle.cpp) the clock is the loop's and nothing is late: every
+// deadline is a tick exactly, so timers due on one tick fire in the same pass, in the order they
+// were armed, as asyncio's do on its virtual clock.
 #pragma once
 
 #include <chrono>
@@ -31,10 +35,13 @@ struct Run {
   const Program* program = nullptr;
   std::chrono::nanoseconds tick{};
   Clock::time_point start{};
+  bool exact = false;  // virtual time: every deadline on its tick exactly
   std::vector<Event> events;
   std::string unexpected;  // an exception no node should ever see
 
-  long long elapsed_ns() const { return (Clock::now() - start).count(); }
+  // The loop's clock: the monotonic clock, or the virtual one.
+  static Clock::time_point now() { return ringloop::Loop::current()->now(); }
+  long long elapsed_ns() const { return (now() - start).count(); }
   long long tick_now() const { return elapsed_ns() / tick.count(); }
   Clock::time_point at_tick(long long k) const { return start + k * tick; }
   const Node& node(int id) const { return program->nodes[static_cast<std::size_t>(id)]; }
@@ -110,7 +117,11 @@ inline ringloop::Coro<int> run_gather(Run& r, int id) {
 inline ringloop::Coro<int> run_wait_for(Run& r, int id) {
   const Node& n = r.node(id);
   auto deadline = r.at_tick(r.tick_now() + n.arg);
-  int v = co_await ringloop::wait_for(run_node(r, n.kids[0]), deadline - Clock::now());
+  std::chrono::nanoseconds timeout = deadline - Run::now();
+  // Virtual time: wait_for reads the clock once more, 1 ns later; its deadline is then the
+  // tick exactly, the same instant as the sleeps due on that tick (as in asyncio).
+  if (r.exact) timeout -= std::chrono::nanoseconds(1);
+  int v = co_await ringloop::wait_for(run_node(r, n.kids[0]), timeout);
   co_return v;
 }
 
@@ -187,7 +198,7 @@ inline ringloop::Coro<int> run_node(Run& r, int id) {
 }
 
 inline ringloop::Coro<> run_program(Run& r) {
-  r.start = Clock::now();
+  r.start = Run::now();
   try {
     co_await run_node(r, 0);
   } catch (...) {
@@ -196,12 +207,27 @@ inline ringloop::Coro<> run_program(Run& r) {
 }
 
 // Runs every program concurrently on one loop (each with its own start).
-inline void run_all(std::vector<Run>& runs) {
-  ringloop::run([](std::vector<Run>& all) -> ringloop::Coro<> {
-    std::vector<ringloop::Coro<>> programs;
-    for (Run& r : all) programs.push_back(run_program(r));
-    co_await ringloop::gather(programs);
-  }(runs));
+inline void run_all(std::vector<Run>& runs, const ringloop::LoopOptions& options = {}) {
+  ringloop::run(
+      [](std::vector<Run>& all) -> ringloop::Coro<> {
+        std::vector<ringloop::Coro<>> programs;
+        for (Run& r : all) programs.push_back(run_program(r));
+        co_await ringloop::gather(programs);
+      }(runs),
+      options);
+}
+
+// Runs one program alone on a loop of its own with virtual time: exact ticks, no lateness.
+inline Run run_virtual(const Program& program, std::chrono::nanoseconds tick) {
+  std::vector<Run> runs(1);
+  runs[0].program = &program;
+  runs[0].tick = tick;
+  runs[0].exact = true;
+  ringloop::LoopOptions options;
+  options.virtual_time = true;
+  options.cancel_main_on_sigint = false;
+  run_all(runs, options);
+  return std::move(runs[0]);
 }
 
 }  // namespace model::runner
