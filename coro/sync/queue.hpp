@@ -6,8 +6,9 @@
 // Fairness, and no item lost to a cancel: when an item arrives for a waiting getter, that item
 // is promised to the first getter, which is scheduled and takes one when it runs; get_nowait()
 // and later getters cannot take a promised item. Likewise a place freed for a waiting putter
-// is promised to it. If a getter (putter) is cancelled after the promise and before it runs,
-// the promise goes on to the next waiter, or back to the queue. qsize(), empty() and full()
+// is promised to it. If a getter (putter) is cancelled after the promise and before it runs
+// (and uncancel() did not take the cancel back), the promise goes on, when it resumes, to the
+// next waiter, or back to the queue. qsize(), empty() and full()
 // count what a get_nowait() or put_nowait() could take now: a promised item is not counted by
 // qsize(), a promised place makes full() true (asyncio counts both, and lets *_nowait take them,
 // sending the woken waiter back to the end of the line).
@@ -188,7 +189,7 @@ class BasicQueue {
 template <class T, class Buffer>
 class [[nodiscard]] BasicQueue<T, Buffer>::GetAwaiter : Waiter {
  public:
-  explicit GetAwaiter(BasicQueue& queue) noexcept : Waiter(&on_cancel), queue_(queue) {}
+  explicit GetAwaiter(BasicQueue& queue) noexcept : Waiter(&cancel_unless_granted), queue_(queue) {}
 
   using Waiter::await_ready;
 
@@ -205,25 +206,17 @@ class [[nodiscard]] BasicQueue<T, Buffer>::GetAwaiter : Waiter {
   }
 
   T await_resume() {
+    if (refuse_grant_if_cancelled()) {
+      // Promised an item it will not take: the item goes to the next getter, or stays.
+      --queue_.promised_items_;
+      queue_.promise_items();
+    }
     finish();
     --queue_.promised_items_;
     return queue_.take();
   }
 
  private:
-  static bool on_cancel(CancelPoint& point) noexcept {
-    auto& self = static_cast<GetAwaiter&>(static_cast<Waiter&>(point));
-    if (self.state_ == State::queued) {
-      self.withdraw();
-    } else if (self.state_ == State::granted) {
-      // Promised an item it will not take: the item goes to the next getter, or stays.
-      self.state_ = State::cancelled;
-      --self.queue_.promised_items_;
-      self.queue_.promise_items();
-    }
-    return true;
-  }
-
   BasicQueue& queue_;
 };
 
@@ -231,7 +224,7 @@ template <class T, class Buffer>
 class [[nodiscard]] BasicQueue<T, Buffer>::PutAwaiter : Waiter {
  public:
   PutAwaiter(BasicQueue& queue, T item)
-      : Waiter(&on_cancel), queue_(queue), item_(std::move(item)) {}
+      : Waiter(&cancel_unless_granted), queue_(queue), item_(std::move(item)) {}
 
   using Waiter::await_ready;
 
@@ -248,25 +241,17 @@ class [[nodiscard]] BasicQueue<T, Buffer>::PutAwaiter : Waiter {
   }
 
   void await_resume() {
+    if (refuse_grant_if_cancelled()) {
+      // Promised a place it will not fill: the place goes to the next putter, or stays free.
+      --queue_.promised_places_;
+      queue_.promise_places();
+    }
     finish();
     --queue_.promised_places_;
     queue_.add(std::move(item_));
   }
 
  private:
-  static bool on_cancel(CancelPoint& point) noexcept {
-    auto& self = static_cast<PutAwaiter&>(static_cast<Waiter&>(point));
-    if (self.state_ == State::queued) {
-      self.withdraw();
-    } else if (self.state_ == State::granted) {
-      // Promised a place it will not fill: the place goes to the next putter, or stays free.
-      self.state_ = State::cancelled;
-      --self.queue_.promised_places_;
-      self.queue_.promise_places();
-    }
-    return true;
-  }
-
   BasicQueue& queue_;
   T item_;  // in the awaiter, in the putting coroutine's frame, until there is room
 };
