@@ -1142,3 +1142,106 @@ TEST_CASE("many tasks contending a Lock, a Semaphore and a Queue under random ca
   CHECK(c.queue.qsize() == 0);
   CHECK(c.consumer_cancels > 0);
 }
+
+// ------------------------------------------------------------------------------ Queue.shutdown
+// Python 3.13's Queue.shutdown(immediate), for Queue, LifoQueue and PriorityQueue alike.
+
+TEMPLATE_TEST_CASE("Queue.shutdown: put throws, get drains then throws, waiters are woken",
+                   "[sync][queue]", ringloop::Queue<int>, ringloop::LifoQueue<int>,
+                   ringloop::PriorityQueue<int>) {
+  ringloop::run([]() -> Coro<> {
+    TestType queue(1);
+    Log log;
+    auto getter_log = [](TestType& q, Log& out) -> Coro<> {
+      try {
+        int item = co_await q.get();
+        out.push_back("got" + std::to_string(item));
+      } catch (const ringloop::QueueShutDown&) {
+        out.push_back("getter shut down");
+      }
+    };
+    auto putter_log = [](TestType& q, int item, Log& out) -> Coro<> {
+      try {
+        co_await q.put(item);
+        out.push_back("put" + std::to_string(item));
+      } catch (const ringloop::QueueShutDown&) {
+        out.push_back("putter shut down");
+      }
+    };
+    // A getter waiting on an empty queue is woken by shutdown and throws.
+    auto getter = ringloop::create_task(getter_log(queue, log));
+    co_await yield();
+    queue.shutdown();
+    CHECK(queue.is_shut_down());
+    co_await getter;
+    CHECK(log == Log{"getter shut down"});
+    CHECK_THROWS_AS(queue.put_nowait(1), ringloop::QueueShutDown);
+    CHECK_THROWS_AS(co_await queue.put(1), ringloop::QueueShutDown);
+    CHECK_THROWS_AS(queue.get_nowait(), ringloop::QueueShutDown);
+    CHECK_THROWS_AS(co_await queue.get(), ringloop::QueueShutDown);
+
+    // A putter waiting on a full queue is woken and throws; the items already there drain.
+    TestType full(1);
+    full.put_nowait(7);
+    log.clear();
+    auto putter = ringloop::create_task(putter_log(full, 8, log));
+    co_await yield();
+    full.shutdown();
+    co_await putter;
+    CHECK(log == Log{"putter shut down"});
+    int drained = co_await full.get();
+    CHECK(drained == 7);
+    CHECK_THROWS_AS(co_await full.get(), ringloop::QueueShutDown);
+    full.task_done();
+    co_await full.join();  // every item got and done
+  }());
+}
+
+TEMPLATE_TEST_CASE("Queue.shutdown(immediate): empties the queue, wakes everyone, releases join",
+                   "[sync][queue]", ringloop::Queue<int>, ringloop::LifoQueue<int>,
+                   ringloop::PriorityQueue<int>) {
+  ringloop::run([]() -> Coro<> {
+    TestType queue(2);
+    Log log;
+    queue.put_nowait(1);
+    queue.put_nowait(2);
+    auto putter = ringloop::create_task([](TestType& q, Log& out) -> Coro<> {
+      try {
+        co_await q.put(3);
+      } catch (const ringloop::QueueShutDown&) {
+        out.push_back("putter shut down");
+      }
+    }(queue, log));
+    auto joiner = ringloop::create_task([](TestType& q, Log& out) -> Coro<> {
+      co_await q.join();
+      out.push_back("joined");
+    }(queue, log));
+    co_await yield();
+    int first = queue.get_nowait();  // one item got, not yet done; its place goes to the putter
+    CHECK((first == 1 || first == 2));
+    queue.shutdown(true);
+    CHECK(queue.empty());
+    co_await putter;
+    CHECK(log == Log{"putter shut down"});
+    CHECK_FALSE(joiner.done());  // the item got is not done yet
+    queue.task_done();
+    co_await joiner;
+    CHECK(log == Log{"putter shut down", "joined"});
+    CHECK_THROWS_AS(queue.get_nowait(), ringloop::QueueShutDown);
+  }());
+}
+
+TEST_CASE("Queue.shutdown(immediate): a getter woken with an item that shutdown removed throws",
+          "[sync][queue]") {
+  ringloop::run([]() -> Coro<> {
+    ringloop::Queue<int> queue;
+    auto getter = ringloop::create_task(
+        [](ringloop::Queue<int>& q) -> Coro<int> { co_return co_await q.get(); }(queue));
+    co_await yield();
+    queue.put_nowait(1);  // promised to the getter, which has not run yet
+    queue.shutdown(true);
+    CHECK_THROWS_AS(co_await getter, ringloop::QueueShutDown);
+    co_await queue.join();  // the removed item counts as done
+    CHECK(queue.qsize() == 0);
+  }());
+}
