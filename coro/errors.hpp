@@ -30,6 +30,12 @@ class KeyboardInterrupt : public std::runtime_error {
   KeyboardInterrupt() : std::runtime_error("interrupted by SIGINT: the main task was cancelled") {}
 };
 
+// A Barrier was aborted, or reset while this task waited at it (asyncio.BrokenBarrierError).
+class BrokenBarrierError : public std::runtime_error {
+ public:
+  explicit BrokenBarrierError(const std::string& message) : std::runtime_error(message) {}
+};
+
 // A task's result or exception was asked for before the task finished.
 class InvalidStateError : public std::logic_error {
  public:

@@ -8,6 +8,7 @@
 #include <ringloop/coro/net/socket.hpp>
 #include <ringloop/coro/net/stream.hpp>
 #include <ringloop/coro/signal/signals.hpp>
+#include <ringloop/coro/sync/barrier.hpp>
 #include <ringloop/coro/sync/condition.hpp>
 #include <ringloop/coro/sync/event.hpp>
 #include <ringloop/coro/sync/lock.hpp>

@@ -155,6 +155,67 @@ TEST_CASE("Event: a cancelled waiter throws CancelledError, queued or already wo
   }());
 }
 
+TEST_CASE("Event: uncancel() after set() woke the waiter lets it resume normally",
+          "[sync][event]") {
+  // Issue #20. asyncio 3.13: the waiter's future is done, so cancel() sets _must_cancel;
+  // uncancel() bringing cancelling() to 0 clears it (3.11 and 3.12 keep it and throw).
+  ringloop::run([]() -> Coro<> {
+    Event event;
+    Log log;
+    auto woken = ringloop::create_task(wait_and_log(event, "woken", log));
+    co_await yield();
+    event.set();
+    CHECK(woken.cancel());
+    CHECK(woken.cancelling() == 1);
+    CHECK(woken.uncancel() == 0);
+    co_await woken;
+    CHECK_FALSE(woken.cancelled());
+    CHECK(log == Log{"woken"});
+  }());
+}
+
+TEST_CASE("uncancel() after a grant keeps it: Lock, Semaphore, Queue get and put, Condition",
+          "[sync][event][semaphore]") {
+  // The same rule for every primitive's waiter: the grant (lock, permit, item, place, notify)
+  // is kept when the cancel that came after it is taken back, and nothing is handed on.
+  ringloop::run([]() -> Coro<> {
+    Log log;
+    Lock lock;
+    co_await lock.acquire();
+    auto locker = ringloop::create_task(acquire_and_log(lock, "lock", log));
+    Semaphore semaphore(0);
+    auto permit = ringloop::create_task(take_permit_and_log(semaphore, "permit", log));
+    ringloop::Queue<int> items;
+    auto getter = ringloop::create_task(get_and_log(items, "get", log));
+    ringloop::Queue<int> places(1);
+    places.put_nowait(0);
+    auto putter = ringloop::create_task(put_and_log(places, 7, log));
+    Condition condition;
+    auto waiter = ringloop::create_task(condition_waiter(condition, "notified", log));
+    co_await yield();
+    lock.release();
+    semaphore.release();
+    items.put_nowait(5);
+    int freed = places.get_nowait();
+    CHECK(freed == 0);
+    {
+      auto guard = co_await condition.scoped();
+      condition.notify();
+    }  // the lock goes to the notified waiter
+    for (Task<>* task : {&locker, &permit, &getter, &putter, &waiter}) {
+      CHECK(task->cancel());
+      CHECK(task->uncancel() == 0);
+    }
+    co_await ringloop::gather(locker, permit, getter, putter, waiter);
+    std::sort(log.begin(), log.end());
+    CHECK(log == Log{"get:5", "lock", "notified", "permit", "put7"});
+    CHECK_FALSE(lock.locked());
+    CHECK(semaphore.value() == 0);
+    CHECK(items.empty());
+    CHECK(places.qsize() == 1);
+  }());
+}
+
 // ----------------------------------------------------------------------------------------- Lock
 
 TEST_CASE("Lock: waiters acquire in the order they came", "[sync]") {
@@ -327,10 +388,98 @@ TEST_CASE("Semaphore: a permit handed to a cancelled last waiter goes back to th
     semaphore.release();
     CHECK(semaphore.value() == 0);  // handed over
     chosen.cancel();
-    CHECK(semaphore.value() == 1);  // and back
+    CHECK(semaphore.value() == 0);  // given back when "chosen" runs (asyncio's except clause)
     CHECK_THROWS_AS(co_await chosen, CancelledError);
-    co_await semaphore.acquire();  // the permit is there
+    CHECK(semaphore.value() == 1);  // and back
+    co_await semaphore.acquire();   // the permit is there
     CHECK(semaphore.value() == 0);
+  }());
+}
+
+TEST_CASE("Semaphore: a waiter woken but not yet resumed keeps its turn over a later acquire",
+          "[sync][semaphore]") {
+  // Issue #20; asyncio 3.11.1+ (gh-90155):
+  //   sem = Semaphore(0); t = create_task(w())  # w: await sem.acquire(); log.append("woken")
+  //   await sleep(0); sem.release(); sem.release(); sem.release()
+  //   sem.locked() -> True, sem._value -> 2
+  //   await sem.acquire(); log.append("main"); await t
+  //   -> log ['woken', 'main'], sem._value 1
+  ringloop::run([]() -> Coro<> {
+    Semaphore semaphore(0);
+    Log log;
+    auto woken = ringloop::create_task(take_permit_and_log(semaphore, "woken", log));
+    co_await yield();
+    semaphore.release();  // handed to "woken", which has not run yet
+    semaphore.release();
+    semaphore.release();
+    CHECK(semaphore.locked());
+    CHECK(semaphore.value() == 2);
+    co_await semaphore.acquire();  // queues behind "woken"
+    log.push_back("main");
+    co_await woken;
+    CHECK(log == Log{"woken", "main"});
+    CHECK(semaphore.value() == 1);
+    CHECK_FALSE(semaphore.locked());
+  }());
+}
+
+TEST_CASE("Semaphore: test_acquire_fifo_order (CPython test_locks.py)", "[sync][semaphore]") {
+  Log log;
+  ringloop::run([](Log& out) -> Coro<> {
+    Semaphore semaphore(1);
+    auto worker = [](Semaphore& sem, std::string tag, Log& log) -> Coro<> {
+      co_await sem.acquire();
+      log.push_back(tag + "_1");
+      co_await ringloop::sleep(10ms);
+      sem.release();
+      co_await sem.acquire();
+      log.push_back(tag + "_2");
+      co_await ringloop::sleep(10ms);
+      sem.release();
+    };
+    co_await ringloop::gather(worker(semaphore, "c1", out), worker(semaphore, "c2", out),
+                              worker(semaphore, "c3", out));
+  }(log));
+  CHECK(log == Log{"c1_1", "c2_1", "c3_1", "c1_2", "c2_2", "c3_2"});
+}
+
+TEST_CASE("Semaphore: test_acquire_fifo_order_2 (CPython test_locks.py)", "[sync][semaphore]") {
+  ringloop::run([]() -> Coro<> {
+    Semaphore semaphore(1);
+    Log log;
+    auto c1 = ringloop::create_task(take_permit_and_log(semaphore, "1", log));
+    auto c2 = ringloop::create_task([](Semaphore& sem, Log& out) -> Coro<> {
+      co_await sem.acquire();
+      out.push_back("2");
+      sem.release();
+      co_await sem.acquire();
+      out.push_back("4");
+    }(semaphore, log));
+    auto c3 = ringloop::create_task(take_permit_and_log(semaphore, "3", log));
+    co_await yield();
+    semaphore.release();
+    semaphore.release();
+    co_await ringloop::gather(c1, c2, c3);
+    CHECK(log == Log{"1", "2", "3", "4"});
+  }());
+}
+
+TEST_CASE("Semaphore: test_acquire_fifo_order_3 (CPython test_locks.py)", "[sync][semaphore]") {
+  ringloop::run([]() -> Coro<> {
+    Semaphore semaphore(0);
+    Log log;
+    auto c1 = ringloop::create_task(take_permit_and_log(semaphore, "1", log));
+    auto c2 = ringloop::create_task(take_permit_and_log(semaphore, "2", log));
+    auto c3 = ringloop::create_task(take_permit_and_log(semaphore, "3", log));
+    co_await yield();
+    c1.cancel();
+    co_await yield();
+    semaphore.release();
+    semaphore.release();
+    auto outcomes = co_await ringloop::gather(ringloop::return_exceptions, c1, c2, c3);
+    (void)outcomes;
+    CHECK(c1.cancelled());
+    CHECK(log == Log{"2", "3"});
   }());
 }
 
@@ -599,8 +748,9 @@ TEST_CASE("Queue: a getter cancelled after an item was promised to it does not l
     queue.put_nowait(2);
     CHECK(queue.qsize() == 0);
     last.cancel();
-    CHECK(queue.qsize() == 1);
+    CHECK(queue.qsize() == 0);  // given back when "last" runs (asyncio's except clause)
     CHECK_THROWS_AS(co_await last, CancelledError);
+    CHECK(queue.qsize() == 1);
     int item = queue.get_nowait();
     CHECK(item == 2);
   }());
@@ -991,4 +1141,107 @@ TEST_CASE("many tasks contending a Lock, a Semaphore and a Queue under random ca
   CHECK(c.got_items == c.put_items);
   CHECK(c.queue.qsize() == 0);
   CHECK(c.consumer_cancels > 0);
+}
+
+// ------------------------------------------------------------------------------ Queue.shutdown
+// Python 3.13's Queue.shutdown(immediate), for Queue, LifoQueue and PriorityQueue alike.
+
+TEMPLATE_TEST_CASE("Queue.shutdown: put throws, get drains then throws, waiters are woken",
+                   "[sync][queue]", ringloop::Queue<int>, ringloop::LifoQueue<int>,
+                   ringloop::PriorityQueue<int>) {
+  ringloop::run([]() -> Coro<> {
+    TestType queue(1);
+    Log log;
+    auto getter_log = [](TestType& q, Log& out) -> Coro<> {
+      try {
+        int item = co_await q.get();
+        out.push_back("got" + std::to_string(item));
+      } catch (const ringloop::QueueShutDown&) {
+        out.push_back("getter shut down");
+      }
+    };
+    auto putter_log = [](TestType& q, int item, Log& out) -> Coro<> {
+      try {
+        co_await q.put(item);
+        out.push_back("put" + std::to_string(item));
+      } catch (const ringloop::QueueShutDown&) {
+        out.push_back("putter shut down");
+      }
+    };
+    // A getter waiting on an empty queue is woken by shutdown and throws.
+    auto getter = ringloop::create_task(getter_log(queue, log));
+    co_await yield();
+    queue.shutdown();
+    CHECK(queue.is_shut_down());
+    co_await getter;
+    CHECK(log == Log{"getter shut down"});
+    CHECK_THROWS_AS(queue.put_nowait(1), ringloop::QueueShutDown);
+    CHECK_THROWS_AS(co_await queue.put(1), ringloop::QueueShutDown);
+    CHECK_THROWS_AS(queue.get_nowait(), ringloop::QueueShutDown);
+    CHECK_THROWS_AS(co_await queue.get(), ringloop::QueueShutDown);
+
+    // A putter waiting on a full queue is woken and throws; the items already there drain.
+    TestType full(1);
+    full.put_nowait(7);
+    log.clear();
+    auto putter = ringloop::create_task(putter_log(full, 8, log));
+    co_await yield();
+    full.shutdown();
+    co_await putter;
+    CHECK(log == Log{"putter shut down"});
+    int drained = co_await full.get();
+    CHECK(drained == 7);
+    CHECK_THROWS_AS(co_await full.get(), ringloop::QueueShutDown);
+    full.task_done();
+    co_await full.join();  // every item got and done
+  }());
+}
+
+TEMPLATE_TEST_CASE("Queue.shutdown(immediate): empties the queue, wakes everyone, releases join",
+                   "[sync][queue]", ringloop::Queue<int>, ringloop::LifoQueue<int>,
+                   ringloop::PriorityQueue<int>) {
+  ringloop::run([]() -> Coro<> {
+    TestType queue(2);
+    Log log;
+    queue.put_nowait(1);
+    queue.put_nowait(2);
+    auto putter = ringloop::create_task([](TestType& q, Log& out) -> Coro<> {
+      try {
+        co_await q.put(3);
+      } catch (const ringloop::QueueShutDown&) {
+        out.push_back("putter shut down");
+      }
+    }(queue, log));
+    auto joiner = ringloop::create_task([](TestType& q, Log& out) -> Coro<> {
+      co_await q.join();
+      out.push_back("joined");
+    }(queue, log));
+    co_await yield();
+    int first = queue.get_nowait();  // one item got, not yet done; its place goes to the putter
+    CHECK((first == 1 || first == 2));
+    queue.shutdown(true);
+    CHECK(queue.empty());
+    co_await putter;
+    CHECK(log == Log{"putter shut down"});
+    CHECK_FALSE(joiner.done());  // the item got is not done yet
+    queue.task_done();
+    co_await joiner;
+    CHECK(log == Log{"putter shut down", "joined"});
+    CHECK_THROWS_AS(queue.get_nowait(), ringloop::QueueShutDown);
+  }());
+}
+
+TEST_CASE("Queue.shutdown(immediate): a getter woken with an item that shutdown removed throws",
+          "[sync][queue]") {
+  ringloop::run([]() -> Coro<> {
+    ringloop::Queue<int> queue;
+    auto getter = ringloop::create_task(
+        [](ringloop::Queue<int>& q) -> Coro<int> { co_return co_await q.get(); }(queue));
+    co_await yield();
+    queue.put_nowait(1);  // promised to the getter, which has not run yet
+    queue.shutdown(true);
+    CHECK_THROWS_AS(co_await getter, ringloop::QueueShutDown);
+    co_await queue.join();  // the removed item counts as done
+    CHECK(queue.qsize() == 0);
+  }());
 }

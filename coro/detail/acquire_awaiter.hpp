@@ -1,7 +1,8 @@
 // The acquire awaiter of a resource handed from waiter to waiter: Lock (the lock) and
 // Semaphore (a permit). The owner provides try_take() (take it now if it is free and nobody
-// waits), pass_on() (give it to the first waiter, or back), binding_, waiters_ and kAcquireName.
-// A waiter handed the resource and cancelled before it runs passes it on: nothing is lost.
+// waits), handed_kept() and handed_refused() (a waiter handed the resource by a wake-up resumes
+// and keeps it, or gives it back because its task was cancelled in between), binding_, waiters_
+// and kAcquireName. A refused resource goes on to the next waiter: nothing is lost.
 #pragma once
 
 #include <coroutine>
@@ -13,7 +14,7 @@ namespace ringloop::detail {
 template <class Owner>
 class [[nodiscard]] AcquireAwaiter : Waiter {
  public:
-  explicit AcquireAwaiter(Owner& owner) noexcept : Waiter(&on_cancel), owner_(owner) {}
+  explicit AcquireAwaiter(Owner& owner) noexcept : Waiter(&cancel_unless_granted), owner_(owner) {}
 
   using Waiter::await_ready;
 
@@ -28,23 +29,16 @@ class [[nodiscard]] AcquireAwaiter : Waiter {
     return true;
   }
 
-  void await_resume() { finish(); }
+  void await_resume() {
+    if (refuse_grant_if_cancelled())
+      owner_.handed_refused();  // goes on as if this waiter had released it
+    else if (state_ == State::granted && was_queued())
+      owner_.handed_kept();
+    finish();
+  }
 
  protected:
   Owner& owner_;
-
- private:
-  static bool on_cancel(CancelPoint& point) noexcept {
-    auto& self = static_cast<AcquireAwaiter&>(static_cast<Waiter&>(point));
-    if (self.state_ == State::queued) {
-      self.withdraw();
-    } else if (self.state_ == State::granted) {
-      // Handed the resource but not yet resumed: it goes on as if this waiter had released it.
-      self.state_ = State::cancelled;
-      self.owner_.pass_on();
-    }
-    return true;
-  }
 };
 
 // co_await owner.scoped(): the same, returning a guard that releases when it goes.

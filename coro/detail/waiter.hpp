@@ -4,9 +4,12 @@
 //
 // A waiter is woken by being *granted* what it waits for (the lock, a permit, an item) and
 // scheduled on its loop; set(), release() and put() never resume a coroutine inline. Between
-// the grant and the waiter's resumption its task may still be cancelled: the grant must then go
-// on to the next waiter (asyncio's Lock, Semaphore and Queue do the same), which is why every
-// primitive's cancel handler distinguishes "queued" from "granted".
+// the grant and the waiter's resumption its task may still be cancelled. As in asyncio (whose
+// Task.cancel() finds the waiter's future done and sets _must_cancel), that cancel is left
+// pending on the task: uncancel() can still take it back (Python 3.13's rule), and the waiter
+// then keeps its grant. If it is still pending when the waiter resumes, the waiter gives the
+// grant back (the lock, permit, item or place goes on to the next waiter, as asyncio's Lock,
+// Semaphore and Queue do in their `except CancelledError`) and throws CancelledError.
 #pragma once
 
 #include <coroutine>
@@ -88,6 +91,14 @@ class Waiter : public ListNode, public CancelPoint {
     }
   }
 
+  // The cancel handler of every waiter but Condition's: a queued waiter leaves its list and
+  // resumes to throw; a granted one leaves the cancel pending on its task (false: see above).
+  static bool cancel_unless_granted(CancelPoint& point) noexcept {
+    auto& self = static_cast<Waiter&>(point);
+    if (self.state_ == State::queued) self.withdraw();
+    return self.state_ != State::granted;
+  }
+
  protected:
   // First step of every await_suspend: binds the primitive to the awaiting coroutine's loop.
   // Returns false when the task has a cancel pending: the await then throws CancelledError at
@@ -119,11 +130,23 @@ class Waiter : public ListNode, public CancelPoint {
     wake(State::cancelled);
   }
 
+  // First step of an await_resume whose grant must be given back when refused: true when a
+  // cancel that came after the grant is still pending (not taken back by uncancel()). The
+  // waiter is then cancelled, and finish() throws.
+  bool refuse_grant_if_cancelled() noexcept {
+    if (state_ != State::granted || task_ == nullptr || !task_->must_cancel) return false;
+    state_ = State::cancelled;
+    return true;
+  }
+
+  // True when this waiter was granted by a wake-up (queued first), not at once in await_suspend.
+  bool was_queued() const noexcept { return list_ != nullptr; }
+
   // Last step of every await_resume: throws CancelledError if the wait was cancelled.
   void finish() {
-    // Every cancel point of ours takes the cancel while suspended, so no cancel can be pending
-    // here unless this wait was refused at start() (and is cancelled): a granted wait never
-    // throws from resumed(), which would lose what was granted.
+    // A cancel is pending here only if the wait was refused at start(), or came after the grant
+    // and refuse_grant_if_cancelled() gave the grant back: a grant still held never throws from
+    // resumed(), which would lose it.
     RINGLOOP_ASSERT(task_ == nullptr || !task_->must_cancel || state_ == State::cancelled,
                     "a cancel became pending during a primitive's wait");
     if (task_ != nullptr) task_->resumed();

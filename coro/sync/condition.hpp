@@ -4,7 +4,9 @@
 // as asyncio's wait() does in its `finally`. notify(n) moves up to n waiters, first come first
 // served, straight into the lock's queue (they resume when the lock reaches them; no wake-up
 // that would only find the lock taken). A notified waiter cancelled before it resumes passes
-// its notification on to the next waiter, so a notify is not lost (cpython gh-112202).
+// its notification on to the next waiter, so a notify is not lost (cpython gh-112202); one
+// cancelled once it was handed the lock leaves the cancel pending, so uncancel() can still take
+// it back (waiter.hpp), and passes the notification on only if it is still pending at resume.
 #pragma once
 #include <ringloop/loop/detail/config.hpp>
 
@@ -82,6 +84,10 @@ class [[nodiscard]] Condition::WaitAwaiter : detail::Waiter {
 
   // Owns the lock here, whatever happened.
   void await_resume() {
+    if (!cancelled_ && refuse_grant_if_cancelled()) {
+      cancelled_ = true;  // keeps the lock (the wait returns holding it) and throws
+      if (notified_) condition_.move_to_lock(1);
+    }
     finish();
     if (cancelled_) throw CancelledError();
   }
@@ -98,6 +104,7 @@ class [[nodiscard]] Condition::WaitAwaiter : detail::Waiter {
   static bool on_cancel(detail::CancelPoint& point) noexcept {
     auto& self = static_cast<WaitAwaiter&>(static_cast<Waiter&>(point));
     if (self.cancelled_) return true;
+    if (self.state_ == State::granted) return false;  // holds the lock: pending (waiter.hpp)
     self.cancelled_ = true;
     if (self.state_ == State::queued && self.list_ == &self.condition_.waiters_) {
       // Still waiting for a notify: stop, but take the lock back before throwing.

@@ -1,7 +1,8 @@
 // Event: asyncio.Event. A flag that coroutines wait for: set() wakes every waiter (on the loop's
 // next step, never inline) and lets later waits through until clear(). A waiter cancelled after
-// set() chose it still throws CancelledError, as in asyncio: an event is not consumed, so
-// nothing needs to go on to another waiter.
+// set() chose it still throws CancelledError, as in asyncio, unless uncancel() took the cancel
+// back before it resumed (then it returns normally, Python 3.13's rule); an event is not
+// consumed, so nothing needs to go on to another waiter.
 #pragma once
 #include <ringloop/loop/detail/config.hpp>
 
@@ -53,7 +54,7 @@ class Event {
 
 class [[nodiscard]] Event::WaitAwaiter : detail::Waiter {
  public:
-  explicit WaitAwaiter(Event& event) noexcept : Waiter(&on_cancel), event_(event) {}
+  explicit WaitAwaiter(Event& event) noexcept : Waiter(&cancel_unless_granted), event_(event) {}
 
   using Waiter::await_ready;
 
@@ -68,18 +69,12 @@ class [[nodiscard]] Event::WaitAwaiter : detail::Waiter {
     return true;
   }
 
-  void await_resume() { finish(); }
-
- private:
-  static bool on_cancel(detail::CancelPoint& point) noexcept {
-    auto& self = static_cast<WaitAwaiter&>(static_cast<Waiter&>(point));
-    if (self.state_ == State::queued)
-      self.withdraw();
-    else
-      self.state_ = State::cancelled;  // set() chose it; it is scheduled already
-    return true;
+  void await_resume() {
+    refuse_grant_if_cancelled();  // nothing to give back: finish() throws
+    finish();
   }
 
+ private:
   Event& event_;
 };
 

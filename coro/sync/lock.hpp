@@ -1,9 +1,9 @@
 // Lock: asyncio.Lock, a mutual-exclusion lock for coroutines, fair (first come, first served).
 // release() hands the lock straight to the first waiter, which is scheduled to resume owning
 // it; the lock stays locked in between, so nobody can take it out of turn. If that waiter's
-// task is cancelled before it runs, the lock goes on to the next waiter (or is unlocked), and
-// the cancelled acquire throws CancelledError without owning it. Invariant: while anyone waits,
-// the lock is locked.
+// task is cancelled before it runs (and uncancel() did not take the cancel back), the lock goes
+// on to the next waiter (or is unlocked) when it resumes, and the cancelled acquire throws
+// CancelledError without owning it. Invariant: while anyone waits, the lock is locked.
 //
 //   auto guard = co_await lock.scoped();   // asyncio's `async with lock:`
 //   co_await lock.acquire(); ... lock.release();
@@ -63,6 +63,8 @@ class Lock {
   void pass_on() noexcept {
     if (!detail::Waiter::grant_first(waiters_)) locked_ = false;
   }
+  void handed_kept() noexcept {}
+  void handed_refused() noexcept { pass_on(); }
 
   detail::LoopBinding binding_;
   detail::WaitList waiters_;

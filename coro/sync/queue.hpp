@@ -6,11 +6,20 @@
 // Fairness, and no item lost to a cancel: when an item arrives for a waiting getter, that item
 // is promised to the first getter, which is scheduled and takes one when it runs; get_nowait()
 // and later getters cannot take a promised item. Likewise a place freed for a waiting putter
-// is promised to it. If a getter (putter) is cancelled after the promise and before it runs,
-// the promise goes on to the next waiter, or back to the queue. qsize(), empty() and full()
+// is promised to it. If a getter (putter) is cancelled after the promise and before it runs
+// (and uncancel() did not take the cancel back), the promise goes on, when it resumes, to the
+// next waiter, or back to the queue. qsize(), empty() and full()
 // count what a get_nowait() or put_nowait() could take now: a promised item is not counted by
 // qsize(), a promised place makes full() true (asyncio counts both, and lets *_nowait take them,
 // sending the woken waiter back to the end of the line).
+//
+// shutdown(immediate) is Python 3.13's Queue.shutdown: from then on put and put_nowait throw
+// QueueShutDown, and so does every putter waiting or woken; get and get_nowait take what is left,
+// then throw QueueShutDown where they would wait or throw QueueEmpty, and waiting getters are
+// woken to throw it. shutdown(true) also empties the queue at once (the items promised to woken
+// getters too: they throw QueueShutDown), taking one unfinished task per item removed, so a
+// join() returns once the items already got are task_done(). task_done and join are otherwise
+// unchanged (3.13's are).
 #pragma once
 #include <ringloop/loop/detail/config.hpp>
 
@@ -40,6 +49,13 @@ class QueueFull : public std::runtime_error {
                            ")") {}
 };
 
+// asyncio.QueueShutDown (3.13): the queue was shut down.
+class QueueShutDown : public std::runtime_error {
+ public:
+  explicit QueueShutDown(const char* what)
+      : std::runtime_error(std::string(what) + ": the queue is shut down") {}
+};
+
 namespace detail {
 
 // The three orders. push() adds an item, pop() removes the next one.
@@ -53,6 +69,7 @@ class FifoBuffer {
     return item;
   }
   std::size_t size() const noexcept { return items_.size(); }
+  void clear() noexcept { items_.clear(); }
 
  private:
   std::deque<T> items_;
@@ -68,6 +85,7 @@ class LifoBuffer {
     return item;
   }
   std::size_t size() const noexcept { return items_.size(); }
+  void clear() noexcept { items_.clear(); }
 
  private:
   std::vector<T> items_;
@@ -88,6 +106,7 @@ class PriorityBuffer {
     return item;
   }
   std::size_t size() const noexcept { return items_.size(); }
+  void clear() noexcept { items_.clear(); }
 
  private:
   struct Later {
@@ -128,14 +147,35 @@ class BasicQueue {
 
   void put_nowait(T item) {
     binding_.check("Queue.put_nowait");
+    if (shut_down_) throw QueueShutDown("Queue.put_nowait");
     if (free_places() == 0) throw QueueFull(maxsize_);
     add(std::move(item));
   }
   T get_nowait() {
     binding_.check("Queue.get_nowait");
-    if (qsize() == 0) throw QueueEmpty();
+    if (qsize() == 0) {
+      if (shut_down_) throw QueueShutDown("Queue.get_nowait");
+      throw QueueEmpty();
+    }
     return take();
   }
+
+  // Python 3.13's Queue.shutdown(immediate): see the top of this file.
+  void shutdown(bool immediate = false) {
+    binding_.check("Queue.shutdown");
+    shut_down_ = true;
+    if (immediate && !immediate_) {
+      immediate_ = true;
+      std::size_t removed = buffer_.size();
+      buffer_.clear();
+      promised_items_ = 0;  // the woken getters see immediate_ and throw
+      unfinished_ -= std::min(removed, unfinished_);
+      if (unfinished_ == 0) finished_.set();
+    }
+    while (!getters_.empty()) static_cast<GetAwaiter&>(getters_.front()).wake_for_shutdown();
+    while (!putters_.empty()) static_cast<PutAwaiter&>(putters_.front()).wake_for_shutdown();
+  }
+  bool is_shut_down() const noexcept { return shut_down_; }
 
   // An item got earlier is processed; join() returns once every item put has been.
   void task_done() {
@@ -182,20 +222,23 @@ class BasicQueue {
   std::size_t unfinished_ = 0;       // put, and not yet task_done()
   Event finished_;                   // set while unfinished_ == 0
   LoopBinding binding_;
-  WaitList getters_;  // wait only while nothing is there to take
-  WaitList putters_;  // wait only while there is no free place
+  bool shut_down_ = false;
+  bool immediate_ = false;  // shut down with immediate: the items promised were removed
+  WaitList getters_;        // wait only while nothing is there to take
+  WaitList putters_;        // wait only while there is no free place
 };
 
 template <class T, class Buffer>
 class [[nodiscard]] BasicQueue<T, Buffer>::GetAwaiter : Waiter {
  public:
-  explicit GetAwaiter(BasicQueue& queue) noexcept : Waiter(&on_cancel), queue_(queue) {}
+  explicit GetAwaiter(BasicQueue& queue) noexcept : Waiter(&cancel_unless_granted), queue_(queue) {}
 
   using Waiter::await_ready;
 
   template <class P>
   bool await_suspend(std::coroutine_handle<P> awaiting) {
     if (!start(awaiting, queue_.binding_, "Queue.get")) return false;
+    if (queue_.qsize() == 0 && queue_.shut_down_) throw QueueShutDown("Queue.get");
     if (queue_.qsize() > 0) {
       ++queue_.promised_items_;  // taken in await_resume, like a woken getter's
       state_ = State::granted;
@@ -206,25 +249,29 @@ class [[nodiscard]] BasicQueue<T, Buffer>::GetAwaiter : Waiter {
   }
 
   T await_resume() {
+    // Without an item: woken by shutdown(), or its item removed by shutdown(immediate).
+    bool no_item = shutdown_woken_ || queue_.immediate_;
+    if (refuse_grant_if_cancelled() && !no_item) {
+      // Promised an item it will not take: the item goes to the next getter, or stays.
+      --queue_.promised_items_;
+      queue_.promise_items();
+    }
     finish();
+    if (no_item) throw QueueShutDown("Queue.get");
     --queue_.promised_items_;
     return queue_.take();
   }
 
  private:
-  static bool on_cancel(CancelPoint& point) noexcept {
-    auto& self = static_cast<GetAwaiter&>(static_cast<Waiter&>(point));
-    if (self.state_ == State::queued) {
-      self.withdraw();
-    } else if (self.state_ == State::granted) {
-      // Promised an item it will not take: the item goes to the next getter, or stays.
-      self.state_ = State::cancelled;
-      --self.queue_.promised_items_;
-      self.queue_.promise_items();
-    }
-    return true;
+  friend class BasicQueue;
+
+  void wake_for_shutdown() noexcept {
+    shutdown_woken_ = true;
+    list_->erase(*this);
+    wake(State::granted);
   }
 
+  bool shutdown_woken_ = false;
   BasicQueue& queue_;
 };
 
@@ -232,13 +279,14 @@ template <class T, class Buffer>
 class [[nodiscard]] BasicQueue<T, Buffer>::PutAwaiter : Waiter {
  public:
   PutAwaiter(BasicQueue& queue, T item)
-      : Waiter(&on_cancel), queue_(queue), item_(std::move(item)) {}
+      : Waiter(&cancel_unless_granted), queue_(queue), item_(std::move(item)) {}
 
   using Waiter::await_ready;
 
   template <class P>
   bool await_suspend(std::coroutine_handle<P> awaiting) {
     if (!start(awaiting, queue_.binding_, "Queue.put")) return false;
+    if (queue_.shut_down_) throw QueueShutDown("Queue.put");
     if (queue_.free_places() > 0) {
       ++queue_.promised_places_;
       state_ = State::granted;
@@ -249,25 +297,30 @@ class [[nodiscard]] BasicQueue<T, Buffer>::PutAwaiter : Waiter {
   }
 
   void await_resume() {
+    bool cancelled = refuse_grant_if_cancelled();
+    bool promised = !shutdown_woken_;  // a place, unless woken by shutdown()
+    if (promised && (cancelled || queue_.shut_down_)) {
+      // Promised a place it will not fill: the place goes to the next putter, or stays free.
+      --queue_.promised_places_;
+      promised = false;
+      queue_.promise_places();
+    }
     finish();
+    if (!promised) throw QueueShutDown("Queue.put");
     --queue_.promised_places_;
     queue_.add(std::move(item_));
   }
 
  private:
-  static bool on_cancel(CancelPoint& point) noexcept {
-    auto& self = static_cast<PutAwaiter&>(static_cast<Waiter&>(point));
-    if (self.state_ == State::queued) {
-      self.withdraw();
-    } else if (self.state_ == State::granted) {
-      // Promised a place it will not fill: the place goes to the next putter, or stays free.
-      self.state_ = State::cancelled;
-      --self.queue_.promised_places_;
-      self.queue_.promise_places();
-    }
-    return true;
+  friend class BasicQueue;
+
+  void wake_for_shutdown() noexcept {
+    shutdown_woken_ = true;
+    list_->erase(*this);
+    wake(State::granted);
   }
 
+  bool shutdown_woken_ = false;
   BasicQueue& queue_;
   T item_;  // in the awaiter, in the putting coroutine's frame, until there is room
 };

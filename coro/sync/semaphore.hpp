@@ -1,9 +1,13 @@
-// Semaphore and BoundedSemaphore: asyncio's, fair (first come, first served). release() hands
-// its permit straight to the first waiter (asyncio 3.12 does too: _wake_up_next takes the permit
-// for the waiter it wakes), so no acquire can take it out of turn; if that waiter's task is
-// cancelled before it runs, the permit goes on to the next waiter or back to the count. A
-// BoundedSemaphore refuses a release that would raise its value above the initial one.
-// Invariant: while anyone waits, the value is 0.
+// Semaphore and BoundedSemaphore: asyncio's (3.11.1+, gh-90155), fair (first come, first
+// served). release() hands its permit straight to the first waiter (asyncio's _wake_up_next
+// takes the permit for the waiter it wakes). A waiter handed a permit counts as waiting until it
+// resumes, as asyncio keeps its future in _waiters until then: locked() reads true and a later
+// acquire queues behind it, even when further release() calls raised the value meanwhile; the
+// woken waiter hands such a permit on as it resumes. If its task was cancelled before it ran
+// (and uncancel() did not take that back), its permit goes on to the next waiter, or back to
+// the count. A BoundedSemaphore refuses a release that would raise its value above the initial
+// one. Invariant: a free permit and a queued waiter coexist only while a handed permit's waiter
+// has not resumed (it passes the free permit on then).
 //
 //   auto guard = co_await semaphore.scoped();   // asyncio's `async with semaphore:`
 #pragma once
@@ -35,8 +39,9 @@ class Semaphore {
                     "alive until they have finished (or cancel and await them)");
   }
 
-  // True when an acquire would wait.
-  bool locked() const noexcept { return value_ == 0; }
+  // True when an acquire would wait: no permit, or someone waits (asyncio 3.11.1+'s locked(),
+  // which counts a woken waiter that has not resumed yet).
+  bool locked() const noexcept { return value_ == 0 || !waiters_.empty() || handed_ > 0; }
   // The permits left (asyncio keeps it private as _value; useful in tests and for metrics).
   std::size_t value() const noexcept { return value_; }
 
@@ -62,17 +67,39 @@ class Semaphore {
   static constexpr const char* kAcquireName = "Semaphore.acquire";
 
   bool try_take() noexcept {
-    if (value_ == 0) return false;
-    RINGLOOP_ASSERT(waiters_.empty(), "a Semaphore has permits while coroutines wait for one");
+    if (locked()) return false;
     --value_;
     return true;
   }
+  // A permit is back: to the first waiter, or to the count.
   void pass_on() noexcept {
-    if (!detail::Waiter::grant_first(waiters_)) ++value_;
+    ++value_;
+    wake_next();
+  }
+  // asyncio's _wake_up_next: a free permit goes to the first waiter, who holds it from now on.
+  void wake_next() noexcept {
+    if (value_ > 0 && detail::Waiter::grant_first(waiters_)) {
+      --value_;
+      ++handed_;
+    }
+  }
+  // The waiter handed a permit resumes with it; a permit released meanwhile goes on (asyncio's
+  // `if self._value > 0: self._wake_up_next()` at the end of acquire).
+  void handed_kept() noexcept {
+    RINGLOOP_ASSERT(handed_ > 0, "a Semaphore waiter resumed with a permit nobody handed it");
+    --handed_;
+    wake_next();
+  }
+  // Its task was cancelled before it resumed: the permit goes on, or back.
+  void handed_refused() noexcept {
+    RINGLOOP_ASSERT(handed_ > 0, "a Semaphore waiter gave back a permit nobody handed it");
+    --handed_;
+    pass_on();
   }
 
   detail::LoopBinding binding_;
   detail::WaitList waiters_;
+  std::size_t handed_ = 0;  // permits handed to waiters that have not resumed yet
   std::size_t value_;
   std::size_t bound_;  // the most value_ may be: the initial value for a BoundedSemaphore
 };
