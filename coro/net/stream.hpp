@@ -229,9 +229,7 @@ template <class Handler>
 Coro<> run_connection(Handler& handler, Stream stream) {
   try {
     co_await handler(std::move(stream));
-  } catch (const CancelledError&) {
-    throw;
-  } catch (const std::exception& error) {
+  } catch (const std::exception& error) {  // a CancelledError is no std::exception: it goes on
     report_server_error("a connection handler failed", error);
   }
 }

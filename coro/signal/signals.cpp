@@ -72,6 +72,9 @@ Coro<void> read_each(const std::shared_ptr<SignalWatch>& self) {
     } catch (const std::exception& error) {
       std::fprintf(stderr, "ringloop: exception in the handler of %s: %s\n",
                    strsignal(static_cast<int>(info.ssi_signo)), error.what());
+    } catch (const BaseException& error) {
+      std::fprintf(stderr, "ringloop: exception in the handler of %s: %s\n",
+                   strsignal(static_cast<int>(info.ssi_signo)), error.what());
     }
   }
 }

@@ -18,6 +18,9 @@ void report_unretrieved_exception(const std::exception_ptr& error,
   } catch (const std::exception& e) {
     std::fprintf(stderr, "ringloop: Task exception was never retrieved%s: %s: %s\n", where,
                  typeid(e).name(), e.what());
+  } catch (const BaseException& e) {
+    std::fprintf(stderr, "ringloop: Task exception was never retrieved%s: %s: %s\n", where,
+                 typeid(e).name(), e.what());
   } catch (...) {
     std::fprintf(stderr, "ringloop: Task exception was never retrieved%s (not a std::exception)\n",
                  where);

@@ -52,6 +52,8 @@ Coro<void> run_callback(std::int64_t deadline_ns, F fn) {
     std::invoke(fn);
   } catch (const std::exception& error) {
     std::fprintf(stderr, "ringloop: exception in callback: %s\n", error.what());
+  } catch (const BaseException& error) {
+    std::fprintf(stderr, "ringloop: exception in callback: %s\n", error.what());
   } catch (...) {
     std::fprintf(stderr, "ringloop: exception in callback (not a std::exception)\n");
   }
