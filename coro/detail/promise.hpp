@@ -160,24 +160,32 @@ class Promise : public PromiseBase {
   requires std::convertible_to<U&&, T>
   void return_value(U&& value) { value_.emplace(std::forward<U>(value)); }
 
-  // The result, moved out (or the exception, rethrown).
+  // The result, moved out (or the exception, rethrown). A value moved out once is gone: a
+  // second taker gets InvalidStateError rather than a moved-from value.
   T take_result() {
-    if (error) {
-      core.exception_retrieved = true;
-      std::rethrow_exception(error);
-    }
+    require_value();
+    value_taken_ = true;
     return std::move(*value_);
   }
   const T& peek_result() {
-    if (error) {
-      core.exception_retrieved = true;
-      std::rethrow_exception(error);
-    }
+    require_value();
     return *value_;
   }
 
  private:
+  void require_value() {
+    if (error) {
+      core.exception_retrieved = true;
+      std::rethrow_exception(error);
+    }
+    if (value_taken_)
+      throw InvalidStateError(
+          "the task's result was moved out already: its type cannot be copied, so only one "
+          "awaiter (or combinator) can take it");
+  }
+
   std::optional<T> value_;
+  bool value_taken_ = false;
 };
 
 template <>
