@@ -253,7 +253,21 @@ void Loop::prepare_now(Operation& operation) {
     timeout->state = OpState::submitted;
   }
   in_flight_ += operation.cqe_cost();
+  if (operation.daemon) ++daemon_in_flight_;
   ++stats_.operations_submitted;
+}
+
+void Loop::set_daemon(Operation& operation, bool daemon) noexcept {
+  RINGLOOP_ASSERT(operation.link_timeout == nullptr, "a daemon operation with a link timeout");
+  if (operation.daemon == daemon) return;
+  operation.daemon = daemon;
+  if (operation.state == OpState::submitted) daemon ? ++daemon_in_flight_ : --daemon_in_flight_;
+}
+
+void Loop::set_daemon(detail::TaskHook& task, bool daemon) noexcept {
+  if (task.daemon == daemon) return;
+  task.daemon = daemon;
+  if (task.linked()) daemon ? ++daemon_tasks_ : --daemon_tasks_;
 }
 
 bool Loop::has_room_for(const Operation& operation) const noexcept {
@@ -351,6 +365,7 @@ void Loop::reap_completions() {
         RINGLOOP_ASSERT(operation->state == OpState::submitted,
                         "a CQE arrived for an operation that was not in flight");
         operation->state = OpState::idle;
+        if (operation->daemon) --daemon_in_flight_;
         operation->complete(*operation, cqe.res, cqe.flags);
         // Its link timeout on the virtual clock ends as the kernel would end it: cancelled.
         if (Operation* timeout = operation->link_timeout;
@@ -383,7 +398,11 @@ bool Loop::run_once() {
     run_ready_timed();
   else
     for (std::size_t n = ready_.size(); n > 0; --n) ready_.pop().resume();
-  bool waiting_on_kernel = in_flight_ != 0 || !unqueued_.empty() || ring().queued_sqes() != 0;
+  // The loop's own operations (run()'s SIGINT watch) do not keep it waiting, except while it
+  // closes: a program that waits only on them is deadlocked. (An SQE still in the SQ is
+  // counted in in_flight_ already.)
+  std::size_t owed = closing_ ? in_flight_ : in_flight_ - daemon_in_flight_;
+  bool waiting_on_kernel = owed != 0 || !unqueued_.empty();
   if (virtual_timers_.empty()) {
     if (!waiting_on_kernel && ready_.empty()) return false;
     if (waiting_on_kernel) wait_and_reap();  // nothing owed: nothing to submit or reap
@@ -447,11 +466,12 @@ void Loop::close() {
   if (is_closed()) return;
   if (running_) throw std::logic_error("close(): the event loop is still running");
   if (wakeup_) wakeup_->close_door();
-  if (debug_ && (tasks_.size() != 0 || in_flight() != 0))
+  if (debug_ && (user_task_count() != 0 || user_in_flight() != 0))
     std::fprintf(stderr,
                  "ringloop: debug: closing the loop with %zu operation(s) in flight and %zu "
                  "task(s) pending; cancelling them and waiting for the kernel\n",
-                 in_flight(), tasks_.size());
+                 user_in_flight(), user_task_count());
+  closing_ = true;
   if (tasks_.size() != 0 || in_flight() != 0 || !ready_.empty()) {
     // Freeing the ring with operations in flight would let the kernel write into frames after
     // they are gone: cancel everything and drive the loop until the kernel owes nothing.

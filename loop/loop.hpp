@@ -64,6 +64,9 @@ struct TaskHook : ListNode {
   TaskFn cancel_task = nullptr;
   // For a task still suspended when the loop closes with nothing left that could resume it.
   TaskFn abandon_task = nullptr;
+  // The loop's own machinery (Operation::daemon): not reported as pending. Set through
+  // Loop::set_daemon.
+  bool daemon = false;
 };
 }  // namespace detail
 
@@ -169,6 +172,10 @@ class Loop {
   std::size_t in_flight() const noexcept {
     return in_flight_ + unqueued_.size() + virtual_timers_.size();
   }
+  // What of in_flight() and task_count() is the user's: the loop's own machinery (daemon
+  // operations and tasks, such as run()'s SIGINT watch) left out.
+  std::size_t user_in_flight() const noexcept { return in_flight() - daemon_in_flight_; }
+  std::size_t user_task_count() const noexcept { return tasks_.size() - daemon_tasks_; }
   std::size_t ready_count() const noexcept { return ready_.size(); }
   std::size_t task_count() const noexcept { return tasks_.size(); }
   const LoopStats& stats() const noexcept { return stats_; }
@@ -176,7 +183,14 @@ class Loop {
 
   // Task bookkeeping for coro/: the loop owns every task until it finishes.
   void adopt_task(detail::TaskHook& task) noexcept { tasks_.push_back(task); }
-  void release_task(detail::TaskHook& task) noexcept { tasks_.erase(task); }
+  void release_task(detail::TaskHook& task) noexcept {
+    tasks_.erase(task);
+    if (task.daemon) --daemon_tasks_;
+  }
+  // Marks an operation (in flight or not) or a pending task as the loop's own machinery, or
+  // as the user's again.
+  void set_daemon(Operation& operation, bool daemon) noexcept;
+  void set_daemon(detail::TaskHook& task, bool daemon) noexcept;
   void cancel_all_tasks() noexcept;
   void abandon_stuck_tasks() noexcept;
 
@@ -225,6 +239,9 @@ class Loop {
   bool debug_ = false;
   std::int64_t slow_step_ns_ = 0;
   std::size_t in_flight_ = 0;
+  std::size_t daemon_in_flight_ = 0;  // CQEs of daemon operations, within in_flight_
+  std::size_t daemon_tasks_ = 0;      // daemon tasks, within tasks_
+  bool closing_ = false;              // close() drains daemon operations too
   std::size_t max_in_flight_ = 0;
   LoopStats stats_{};
   std::thread::id owner_;

@@ -62,6 +62,10 @@ struct Operation : detail::ListNode {
   // -ETIME there and then: arming an hrtimer that has already expired costs ~14 us on this
   // kind of paravirtualised VM, against ~0.3 us for one in the future (bench/PROPOSALS.md, P1).
   std::int64_t deadline_ns = 0;
+  // The loop's own machinery (run()'s SIGINT watch): its CQE neither keeps the loop running
+  // (a program waiting only on it is deadlocked) nor is reported as the user's pending work.
+  // Change it in flight through Loop::set_daemon only. Never set with a link timeout.
+  bool daemon = false;
 
   // How many CQEs the kernel will owe once this operation is submitted.
   unsigned cqe_cost() const noexcept { return link_timeout != nullptr ? 2u : 1u; }
