@@ -423,13 +423,20 @@ bool Loop::run_once() {
 void Loop::run_ready_timed() {
   for (std::size_t n = ready_.size(); n > 0; --n) {
     std::coroutine_handle<> step = ready_.pop();
+    step_file_ = nullptr;
     std::int64_t start = monotonic_now_ns();
     step.resume();
     std::int64_t took = monotonic_now_ns() - start;
-    if (took > slow_step_ns_)
+    if (took <= slow_step_ns_) continue;
+    if (step_file_ != nullptr)
       std::fprintf(stderr,
-                   "ringloop: debug: a step of the loop took %.3f s (coroutine frame %p): "
-                   "something blocked the loop's thread\n",
+                   "ringloop: debug: a step of the loop took %.3f s (in the task created at "
+                   "%s:%u in %s): something blocked the loop's thread\n",
+                   static_cast<double>(took) / 1e9, step_file_, step_line_, step_function_);
+    else
+      std::fprintf(stderr,
+                   "ringloop: debug: a step of the loop took %.3f s (a coroutine outside any "
+                   "task, frame %p): something blocked the loop's thread\n",
                    static_cast<double>(took) / 1e9, step.address());
   }
 }

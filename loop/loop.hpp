@@ -157,6 +157,13 @@ class Loop {
   }
   bool has_virtual_time() const noexcept { return virtual_time_; }
   bool debug() const noexcept { return debug_; }
+  // Debug mode: coro/ says which task the running step belongs to (where it was created) as the
+  // task resumes, so a slow step is reported by its task rather than a frame address.
+  void note_step_task(const char* file, unsigned line, const char* function) noexcept {
+    step_file_ = file;
+    step_line_ = line;
+    step_function_ = function;
+  }
   // Virtual time only: moves the clock forward by `by` and ends the timeouts now due (their
   // coroutines run on the loop's next steps). Throws std::logic_error on a real-time loop.
   template <class Rep, class Period>
@@ -238,6 +245,9 @@ class Loop {
   bool virtual_time_ = false;
   bool debug_ = false;
   std::int64_t slow_step_ns_ = 0;
+  const char* step_file_ = nullptr;  // the running step's task, when coro/ said (debug mode)
+  unsigned step_line_ = 0;
+  const char* step_function_ = nullptr;
   std::size_t in_flight_ = 0;
   std::size_t daemon_in_flight_ = 0;  // CQEs of daemon operations, within in_flight_
   std::size_t daemon_tasks_ = 0;      // daemon tasks, within tasks_

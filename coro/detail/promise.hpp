@@ -77,7 +77,9 @@ class PromiseBase {
     bool await_ready() const noexcept { return false; }
     void await_suspend(std::coroutine_handle<>) const noexcept {}
     void await_resume() const {
-      if (promise.is_root()) promise.core.throw_if_cancel_pending();
+      if (!promise.is_root()) return;
+      promise.core.note_running();
+      promise.core.throw_if_cancel_pending();
     }
   };
 

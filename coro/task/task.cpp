@@ -1,10 +1,27 @@
+#include <cxxabi.h>
+
 #include <cstdio>
+#include <cstdlib>
 #include <exception>
+#include <memory>
+#include <string>
 #include <typeinfo>
 
 #include <ringloop/coro/detail/promise.hpp>
 
 namespace ringloop::detail {
+namespace {
+
+// The type as the reader wrote it (std::runtime_error), not as the ABI spells it
+// (St13runtime_error).
+std::string type_name(const std::type_info& type) {
+  int status = 0;
+  std::unique_ptr<char, void (*)(void*)> name(
+      abi::__cxa_demangle(type.name(), nullptr, nullptr, &status), &std::free);
+  return status == 0 && name ? std::string(name.get()) : std::string(type.name());
+}
+
+}  // namespace
 
 void report_unretrieved_exception(const std::exception_ptr& error,
                                   const CreatedAt& created_at) noexcept {
@@ -17,10 +34,10 @@ void report_unretrieved_exception(const std::exception_ptr& error,
     std::rethrow_exception(error);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "ringloop: Task exception was never retrieved%s: %s: %s\n", where,
-                 typeid(e).name(), e.what());
+                 type_name(typeid(e)).c_str(), e.what());
   } catch (const BaseException& e) {
     std::fprintf(stderr, "ringloop: Task exception was never retrieved%s: %s: %s\n", where,
-                 typeid(e).name(), e.what());
+                 type_name(typeid(e)).c_str(), e.what());
   } catch (...) {
     std::fprintf(stderr, "ringloop: Task exception was never retrieved%s (not a std::exception)\n",
                  where);
