@@ -2,6 +2,7 @@
 #pragma once
 
 #include <ringloop/coro/errors.hpp>
+#include <ringloop/coro/exception_handler.hpp>
 #include <ringloop/coro/io/file.hpp>
 #include <ringloop/coro/io/io.hpp>
 #include <ringloop/coro/net/socket.hpp>

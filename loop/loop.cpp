@@ -10,11 +10,13 @@
 #include <stdexcept>
 #include <string>
 #include <system_error>
+#include <vector>
 
 namespace ringloop {
 namespace {
 
 thread_local Loop* running_loop = nullptr;
+thread_local std::vector<const Loop*> loops_of_this_thread;
 
 std::int64_t monotonic_now_ns() noexcept {
   timespec now{};
@@ -38,6 +40,12 @@ Loop::Loop(const LoopOptions& options) : owner_(std::this_thread::get_id()) {
   debug_ = options.debug || (env != nullptr && env[0] != '\0' && std::strcmp(env, "0") != 0);
   slow_step_ns_ = options.slow_step.count();
   virtual_now_ = monotonic_now_ns();  // on the real clock's scale, so absolute times mix
+  loops_of_this_thread.push_back(this);
+}
+
+bool Loop::exists_on_this_thread(const Loop* loop) noexcept {
+  return std::find(loops_of_this_thread.begin(), loops_of_this_thread.end(), loop) !=
+         loops_of_this_thread.end();
 }
 
 std::int64_t Loop::now_ns() noexcept { return virtual_time_ ? ++virtual_now_ : monotonic_now_ns(); }
@@ -143,7 +151,10 @@ class Loop::Wakeup : public Operation {
   bool door_closed_ = false;
 };
 
-Loop::~Loop() { close(); }
+Loop::~Loop() {
+  close();
+  std::erase(loops_of_this_thread, this);
+}
 
 bool Loop::waits_for_threads() const noexcept { return wakeup_ && wakeup_->expects_work(); }
 

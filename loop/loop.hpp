@@ -9,6 +9,7 @@
 #include <coroutine>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -22,6 +23,11 @@
 #include <ringloop/loop/thread_inbox.hpp>
 
 namespace ringloop {
+
+// asyncio's exception handler: what Loop::set_exception_handler takes. The context is defined
+// with the exception types (coro/exception_handler.hpp).
+struct ExceptionContext;
+using ExceptionHandler = std::function<void(Loop&, const ExceptionContext&)>;
 
 struct LoopOptions {
   RingOptions ring{};
@@ -172,6 +178,18 @@ class Loop {
   }
   void advance_ns(std::int64_t by);
 
+  // asyncio's loop.set_exception_handler, get_exception_handler, call_exception_handler and
+  // default_exception_handler: errors nobody can await (coro/exception_handler.hpp) go to the
+  // handler, or to the default one (a line on stderr) when none is set. An empty handler
+  // restores the default. The last two are defined with the exception types, in coro/.
+  void set_exception_handler(ExceptionHandler handler) { exception_handler_ = std::move(handler); }
+  const ExceptionHandler& get_exception_handler() const noexcept { return exception_handler_; }
+  void call_exception_handler(const ExceptionContext& context) noexcept;
+  static void default_exception_handler(const ExceptionContext& context) noexcept;
+  // Whether loop is a Loop that exists now on this thread: a report about a task made after its
+  // loop was destroyed goes to the default handler.
+  static bool exists_on_this_thread(const Loop* loop) noexcept;
+
   bool is_running() const noexcept { return running_; }
   bool is_closed() const noexcept { return !ring_.has_value(); }
   // CQEs the kernel still owes (operations and cancel requests), and operations in the FIFO.
@@ -254,6 +272,7 @@ class Loop {
   bool closing_ = false;              // close() drains daemon operations too
   std::size_t max_in_flight_ = 0;
   LoopStats stats_{};
+  ExceptionHandler exception_handler_;
   std::thread::id owner_;
   bool running_ = false;
   bool stop_requested_ = false;

@@ -41,7 +41,7 @@ enum class StartState : std::uint8_t {
   running,          // suspended at least once; will resume its continuation when done
 };
 
-void report_unretrieved_exception(const std::exception_ptr& error,
+void report_unretrieved_exception(Loop* loop, const std::exception_ptr& error,
                                   const CreatedAt& created_at) noexcept;
 
 // Whether error holds a CancelledError. libstdc++ names the type of the exception an
@@ -127,7 +127,7 @@ class PromiseBase {
   // retrieved".
   void report_if_unretrieved() noexcept {
     if (error && !core.cancelled && !core.exception_retrieved)
-      report_unretrieved_exception(error, core.created_at);
+      report_unretrieved_exception(core.loop, error, core.created_at);
   }
 
   template <class Promise>

@@ -13,6 +13,7 @@
 #include <system_error>
 #include <utility>
 
+#include <ringloop/coro/exception_handler.hpp>
 #include <ringloop/coro/io/io.hpp>
 #include <ringloop/coro/task/task.hpp>
 
@@ -92,12 +93,10 @@ Coro<void> read_each(const std::shared_ptr<SignalWatch>& self) {
     std::function<void()> fn = handler->second;     // the handler may remove itself
     try {
       fn();
-    } catch (const std::exception& error) {
-      std::fprintf(stderr, "ringloop: exception in the handler of %s: %s\n",
-                   strsignal(static_cast<int>(info.ssi_signo)), error.what());
-    } catch (const BaseException& error) {
-      std::fprintf(stderr, "ringloop: exception in the handler of %s: %s\n",
-                   strsignal(static_cast<int>(info.ssi_signo)), error.what());
+    } catch (...) {
+      detail::report_exception(self->loop, {std::string("exception in the handler of ") +
+                                                strsignal(static_cast<int>(info.ssi_signo)),
+                                            std::current_exception(), ""});
     }
   }
 }
