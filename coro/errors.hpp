@@ -1,9 +1,12 @@
 // asyncio's exceptions, as C++ types. CancelledError is what a cancelled task sees at the await
 // point where it was suspended; TimeoutError is what wait_for throws when its deadline passed.
+// CancelledError and KeyboardInterrupt derive from BaseException, not std::exception, so that
+// a "log and go on" catch (const std::exception&) cannot swallow them (Python 3.8's rule).
 #pragma once
 #include <ringloop/loop/detail/config.hpp>
 
 #include <exception>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -11,10 +14,25 @@
 
 namespace ringloop {
 
-class CancelledError : public std::runtime_error {
+// Python's BaseException: the root of the exceptions that end a task or a program rather than
+// report an error (CancelledError, KeyboardInterrupt). Not a std::exception on purpose: a
+// handler for "any error" must not stop a cancel or a Ctrl-C; catch BaseException (or
+// catch (...)) where both are meant. Copying never throws, as for std::exception.
+class BaseException {
  public:
-  CancelledError() : std::runtime_error("the task was cancelled") {}
-  explicit CancelledError(const std::string& message) : std::runtime_error(message) {}
+  explicit BaseException(const std::string& message)
+      : message_(std::make_shared<const std::string>(message)) {}
+  virtual ~BaseException() = default;
+  virtual const char* what() const noexcept { return message_->c_str(); }
+
+ private:
+  std::shared_ptr<const std::string> message_;
+};
+
+class CancelledError : public BaseException {
+ public:
+  CancelledError() : BaseException("the task was cancelled") {}
+  explicit CancelledError(const std::string& message) : BaseException(message) {}
 };
 
 class TimeoutError : public std::runtime_error {
@@ -25,9 +43,9 @@ class TimeoutError : public std::runtime_error {
 
 // run() was interrupted by SIGINT (Ctrl-C): the main task was cancelled and ended cancelled
 // (Python's KeyboardInterrupt).
-class KeyboardInterrupt : public std::runtime_error {
+class KeyboardInterrupt : public BaseException {
  public:
-  KeyboardInterrupt() : std::runtime_error("interrupted by SIGINT: the main task was cancelled") {}
+  KeyboardInterrupt() : BaseException("interrupted by SIGINT: the main task was cancelled") {}
 };
 
 // A Barrier was aborted, or reset while this task waited at it (asyncio.BrokenBarrierError).

@@ -3,6 +3,7 @@
 #include <ringloop/loop/detail/config.hpp>
 
 #include <ringloop/coro/errors.hpp>
+#include <ringloop/coro/exception_handler.hpp>
 #include <ringloop/coro/io/file.hpp>
 #include <ringloop/coro/io/io.hpp>
 #include <ringloop/coro/net/socket.hpp>

@@ -24,6 +24,8 @@ int main() {
     timed_run(run_parallel_using_gather);
     timed_run(run_parallel_using_create_task_with_timeout);
     timed_run(run_parallel_using_gather_with_timeout);
+  } catch (const ringloop::KeyboardInterrupt&) {
+    return 130;  // Ctrl-C: the running example was cancelled and has unwound (128 + SIGINT)
   } catch (const std::exception& e) {
     std::fprintf(stderr, "asyncio_guide: %s\n", e.what());
     return 1;

@@ -55,6 +55,8 @@ other_library::Fire greet(ringloop::LoopHandle handle, std::thread::id loop_thre
 
 }  // namespace
 
+// No run(): a Loop driven by hand installs no Ctrl-C handling (run() does, and then throws
+// KeyboardInterrupt, which a main catches to return 130), so SIGINT keeps its default action.
 int main() {
   ringloop::Loop loop;
   std::thread::id loop_thread = std::this_thread::get_id();

@@ -135,6 +135,8 @@ int main(int argc, char** argv) {
   }
   try {
     ringloop::run(generate(options));
+  } catch (const ringloop::KeyboardInterrupt&) {
+    return 130;  // Ctrl-C: the generator was cancelled and has unwound (128 + SIGINT)
   } catch (const std::exception& error) {
     std::fprintf(stderr, "rate_generator: %s (is examples/echo_server running?)\n", error.what());
     return 1;

@@ -10,11 +10,13 @@
 #include <stdexcept>
 #include <string>
 #include <system_error>
+#include <vector>
 
 namespace ringloop {
 namespace {
 
 thread_local Loop* running_loop = nullptr;
+thread_local std::vector<const Loop*> loops_of_this_thread;
 
 std::int64_t monotonic_now_ns() noexcept {
   timespec now{};
@@ -60,6 +62,12 @@ Loop::Loop(const LoopOptions& options) : owner_(std::this_thread::get_id()) {
   debug_ = options.debug || (env != nullptr && env[0] != '\0' && std::strcmp(env, "0") != 0);
   slow_step_ns_ = options.slow_step.count();
   virtual_now_ = monotonic_now_ns();  // on the real clock's scale, so absolute times mix
+  loops_of_this_thread.push_back(this);
+}
+
+bool Loop::exists_on_this_thread(const Loop* loop) noexcept {
+  return std::find(loops_of_this_thread.begin(), loops_of_this_thread.end(), loop) !=
+         loops_of_this_thread.end();
 }
 
 std::int64_t Loop::now_ns() noexcept { return virtual_time_ ? ++virtual_now_ : monotonic_now_ns(); }
@@ -168,6 +176,7 @@ class Loop::Wakeup : public Operation {
 Loop::~Loop() {
   close();
   if (timer_dispatch_) timer_dispatch_.destroy();
+  std::erase(loops_of_this_thread, this);
 }
 
 void Loop::queue_due_timer(Operation& timer) {
@@ -320,7 +329,21 @@ void Loop::prepare_now(Operation& operation) {
     timeout->state = OpState::submitted;
   }
   in_flight_ += operation.cqe_cost();
+  if (operation.daemon) ++daemon_in_flight_;
   ++stats_.operations_submitted;
+}
+
+void Loop::set_daemon(Operation& operation, bool daemon) noexcept {
+  RINGLOOP_ASSERT(operation.link_timeout == nullptr, "a daemon operation with a link timeout");
+  if (operation.daemon == daemon) return;
+  operation.daemon = daemon;
+  if (operation.state == OpState::submitted) daemon ? ++daemon_in_flight_ : --daemon_in_flight_;
+}
+
+void Loop::set_daemon(detail::TaskHook& task, bool daemon) noexcept {
+  if (task.daemon == daemon) return;
+  task.daemon = daemon;
+  if (task.linked()) daemon ? ++daemon_tasks_ : --daemon_tasks_;
 }
 
 bool Loop::has_room_for(const Operation& operation) const noexcept {
@@ -422,6 +445,7 @@ void Loop::reap_completions() {
         RINGLOOP_ASSERT(operation->state == OpState::submitted,
                         "a CQE arrived for an operation that was not in flight");
         operation->state = OpState::idle;
+        if (operation->daemon) --daemon_in_flight_;
         if (cqe.res == -ETIME && operation->arm_seq != 0) {
           queue_due_timer(*operation);  // completed after this reap's I/O, in deadline order
           return;
@@ -459,7 +483,11 @@ bool Loop::run_once() {
     run_ready_timed();
   else
     for (std::size_t n = ready_.size(); n > 0; --n) ready_.pop().resume();
-  bool waiting_on_kernel = in_flight_ != 0 || !unqueued_.empty() || ring().queued_sqes() != 0;
+  // The loop's own operations (run()'s SIGINT watch) do not keep it waiting, except while it
+  // closes: a program that waits only on them is deadlocked. (An SQE still in the SQ is
+  // counted in in_flight_ already.)
+  std::size_t owed = closing_ ? in_flight_ : in_flight_ - daemon_in_flight_;
+  bool waiting_on_kernel = owed != 0 || !unqueued_.empty();
   if (virtual_timers_.empty()) {
     if (!waiting_on_kernel && ready_.empty()) return false;
     if (waiting_on_kernel) wait_and_reap();  // nothing owed: nothing to submit or reap
@@ -480,13 +508,20 @@ bool Loop::run_once() {
 void Loop::run_ready_timed() {
   for (std::size_t n = ready_.size(); n > 0; --n) {
     std::coroutine_handle<> step = ready_.pop();
+    step_file_ = nullptr;
     std::int64_t start = monotonic_now_ns();
     step.resume();
     std::int64_t took = monotonic_now_ns() - start;
-    if (took > slow_step_ns_)
+    if (took <= slow_step_ns_) continue;
+    if (step_file_ != nullptr)
       std::fprintf(stderr,
-                   "ringloop: debug: a step of the loop took %.3f s (coroutine frame %p): "
-                   "something blocked the loop's thread\n",
+                   "ringloop: debug: a step of the loop took %.3f s (in the task created at "
+                   "%s:%u in %s): something blocked the loop's thread\n",
+                   static_cast<double>(took) / 1e9, step_file_, step_line_, step_function_);
+    else
+      std::fprintf(stderr,
+                   "ringloop: debug: a step of the loop took %.3f s (a coroutine outside any "
+                   "task, frame %p): something blocked the loop's thread\n",
                    static_cast<double>(took) / 1e9, step.address());
   }
 }
@@ -523,11 +558,12 @@ void Loop::close() {
   if (is_closed()) return;
   if (running_) throw std::logic_error("close(): the event loop is still running");
   if (wakeup_) wakeup_->close_door();
-  if (debug_ && (tasks_.size() != 0 || in_flight() != 0))
+  if (debug_ && (user_task_count() != 0 || user_in_flight() != 0))
     std::fprintf(stderr,
                  "ringloop: debug: closing the loop with %zu operation(s) in flight and %zu "
                  "task(s) pending; cancelling them and waiting for the kernel\n",
-                 in_flight(), tasks_.size());
+                 user_in_flight(), user_task_count());
+  closing_ = true;
   if (tasks_.size() != 0 || in_flight() != 0 || !ready_.empty()) {
     // Freeing the ring with operations in flight would let the kernel write into frames after
     // they are gone: cancel everything and drive the loop until the kernel owes nothing.

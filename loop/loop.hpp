@@ -15,6 +15,7 @@
 #include <coroutine>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -29,6 +30,11 @@
 #include <ringloop/loop/thread_inbox.hpp>
 
 namespace ringloop {
+
+// asyncio's exception handler: what Loop::set_exception_handler takes. The context is defined
+// with the exception types (coro/exception_handler.hpp).
+struct ExceptionContext;
+using ExceptionHandler = std::function<void(Loop&, const ExceptionContext&)>;
 
 // How a Loop is set up.
 struct LoopOptions {
@@ -74,6 +80,9 @@ struct TaskHook : ListNode {
   TaskFn cancel_task = nullptr;
   // For a task still suspended when the loop closes with nothing left that could resume it.
   TaskFn abandon_task = nullptr;
+  // The loop's own machinery (Operation::daemon): not reported as pending. Set through
+  // Loop::set_daemon.
+  bool daemon = false;
 };
 }  // namespace detail
 
@@ -167,6 +176,13 @@ class Loop {
   }
   bool has_virtual_time() const noexcept { return virtual_time_; }
   bool debug() const noexcept { return debug_; }
+  // Debug mode: coro/ says which task the running step belongs to (where it was created) as the
+  // task resumes, so a slow step is reported by its task rather than a frame address.
+  void note_step_task(const char* file, unsigned line, const char* function) noexcept {
+    step_file_ = file;
+    step_line_ = line;
+    step_function_ = function;
+  }
   // Virtual time only: moves the clock forward by `by` and ends the timeouts now due (their
   // coroutines run on the loop's next steps). Throws std::logic_error on a real-time loop.
   template <class Rep, class Period>
@@ -175,6 +191,18 @@ class Loop {
   }
   void advance_ns(std::int64_t by);
 
+  // asyncio's loop.set_exception_handler, get_exception_handler, call_exception_handler and
+  // default_exception_handler: errors nobody can await (coro/exception_handler.hpp) go to the
+  // handler, or to the default one (a line on stderr) when none is set. An empty handler
+  // restores the default. The last two are defined with the exception types, in coro/.
+  void set_exception_handler(ExceptionHandler handler) { exception_handler_ = std::move(handler); }
+  const ExceptionHandler& get_exception_handler() const noexcept { return exception_handler_; }
+  void call_exception_handler(const ExceptionContext& context) noexcept;
+  static void default_exception_handler(const ExceptionContext& context) noexcept;
+  // Whether loop is a Loop that exists now on this thread: a report about a task made after its
+  // loop was destroyed goes to the default handler.
+  static bool exists_on_this_thread(const Loop* loop) noexcept;
+
   bool is_running() const noexcept { return running_; }
   bool is_closed() const noexcept { return !ring_.has_value(); }
   // CQEs the kernel still owes (operations and cancel requests), and operations in the FIFO.
@@ -182,6 +210,10 @@ class Loop {
   std::size_t in_flight() const noexcept {
     return in_flight_ + unqueued_.size() + virtual_timers_.size();
   }
+  // What of in_flight() and task_count() is the user's: the loop's own machinery (daemon
+  // operations and tasks, such as run()'s SIGINT watch) left out.
+  std::size_t user_in_flight() const noexcept { return in_flight() - daemon_in_flight_; }
+  std::size_t user_task_count() const noexcept { return tasks_.size() - daemon_tasks_; }
   std::size_t ready_count() const noexcept { return ready_.size(); }
   std::size_t task_count() const noexcept { return tasks_.size(); }
   const LoopStats& stats() const noexcept { return stats_; }
@@ -189,7 +221,14 @@ class Loop {
 
   // Task bookkeeping for coro/: the loop owns every task until it finishes.
   void adopt_task(detail::TaskHook& task) noexcept { tasks_.push_back(task); }
-  void release_task(detail::TaskHook& task) noexcept { tasks_.erase(task); }
+  void release_task(detail::TaskHook& task) noexcept {
+    tasks_.erase(task);
+    if (task.daemon) --daemon_tasks_;
+  }
+  // Marks an operation (in flight or not) or a pending task as the loop's own machinery, or
+  // as the user's again.
+  void set_daemon(Operation& operation, bool daemon) noexcept;
+  void set_daemon(detail::TaskHook& task, bool daemon) noexcept;
   void cancel_all_tasks() noexcept;
   void abandon_stuck_tasks() noexcept;
 
@@ -246,9 +285,16 @@ class Loop {
   bool virtual_time_ = false;
   bool debug_ = false;
   std::int64_t slow_step_ns_ = 0;
+  const char* step_file_ = nullptr;  // the running step's task, when coro/ said (debug mode)
+  unsigned step_line_ = 0;
+  const char* step_function_ = nullptr;
   std::size_t in_flight_ = 0;
+  std::size_t daemon_in_flight_ = 0;  // CQEs of daemon operations, within in_flight_
+  std::size_t daemon_tasks_ = 0;      // daemon tasks, within tasks_
+  bool closing_ = false;              // close() drains daemon operations too
   std::size_t max_in_flight_ = 0;
   LoopStats stats_{};
+  ExceptionHandler exception_handler_;
   std::thread::id owner_;
   bool running_ = false;
   bool stop_requested_ = false;

@@ -70,6 +70,10 @@ struct Operation : detail::ListNode {
   // For such a timeout submitted on its own (not a link timeout): when it was armed, counted by
   // the loop, so timers with equal deadlines complete in the order they were armed.
   std::uint64_t arm_seq = 0;
+  // The loop's own machinery (run()'s SIGINT watch): its CQE neither keeps the loop running
+  // (a program waiting only on it is deadlocked) nor is reported as the user's pending work.
+  // Change it in flight through Loop::set_daemon only. Never set with a link timeout.
+  bool daemon = false;
 
   // How many CQEs the kernel will owe once this operation is submitted.
   unsigned cqe_cost() const noexcept { return link_timeout != nullptr ? 2u : 1u; }

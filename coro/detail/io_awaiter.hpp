@@ -192,6 +192,8 @@ class [[nodiscard]] OpAwaiter : IoAwaiterBase {
   auto await_resume() { return resume_with<Result>(Prep::name); }
 
   const Prep& prep() const noexcept { return prep_; }
+  // The record, for the loop's own machinery to mark it (Loop::set_daemon).
+  Operation& operation() noexcept { return *this; }
 
  private:
   static void prepare(Operation& operation, io_uring_sqe& sqe) noexcept {

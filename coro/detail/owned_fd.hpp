@@ -12,6 +12,20 @@
 
 namespace ringloop::detail {
 
+// OwnedFd::close()'s operation: a NOP for an owner closed already, so that closing twice is a
+// no-op (asyncio's close() is idempotent) rather than EBADF.
+struct OwnedClosePrep {
+  using Result = NoResult;
+  static constexpr const char* name = "close";
+  int fd;
+  void operator()(io_uring_sqe& sqe) const noexcept {
+    if (fd < 0)
+      io_uring_prep_nop(&sqe);
+    else
+      io_uring_prep_close(&sqe, fd);
+  }
+};
+
 class OwnedFd {
  public:
   OwnedFd() noexcept = default;
@@ -33,8 +47,9 @@ class OwnedFd {
   int release() noexcept { return std::exchange(fd_, -1); }
 
   // Closes the fd through the ring; the owner is empty from now on, whatever the outcome (as
-  // close(2), a failed close must not be retried: the fd may be reused already).
-  Op<ClosePrep> close() noexcept { return ringloop::io::close(release()); }
+  // close(2), a failed close must not be retried: the fd may be reused already). Closing an
+  // empty owner (closed already, or moved from) does nothing.
+  Op<OwnedClosePrep> close() noexcept { return Op<OwnedClosePrep>({release()}); }
 
  private:
   void close_detached() noexcept {

@@ -41,7 +41,7 @@ enum class StartState : std::uint8_t {
   running,          // suspended at least once; will resume its continuation when done
 };
 
-void report_unretrieved_exception(const std::exception_ptr& error,
+void report_unretrieved_exception(Loop* loop, const std::exception_ptr& error,
                                   const CreatedAt& created_at) noexcept;
 
 // Whether error holds a CancelledError. libstdc++ names the type of the exception an
@@ -77,7 +77,9 @@ class PromiseBase {
     bool await_ready() const noexcept { return false; }
     void await_suspend(std::coroutine_handle<>) const noexcept {}
     void await_resume() const {
-      if (promise.is_root()) promise.core.throw_if_cancel_pending();
+      if (!promise.is_root()) return;
+      promise.core.note_running();
+      promise.core.throw_if_cancel_pending();
     }
   };
 
@@ -125,7 +127,7 @@ class PromiseBase {
   // retrieved".
   void report_if_unretrieved() noexcept {
     if (error && !core.cancelled && !core.exception_retrieved)
-      report_unretrieved_exception(error, core.created_at);
+      report_unretrieved_exception(core.loop, error, core.created_at);
   }
 
   template <class Promise>
@@ -160,24 +162,32 @@ class Promise : public PromiseBase {
   requires std::convertible_to<U&&, T>
   void return_value(U&& value) { value_.emplace(std::forward<U>(value)); }
 
-  // The result, moved out (or the exception, rethrown).
+  // The result, moved out (or the exception, rethrown). A value moved out once is gone: a
+  // second taker gets InvalidStateError rather than a moved-from value.
   T take_result() {
-    if (error) {
-      core.exception_retrieved = true;
-      std::rethrow_exception(error);
-    }
+    require_value();
+    value_taken_ = true;
     return std::move(*value_);
   }
   const T& peek_result() {
-    if (error) {
-      core.exception_retrieved = true;
-      std::rethrow_exception(error);
-    }
+    require_value();
     return *value_;
   }
 
  private:
+  void require_value() {
+    if (error) {
+      core.exception_retrieved = true;
+      std::rethrow_exception(error);
+    }
+    if (value_taken_)
+      throw InvalidStateError(
+          "the task's result was moved out already: its type cannot be copied, so only one "
+          "awaiter (or combinator) can take it");
+  }
+
   std::optional<T> value_;
+  bool value_taken_ = false;
 };
 
 template <>

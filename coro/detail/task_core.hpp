@@ -63,7 +63,13 @@ class TaskCore : public TaskHook {
   // take it surfaces here.
   void resumed() {
     waiting_on = nullptr;
+    note_running();
     throw_if_cancel_pending();
+  }
+
+  // Debug mode: tells the loop which task the running step belongs to (its slow-step report).
+  void note_running() const noexcept {
+    if (loop->debug()) loop->note_step_task(created_at.file, created_at.line, created_at.function);
   }
 
   void throw_if_cancel_pending() {

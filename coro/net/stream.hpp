@@ -25,6 +25,7 @@
 #include <utility>
 #include <vector>
 
+#include <ringloop/coro/exception_handler.hpp>
 #include <ringloop/coro/net/socket.hpp>
 #include <ringloop/coro/task/gather.hpp>
 #include <ringloop/coro/task/task.hpp>
@@ -221,19 +222,21 @@ inline Coro<Stream> open_connection(std::string host, std::uint16_t port) {
 
 namespace detail {
 
-// asyncio logs what a connection handler throws rather than stopping the server.
-inline void report_server_error(const char* what, const std::exception& error) noexcept {
-  std::fprintf(stderr, "ringloop: %s: %s\n", what, error.what());
+// asyncio logs what a connection handler throws rather than stopping the server: through the
+// loop's exception handler. Called inside the catch block.
+inline void report_server_error(const char* what) noexcept {
+  try {
+    report_exception(Loop::current(), {what, std::current_exception(), ""});
+  } catch (...) {  // out of memory building the context
+  }
 }
 
 template <class Handler>
 Coro<> run_connection(Handler& handler, Stream stream) {
   try {
     co_await handler(std::move(stream));
-  } catch (const CancelledError&) {
-    throw;
-  } catch (const std::exception& error) {
-    report_server_error("a connection handler failed", error);
+  } catch (const std::exception&) {  // a CancelledError is no std::exception: it goes on
+    report_server_error("a connection handler failed");
   }
 }
 
@@ -278,7 +281,7 @@ Coro<> serve(const Socket& listener, Handler handler) {
       continue;
     } catch (const std::system_error& error) {
       if (!detail::accept_error_is_transient(error.code().value())) throw;
-      detail::report_server_error("accept failed", error);
+      detail::report_server_error("accept failed");
       back_off = true;
     }
     if (connections.size() >= prune_at) {  // amortized: finished tasks go in batches

@@ -13,6 +13,7 @@
 #include <system_error>
 #include <utility>
 
+#include <ringloop/coro/exception_handler.hpp>
 #include <ringloop/coro/io/io.hpp>
 #include <ringloop/coro/task/task.hpp>
 
@@ -28,6 +29,19 @@ struct SignalWatch {
   // The task reading fd; not an owning Task handle (that and the task's hold on this watch
   // would keep each other alive). The task clears it as its frame goes.
   detail::TaskCore* reader = nullptr;
+  // The read in flight, while there is one (it lives in the reader's frame).
+  Operation* reading = nullptr;
+  // handlers[SIGINT] is run()'s (InterruptMainOnSigint), not the program's.
+  bool sigint_is_internal = false;
+
+  // With only run()'s SIGINT watch installed, the reader is the loop's own machinery: it does
+  // not keep the loop waiting (a main task waiting on nothing else is deadlocked) and is not
+  // reported as pending.
+  bool only_internal() const noexcept { return sigint_is_internal && handlers.size() == 1; }
+  void update_daemon() noexcept {
+    if (reader != nullptr) loop->set_daemon(*reader, only_internal());
+    if (reading != nullptr) loop->set_daemon(*reading, only_internal());
+  }
 
   ~SignalWatch() {
     if (fd >= 0) ::close(fd);
@@ -62,16 +76,27 @@ void give_back(int signal) noexcept {
 Coro<void> read_each(const std::shared_ptr<SignalWatch>& self) {
   signalfd_siginfo info{};
   for (;;) {
-    std::size_t got = co_await ringloop::io::read(self->fd, &info, sizeof(info));
+    auto read = ringloop::io::read(self->fd, &info, sizeof(info));
+    read.operation().daemon = self->only_internal();
+    self->reading = &read.operation();
+    std::size_t got = 0;
+    try {
+      got = co_await read;
+    } catch (...) {
+      self->reading = nullptr;
+      throw;
+    }
+    self->reading = nullptr;
     if (got != sizeof(info)) continue;
     auto handler = self->handlers.find(static_cast<int>(info.ssi_signo));
     if (handler == self->handlers.end()) continue;  // removed meanwhile
     std::function<void()> fn = handler->second;     // the handler may remove itself
     try {
       fn();
-    } catch (const std::exception& error) {
-      std::fprintf(stderr, "ringloop: exception in the handler of %s: %s\n",
-                   strsignal(static_cast<int>(info.ssi_signo)), error.what());
+    } catch (...) {
+      detail::report_exception(self->loop, {std::string("exception in the handler of ") +
+                                                strsignal(static_cast<int>(info.ssi_signo)),
+                                            std::current_exception(), ""});
     }
   }
 }
@@ -97,7 +122,16 @@ Coro<void> read_signals(ReaderGuard guard) { co_await read_each(guard.self); }
 
 }  // namespace
 
+namespace {
+void add_handler(Loop& loop, int signal, std::function<void()> fn, bool internal);
+}  // namespace
+
 void add_signal_handler(Loop& loop, int signal, std::function<void()> fn) {
+  add_handler(loop, signal, std::move(fn), /*internal=*/false);
+}
+
+namespace {
+void add_handler(Loop& loop, int signal, std::function<void()> fn, bool internal) {
   check_signal(signal);
   if (loop.is_closed()) throw std::logic_error("add_signal_handler: the event loop is closed");
   if (Loop::current() != nullptr && Loop::current() != &loop)
@@ -124,8 +158,11 @@ void add_signal_handler(Loop& loop, int signal, std::function<void()> fn) {
     throw std::system_error(errno, std::system_category(), "add_signal_handler: signalfd");
   watch->fd = fd;
   watch->handlers[signal] = std::move(fn);
+  if (signal == SIGINT) watch->sigint_is_internal = internal;
   if (fresh) watch->reader = &create_task(loop, read_signals(ReaderGuard(watch))).core();
+  watch->update_daemon();
 }
+}  // namespace
 
 void add_signal_handler(int signal, std::function<void()> fn) {
   add_signal_handler(Loop::running("add_signal_handler"), signal, std::move(fn));
@@ -136,6 +173,8 @@ bool remove_signal_handler(Loop& loop, int signal) {
   sigdelset(&watch->set, signal);
   if (watch->fd >= 0) (void)::signalfd(watch->fd, &watch->set, SFD_CLOEXEC);
   give_back(signal);
+  if (signal == SIGINT) watch->sigint_is_internal = false;
+  watch->update_daemon();
   if (watch->handlers.empty()) {
     if (watch->reader != nullptr) watch->reader->cancel();  // its frame keeps the fd to its CQE
     watch.reset();
@@ -149,28 +188,38 @@ bool remove_signal_handler(int signal) {
 
 namespace detail {
 
-InterruptMainOnSigint::InterruptMainOnSigint(Loop& loop, TaskCore& main) : loop_(loop) {
-  // asyncio's rule: only in the main thread, and only if nobody changed SIGINT's handling.
+InterruptMainOnSigint::InterruptMainOnSigint(Loop& loop, TaskCore& main)
+    : state_(std::make_shared<State>(State{&loop, &main, 0})) {
+  // asyncio's rule: only in the main thread, and only if the program left SIGINT alone: its
+  // default action, not blocked (a program that blocks it reads it itself, from a signalfd or
+  // sigwait), no handler of its own on this loop.
   if (::gettid() != ::getpid()) return;
   struct sigaction current {};
   if (::sigaction(SIGINT, nullptr, &current) != 0 || current.sa_handler != SIG_DFL) return;
+  sigset_t blocked;
+  if (::pthread_sigmask(SIG_BLOCK, nullptr, &blocked) != 0 || sigismember(&blocked, SIGINT) == 1)
+    return;
   if (watch && watch->handlers.count(SIGINT) != 0) return;
-  add_signal_handler(loop, SIGINT, [this, &main] {
-    if (++interrupts_ == 1 && !main.done) {
-      main.cancel();
-      return;
-    }
-    // A second Ctrl-C while the main task is still being cancelled: the default action now.
-    remove_signal_handler(loop_, SIGINT);
-    installed_ = false;
-    ::raise(SIGINT);
-  });
-  installed_ = true;
+  // The handler holds the state, not this object: it may run while the loop closes, after
+  // run() is done with the main task.
+  add_handler(
+      loop, SIGINT,
+      [state = state_] {
+        if (++state->interrupts == 1 && state->main != nullptr && !state->main->done) {
+          state->main->cancel();
+          return;
+        }
+        // A second Ctrl-C while the main task is still being cancelled (or one while the loop
+        // closes): the default action now.
+        remove_signal_handler(*state->loop, SIGINT);
+        ::raise(SIGINT);
+      },
+      /*internal=*/true);
 }
 
-InterruptMainOnSigint::~InterruptMainOnSigint() {
-  if (installed_ && !loop_.is_closed()) remove_signal_handler(loop_, SIGINT);
-}
+// The watch stays until the loop closes: close() cancels its reader (a daemon task, so not
+// reported) and gives SIGINT its default action back.
+InterruptMainOnSigint::~InterruptMainOnSigint() { state_->main = nullptr; }
 
 }  // namespace detail
 

@@ -12,6 +12,7 @@
 #include <ringloop/loop/detail/config.hpp>
 
 #include <functional>
+#include <memory>
 
 #include <ringloop/coro/detail/task_core.hpp>
 #include <ringloop/loop/loop.hpp>
@@ -30,7 +31,8 @@ bool remove_signal_handler(int signal);
 
 namespace detail {
 
-// run()'s rule, asyncio's: in the main thread, when SIGINT still has its default action, the
+// run()'s rule, asyncio's: in the main thread, when SIGINT still has its default action and is
+// not blocked (the program does not handle it itself), the
 // first SIGINT cancels the main task (run() then throws KeyboardInterrupt if it ended
 // cancelled), and a second one, while the main task is still unwinding, kills the process as
 // SIGINT's default action does.
@@ -40,12 +42,16 @@ class InterruptMainOnSigint {
   InterruptMainOnSigint(const InterruptMainOnSigint&) = delete;
   InterruptMainOnSigint& operator=(const InterruptMainOnSigint&) = delete;
   ~InterruptMainOnSigint();
-  unsigned interrupts() const noexcept { return interrupts_; }
+  unsigned interrupts() const noexcept { return state_->interrupts; }
+
+  struct State {
+    Loop* loop;
+    TaskCore* main;  // null once run() is done with it
+    unsigned interrupts;
+  };
 
  private:
-  Loop& loop_;
-  unsigned interrupts_ = 0;
-  bool installed_ = false;
+  std::shared_ptr<State> state_;
 };
 
 }  // namespace detail

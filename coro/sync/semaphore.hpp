@@ -13,8 +13,10 @@
 #pragma once
 #include <ringloop/loop/detail/config.hpp>
 
+#include <concepts>
 #include <cstddef>
 #include <limits>
+#include <stdexcept>
 #include <string>
 
 #include <ringloop/coro/detail/acquire_awaiter.hpp>
@@ -22,6 +24,17 @@
 #include <ringloop/coro/detail/waiter.hpp>
 
 namespace ringloop {
+namespace detail {
+// A negative initial value is refused (asyncio's ValueError) rather than turned into SIZE_MAX
+// permits by the conversion to std::size_t.
+template <std::signed_integral I>
+std::size_t initial_permits(I value, const char* type) {
+  if (value < 0)
+    throw std::invalid_argument(std::string(type) + ": the initial value must be >= 0, not " +
+                                std::to_string(value));
+  return static_cast<std::size_t>(value);
+}
+}  // namespace detail
 
 class Semaphore {
  public:
@@ -31,6 +44,9 @@ class Semaphore {
 
   explicit Semaphore(std::size_t value = 1) noexcept
       : Semaphore(value, std::numeric_limits<std::size_t>::max()) {}
+  // Semaphore(-1) throws std::invalid_argument (asyncio's ValueError).
+  template <std::signed_integral I>
+  explicit Semaphore(I value) : Semaphore(detail::initial_permits(value, "Semaphore")) {}
   Semaphore(const Semaphore&) = delete;
   Semaphore& operator=(const Semaphore&) = delete;
   ~Semaphore() {
@@ -109,6 +125,10 @@ class Semaphore {
 class BoundedSemaphore : public Semaphore {
  public:
   explicit BoundedSemaphore(std::size_t value = 1) noexcept : Semaphore(value, value) {}
+  // BoundedSemaphore(-1) throws std::invalid_argument (asyncio's ValueError).
+  template <std::signed_integral I>
+  explicit BoundedSemaphore(I value)
+      : BoundedSemaphore(detail::initial_permits(value, "BoundedSemaphore")) {}
 };
 
 inline Semaphore::AcquireAwaiter Semaphore::acquire() noexcept { return AcquireAwaiter(*this); }

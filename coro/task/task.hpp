@@ -2,6 +2,10 @@
 // without being awaited; the loop owns it until it finishes, so dropping every Task handle does
 // not stop it. A Task handle is a counted reference: copies share the task, and the last one
 // gone (after the task finished) frees the frame. Awaiting a task from several places is fine.
+// Results are moved, never copied, when nobody else can see them. A T that cannot be copied
+// (Stream, std::unique_ptr) is moved out by the first taker: co_await std::move(task) (awaiting
+// such a task as an lvalue does not compile), or a combinator; a second taker gets
+// InvalidStateError.
 #pragma once
 #include <ringloop/loop/detail/config.hpp>
 
@@ -55,8 +59,15 @@ class Task {
   }
 
   class Awaiter;
-  Awaiter operator co_await() const& noexcept { return Awaiter(handle_, false); }
-  // A temporary's result is moved out rather than copied.
+  // Copies the result: the task keeps it for result() and other awaiters.
+  Awaiter operator co_await() const& noexcept {
+    static_assert(std::is_void_v<T> || std::is_copy_constructible_v<T>,
+                  "co_await on a Task<T> lvalue copies its result, and this T cannot be copied: "
+                  "write co_await std::move(task) to move the result out (once)");
+    return Awaiter(handle_, false);
+  }
+  // A temporary's (or a std::move'd handle's) result is moved out rather than copied, unless
+  // another handle still shares the task and T can be copied.
   Awaiter operator co_await() && noexcept { return Awaiter(handle_, true); }
 
   // For combinators: the shared state.
@@ -134,9 +145,11 @@ class Task<T>::Awaiter : detail::CancelPoint, detail::TaskWaiter {
     if (promise.core.cancelled) throw CancelledError();
     if constexpr (std::is_void_v<T>) {
       promise.take_result();
-    } else {
-      if (move_) return promise.take_result();
+    } else if constexpr (std::is_copy_constructible_v<T>) {
+      if (move_ && promise.core.refs == 1) return promise.take_result();
       return promise.peek_result();
+    } else {
+      return promise.take_result();
     }
   }
 
@@ -159,16 +172,19 @@ class Task<T>::Awaiter : detail::CancelPoint, detail::TaskWaiter {
 
 namespace detail {
 // A finished task's result for a combinator: moved out when the combinator holds the only
-// reference, copied otherwise; rethrows the task's exception.
+// reference or T cannot be copied, copied otherwise; rethrows the task's exception. The choice
+// is made at compile time where T decides it: a copy of a move-only T is never instantiated.
 template <class T>
 ResultOf<T> take_task_result(Task<T>& task) {
   auto& promise = task.handle().promise();
   if constexpr (std::is_void_v<T>) {
     promise.take_result();
     return {};
-  } else {
+  } else if constexpr (std::is_copy_constructible_v<T>) {
     if (promise.core.refs == 1) return promise.take_result();
     return promise.peek_result();
+  } else {
+    return promise.take_result();
   }
 }
 }  // namespace detail

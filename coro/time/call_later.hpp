@@ -2,8 +2,8 @@
 // small task: call_soon's runs fn on the loop's next step, in the order of the calls; call_later
 // and call_at first sleep on one IORING_OP_TIMEOUT with an absolute deadline. The TimerHandle
 // cancels it (the timeout SQE is removed) as long as fn has not run. An exception escaping fn
-// is reported on stderr and does not stop the loop, as asyncio's default exception handler
-// logs it.
+// goes to the loop's exception handler (by default a line on stderr) and does not stop the loop,
+// as in asyncio.
 #pragma once
 #include <ringloop/loop/detail/config.hpp>
 
@@ -16,6 +16,7 @@
 #include <type_traits>
 #include <utility>
 
+#include <ringloop/coro/exception_handler.hpp>
 #include <ringloop/coro/task/task.hpp>
 #include <ringloop/coro/time/sleep.hpp>
 
@@ -51,10 +52,8 @@ Coro<void> run_callback(std::int64_t deadline_ns, F fn) {
   if (deadline_ns != 0) co_await SleepAwaiter(deadline_ns);
   try {
     std::invoke(fn);
-  } catch (const std::exception& error) {
-    std::fprintf(stderr, "ringloop: exception in callback: %s\n", error.what());
   } catch (...) {
-    std::fprintf(stderr, "ringloop: exception in callback (not a std::exception)\n");
+    report_exception(Loop::current(), {"exception in callback", std::current_exception(), ""});
   }
 }
 
