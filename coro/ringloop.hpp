@@ -14,6 +14,7 @@
 #include <ringloop/coro/sync/semaphore.hpp>
 #include <ringloop/coro/task/as_completed.hpp>
 #include <ringloop/coro/task/coro.hpp>
+#include <ringloop/coro/task/current_task.hpp>
 #include <ringloop/coro/task/gather.hpp>
 #include <ringloop/coro/task/outcome.hpp>
 #include <ringloop/coro/task/run.hpp>

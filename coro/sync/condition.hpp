@@ -82,7 +82,7 @@ class [[nodiscard]] Condition::WaitAwaiter : detail::Waiter {
   // Owns the lock here, whatever happened.
   void await_resume() {
     finish();
-    if (cancelled_) throw CancelledError();
+    if (cancelled_) throw detail::cancelled_error(task_);
   }
 
  private:

@@ -24,4 +24,14 @@ void report_unretrieved_exception(const std::exception_ptr& error,
   }
 }
 
+void report_callback_exception(const std::exception_ptr& error) noexcept {
+  try {
+    std::rethrow_exception(error);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "ringloop: exception in callback: %s\n", e.what());
+  } catch (...) {
+    std::fprintf(stderr, "ringloop: exception in callback (not a std::exception)\n");
+  }
+}
+
 }  // namespace ringloop::detail
