@@ -10,7 +10,6 @@
 #include <thread>
 #include <vector>
 
-#include <ringloop/coro/task/future.hpp>
 #include <ringloop/ringloop.hpp>
 
 using namespace std::chrono_literals;
