@@ -227,7 +227,10 @@ typename Future<T>::Awaiter Future<T>::operator co_await() const noexcept {
 // that wait, and the worker is free once the future is ready.
 template <class T>
 Coro<T> wrap_future(std::future<T> future) {
-  co_return co_await to_thread([pending = std::move(future)]() mutable { return pending.get(); });
+  // The callable is a named local, not a temporary inside the co_await expression: g++ 12
+  // destroyed that temporary's captured std::future once too often under ASan.
+  auto wait = [pending = std::move(future)]() mutable { return pending.get(); };
+  co_return co_await to_thread(std::move(wait));
 }
 
 }  // namespace ringloop
