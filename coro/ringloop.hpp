@@ -17,9 +17,12 @@
 #include <ringloop/coro/sync/semaphore.hpp>
 #include <ringloop/coro/task/as_completed.hpp>
 #include <ringloop/coro/task/coro.hpp>
+#include <ringloop/coro/task/current_task.hpp>
+#include <ringloop/coro/task/future.hpp>
 #include <ringloop/coro/task/gather.hpp>
 #include <ringloop/coro/task/outcome.hpp>
 #include <ringloop/coro/task/run.hpp>
+#include <ringloop/coro/task/runner.hpp>
 #include <ringloop/coro/task/shield.hpp>
 #include <ringloop/coro/task/task.hpp>
 #include <ringloop/coro/task/task_group.hpp>

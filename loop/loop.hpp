@@ -230,6 +230,11 @@ class Loop {
   void set_daemon(Operation& operation, bool daemon) noexcept;
   void set_daemon(detail::TaskHook& task, bool daemon) noexcept;
   void cancel_all_tasks() noexcept;
+  // Calls fn(hook) for each unfinished task, in the order they were created (all_tasks()).
+  template <class F>
+  void for_each_task(F&& fn) {
+    tasks_.for_each(fn);
+  }
   void abandon_stuck_tasks() noexcept;
 
   // Makes this loop the thread's running loop for a scope; nests are refused (asyncio's rule).

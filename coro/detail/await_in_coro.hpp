@@ -22,4 +22,15 @@ Coro<R> await_in_coro(A awaitable) {
   co_return co_await std::move(awaitable);
 }
 
+// A Coro as it is, any other awaitable run in one: what create_task, shield, wait and
+// as_completed take.
+template <class T>
+Coro<T> as_coro(Coro<T> coro) noexcept {
+  return coro;
+}
+template <PlainAwaiter A>
+auto as_coro(A awaitable) {
+  return await_in_coro(std::move(awaitable));
+}
+
 }  // namespace ringloop::detail

@@ -46,7 +46,7 @@ class DeadlineWait : CancelPoint {
   // The first step of await_resume: CancelledError, or the kernel's refusal of the timer.
   void throw_if_cancelled_or_failed(const char* what) {
     if (outer_ != nullptr) outer_->resumed();
-    if (cancel_taken_) throw CancelledError();
+    if (cancel_taken_) throw cancelled_error(outer_);
     if (timer_.error() != 0) throw std::system_error(-timer_.error(), std::system_category(), what);
   }
 

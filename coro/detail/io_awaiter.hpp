@@ -134,12 +134,12 @@ class IoAwaiterBase : protected CancelPoint, protected Operation {
     if (task_ != nullptr) task_->resumed();
     // A cancel the awaiter took ends in CancelledError, even when the operation completed in a
     // race with it (asyncio's rule: the cancelled task never sees the result).
-    if (cancel_taken_) throw CancelledError();
+    if (cancel_taken_) throw cancelled_error(task_);
     if (result_ >= 0) return;  // a success wins over a timeout that came too late
     // The link timeout fired and cancelled the operation: -ECANCELED, even for a read that
     // may have moved data (liburing #1422), or -EINTR.
     if (link_result_ == -ETIME) throw TimeoutError(std::string(name) + ": the timeout expired");
-    if (result_ == -ECANCELED) throw CancelledError();  // the loop is closing around the task
+    if (result_ == -ECANCELED) throw cancelled_error(task_);  // the loop is closing around the task
     if (!errors_are_values) throw std::system_error(-result_, std::system_category(), name);
   }
 

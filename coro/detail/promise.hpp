@@ -43,6 +43,8 @@ enum class StartState : std::uint8_t {
 
 void report_unretrieved_exception(Loop* loop, const std::exception_ptr& error,
                                   const CreatedAt& created_at) noexcept;
+// An exception that escaped a done callback: reported as call_soon's callbacks report theirs.
+void report_callback_exception(const std::exception_ptr& error) noexcept;
 
 // Whether error holds a CancelledError. libstdc++ names the type of the exception an
 // exception_ptr holds, which spares a rethrow (a second unwind per cancelled task); for a type
@@ -101,6 +103,7 @@ class PromiseBase {
     core.loop = &loop;
     core.frame = self;
     core.refs = 1;
+    core.number = next_task_number();
     start = StartState::running;
     loop.adopt_task(core);
   }
@@ -112,7 +115,7 @@ class PromiseBase {
     // asyncio: a task whose coroutine returns with a cancel still pending (it came while the
     // task ran, and no await followed) ends cancelled; returning the value would lose the
     // cancel, and any cancel an awaiter forwarded to this task with it.
-    if (core.must_cancel && !error) error = std::make_exception_ptr(CancelledError());
+    if (core.must_cancel && !error) error = std::make_exception_ptr(core.cancelled_error());
     core.must_cancel = false;
     core.done = true;
     core.failed = error != nullptr;
@@ -123,12 +126,15 @@ class PromiseBase {
   }
 
  public:
-  // Before the frame of a finished root goes away: asyncio's "Task exception was never
-  // retrieved".
-  void report_if_unretrieved() noexcept {
-    if (error && !core.cancelled && !core.exception_retrieved)
+  // As the frame of a finished root goes away, by whichever handle (Task, AnyTask, the loop's
+  // own reference): asyncio's "Task exception was never retrieved".
+  ~PromiseBase() {
+    if (is_root() && core.done && error && !core.cancelled && !core.exception_retrieved)
       report_unretrieved_exception(core.loop, error, core.created_at);
   }
+  PromiseBase() = default;
+  PromiseBase(const PromiseBase&) = delete;
+  PromiseBase& operator=(const PromiseBase&) = delete;
 
   template <class Promise>
   struct FinalAwaiter {
@@ -136,10 +142,7 @@ class PromiseBase {
     std::coroutine_handle<> await_suspend(std::coroutine_handle<Promise> handle) const noexcept {
       PromiseBase& promise = handle.promise();
       if (promise.is_root()) {
-        if (promise.finish_task()) {
-          promise.report_if_unretrieved();
-          handle.destroy();
-        }
+        if (promise.finish_task()) handle.destroy();
         return std::noop_coroutine();
       }
       if (promise.start == StartState::inline_start) {
@@ -205,6 +208,13 @@ class Promise<void> : public PromiseBase {
   }
   void peek_result() { take_result(); }
 };
+
+// What a cancelled task's awaiters get: the CancelledError it ended with (with its cancel
+// message), or a new one carrying the message when the closing loop ended it without one.
+[[noreturn]] inline void rethrow_cancelled(PromiseBase& root) {
+  if (root.error) std::rethrow_exception(root.error);
+  throw root.core.cancelled_error();
+}
 
 template <class P>
 TaskCore* task_of(std::coroutine_handle<P> handle) noexcept {

@@ -5,9 +5,15 @@
 // the request now, it is remembered, and the task's next await point throws CancelledError.
 #pragma once
 
+#include <atomic>
 #include <coroutine>
 #include <cstdint>
 #include <exception>
+#include <memory>
+#include <optional>
+#include <string>
+#include <typeinfo>
+#include <vector>
 
 #include <ringloop/coro/detail/created_at.hpp>
 #include <ringloop/coro/errors.hpp>
@@ -32,6 +38,41 @@ struct TaskWaiter : ListNode {
   TaskWaiter& operator=(const TaskWaiter&) = delete;
   NotifyFn notify;
 };
+
+class TaskCore;
+
+// asyncio's done callback (Task.add_done_callback): a waiter in the task's FIFO like an awaiter,
+// so callbacks and awaiters are woken in the order they came. schedule() starts the call on a
+// later step of the loop (as call_soon); matches() serves remove_done_callback.
+struct DoneCallback : TaskWaiter {
+  DoneCallback() noexcept : TaskWaiter(&on_done) {}
+  DoneCallback(const DoneCallback&) = delete;
+  DoneCallback& operator=(const DoneCallback&) = delete;
+  virtual ~DoneCallback() = default;
+  virtual void schedule(TaskCore& task) noexcept = 0;
+  virtual bool matches(const std::type_info& type, const void* fn) const noexcept = 0;
+  TaskCore* task = nullptr;
+
+ private:
+  static void on_done(TaskWaiter& waiter) noexcept {
+    auto& self = static_cast<DoneCallback&>(waiter);
+    self.schedule(*self.task);
+  }
+};
+
+// What few tasks need: a name set by hand, a cancel message, done callbacks. Allocated on first
+// use, so a task that has none costs one null pointer.
+struct TaskExtras {
+  std::optional<std::string> name;
+  std::optional<std::string> cancel_message;
+  std::vector<std::unique_ptr<DoneCallback>> callbacks;  // added and not removed
+};
+
+// asyncio's "Task-N": one counter for the process, as asyncio's _task_name_counter.
+inline std::uint64_t next_task_number() noexcept {
+  static std::atomic<std::uint64_t> counter{0};
+  return counter.fetch_add(1, std::memory_order_relaxed) + 1;
+}
 
 class TaskCore : public TaskHook {
  public:
@@ -75,8 +116,60 @@ class TaskCore : public TaskHook {
   void throw_if_cancel_pending() {
     if (must_cancel) {
       must_cancel = false;
-      throw CancelledError();
+      throw cancelled_error();
     }
+  }
+
+  // asyncio's Task.cancel(msg), for Task and AnyTask: the latest cancel request made through a
+  // handle sets the message (none drops an earlier one; ringloop's own cancels leave it as it
+  // is). The CancelledError the task sees at its await point carries it, and so does the one it
+  // ends with.
+  bool cancel_with_message(std::optional<std::string> message) {
+    if (done) return false;
+    if (message)
+      ensure_extras().cancel_message = std::move(message);
+    else if (extras)
+      extras->cancel_message.reset();
+    return cancel();
+  }
+  CancelledError cancelled_error() const {
+    return extras && extras->cancel_message ? CancelledError(*extras->cancel_message)
+                                            : CancelledError();
+  }
+
+  // asyncio's Task.get_name()/set_name(): "Task-N" until a name is set; the string is built on
+  // demand, so an unnamed task stores only its number.
+  std::string name() const {
+    if (extras && extras->name) return *extras->name;
+    return "Task-" + std::to_string(number);
+  }
+  void set_name(std::string new_name) { ensure_extras().name = std::move(new_name); }
+
+  // asyncio's add_done_callback: on a finished task the call is scheduled at once. The callback
+  // stays here, with the frame, until the frame goes (its call holds a Task handle).
+  void add_done_callback(std::unique_ptr<DoneCallback> callback) {
+    callback->task = this;
+    DoneCallback& added = *callback;
+    ensure_extras().callbacks.push_back(std::move(callback));
+    if (done)
+      added.schedule(*this);
+    else
+      add_waiter(added);
+  }
+  // asyncio's remove_done_callback: removes every callback equal to fn not yet scheduled;
+  // returns how many.
+  std::size_t remove_done_callbacks(const std::type_info& type, const void* fn) {
+    if (!extras) return 0;
+    return std::erase_if(extras->callbacks, [&](const std::unique_ptr<DoneCallback>& callback) {
+      if (!callback->linked() || !callback->matches(type, fn)) return false;
+      remove_waiter(*callback);
+      return true;
+    });
+  }
+
+  TaskExtras& ensure_extras() {
+    if (!extras) extras = std::make_unique<TaskExtras>();
+    return *extras;
   }
 
   // Waiters are woken in the order they came (FIFO, as asyncio's done callbacks).
@@ -98,11 +191,12 @@ class TaskCore : public TaskHook {
   Loop* loop = nullptr;
   std::coroutine_handle<> frame;  // the root coroutine
   CancelPoint* waiting_on = nullptr;
-  CreatedAt created_at;  // where create_task was called: for reports
+  CreatedAt created_at;                // where create_task was called: for reports
+  std::unique_ptr<TaskExtras> extras;  // null for most tasks
+  std::uint64_t number = 0;            // asyncio's N in "Task-N"; 0 until the coroutine is a task
   IntrusiveList<TaskWaiter> waiters;
-  std::uint32_t refs = 0;
-  std::uint32_t cancel_requests = 0;  // asyncio's Task.cancelling()  // Task handles, plus one
-                                      // while the coroutine has not finished
+  std::uint32_t refs = 0;             // Task handles, plus one while the coroutine has not finished
+  std::uint32_t cancel_requests = 0;  // asyncio's Task.cancelling()
   bool must_cancel = false;
   bool done = false;
   bool failed = false;     // ended with an exception (CancelledError included)
@@ -122,6 +216,11 @@ class TaskCore : public TaskHook {
     if (--core.refs == 0) core.frame.destroy();
   }
 };
+
+// The CancelledError a cancelled wait throws in task (which may be null: a foreign coroutine).
+inline CancelledError cancelled_error(const TaskCore* task) {
+  return task != nullptr ? task->cancelled_error() : CancelledError();
+}
 
 // The task a coroutine handle runs in: its promise's, for ringloop's coroutines; none for a
 // foreign coroutine type (it can await ringloop's awaiters, without cancellation).

@@ -150,7 +150,7 @@ class Waiter : public ListNode, public CancelPoint {
     RINGLOOP_ASSERT(task_ == nullptr || !task_->must_cancel || state_ == State::cancelled,
                     "a cancel became pending during a primitive's wait");
     if (task_ != nullptr) task_->resumed();
-    if (state_ == State::cancelled) throw CancelledError();
+    if (state_ == State::cancelled) throw cancelled_error(task_);
   }
 
   void wake(State outcome) noexcept {

@@ -89,7 +89,7 @@ class [[nodiscard]] Condition::WaitAwaiter : detail::Waiter {
       if (notified_) condition_.move_to_lock(1);
     }
     finish();
-    if (cancelled_) throw CancelledError();
+    if (cancelled_) throw detail::cancelled_error(task_);
   }
 
  private:

@@ -38,11 +38,16 @@ class AsCompleted {
   template <class Rep, class Period>
   AsCompleted(std::vector<Task<T>> tasks, std::chrono::duration<Rep, Period> timeout)
       : AsCompleted(std::move(tasks), detail::deadline_after(timeout, "AsCompleted")) {}
-  // Coroutines are started as tasks on the running loop first.
-  explicit AsCompleted(std::vector<Coro<T>> coros) : AsCompleted(start_all(std::move(coros))) {}
-  template <class Rep, class Period>
-  AsCompleted(std::vector<Coro<T>> coros, std::chrono::duration<Rep, Period> timeout)
-      : AsCompleted(start_all(std::move(coros)), timeout) {}
+  // Coroutines, or other awaitables create_task takes, are started as tasks on the running loop
+  // first.
+  template <detail::TaskSource A>
+  requires std::same_as<detail::TaskValue<A>, T>
+  explicit AsCompleted(std::vector<A> awaitables)
+      : AsCompleted(detail::start_tasks(std::move(awaitables), "as_completed")) {}
+  template <detail::TaskSource A, class Rep, class Period>
+  requires std::same_as<detail::TaskValue<A>, T> AsCompleted(
+      std::vector<A> awaitables, std::chrono::duration<Rep, Period> timeout)
+      : AsCompleted(detail::start_tasks(std::move(awaitables), "as_completed"), timeout) {}
 
   AsCompleted(const AsCompleted&) = delete;
   AsCompleted& operator=(const AsCompleted&) = delete;
@@ -126,13 +131,6 @@ class AsCompleted {
     }
   }
 
-  static std::vector<Task<T>> start_all(std::vector<Coro<T>> coros) {
-    std::vector<Task<T>> tasks;
-    tasks.reserve(coros.size());
-    for (Coro<T>& coro : coros) tasks.push_back(create_task(std::move(coro)));
-    return tasks;
-  }
-
   static void on_task_done(detail::TaskWaiter& waiter) noexcept {
     auto& watch = static_cast<Watch&>(waiter);
     AsCompleted& self = *watch.owner;
@@ -154,5 +152,11 @@ class AsCompleted {
   std::optional<std::int64_t> deadline_;
   std::size_t issued_ = 0;
 };
+
+template <detail::TaskSource A>
+AsCompleted(std::vector<A>) -> AsCompleted<detail::TaskValue<A>>;
+template <detail::TaskSource A, class Rep, class Period>
+AsCompleted(std::vector<A>, std::chrono::duration<Rep, Period>)
+    -> AsCompleted<detail::TaskValue<A>>;
 
 }  // namespace ringloop

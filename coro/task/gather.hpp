@@ -120,7 +120,7 @@ class GatherState : CancelPoint {
   void throw_if_failed() {
     if (outer_ != nullptr) outer_->resumed();
     for (std::size_t i = 0; i < count_; ++i) waiters_[i].child->exception_retrieved = true;
-    if (cancel_taken_) throw CancelledError();
+    if (cancel_taken_) throw cancelled_error(outer_);
   }
 
   std::ptrdiff_t first_failed() const noexcept { return first_failed_; }

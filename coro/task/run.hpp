@@ -5,6 +5,7 @@
 #include <exception>
 #include <optional>
 #include <stdexcept>
+#include <string>
 #include <type_traits>
 #include <utility>
 
@@ -64,6 +65,29 @@ T loop_run_until_complete(Loop& loop, Coro<T> coro) {
   return run_until_complete(loop, std::move(coro));
 }
 
+namespace detail {
+// What run() and Runner::run() share: runs coro as the main task of loop until it finishes, with
+// run()'s SIGINT rule (the main task is cancelled, then KeyboardInterrupt), and returns its
+// result or rethrows. Leaves the other tasks as they are.
+template <class T>
+T run_main(Loop& loop, Coro<T> coro, bool cancel_main_on_sigint, const char* caller) {
+  if (Loop::current() != nullptr)
+    throw std::logic_error(std::string(caller) +
+                           " cannot be called from a running event loop; await the coroutine "
+                           "instead");
+  Task<T> main = create_task(loop, std::move(coro));
+  std::optional<InterruptMainOnSigint> sigint;
+  if (cancel_main_on_sigint) sigint.emplace(loop, main.core());
+  try {
+    return run_until_complete(loop, main);
+  } catch (const CancelledError&) {
+    // asyncio.Runner: the cancel came from Ctrl-C and nothing else is pending.
+    if (sigint && sigint->interrupts() > 0 && main.uncancel() == 0) throw KeyboardInterrupt();
+    throw;
+  }
+}
+}  // namespace detail
+
 // Makes a loop, runs coro to its end, then cancels every task still pending and waits for them
 // and for every operation in flight, closes the loop, and returns coro's result or rethrows
 // its exception. Calling it inside a running loop is an error, as in asyncio.
@@ -76,19 +100,11 @@ T run(Coro<T> coro, const LoopOptions& options = {}) {
   std::conditional_t<std::is_void_v<T>, bool, std::optional<T>> result{};
   std::exception_ptr error;
   try {
-    Task<T> main = create_task(loop, std::move(coro));
-    std::optional<detail::InterruptMainOnSigint> sigint;
-    if (options.cancel_main_on_sigint) sigint.emplace(loop, main.core());
-    try {
-      if constexpr (std::is_void_v<T>)
-        run_until_complete(loop, main);
-      else
-        result.emplace(run_until_complete(loop, main));
-    } catch (const CancelledError&) {
-      // asyncio.Runner: the cancel came from Ctrl-C and nothing else is pending.
-      if (sigint && sigint->interrupts() > 0 && main.uncancel() == 0) throw KeyboardInterrupt();
-      throw;
-    }
+    if constexpr (std::is_void_v<T>)
+      detail::run_main(loop, std::move(coro), options.cancel_main_on_sigint, "run()");
+    else
+      result.emplace(
+          detail::run_main(loop, std::move(coro), options.cancel_main_on_sigint, "run()"));
   } catch (...) {
     error = std::current_exception();
   }

@@ -44,8 +44,8 @@ class [[nodiscard]] ShieldAwaiter : CancelPoint, TaskWaiter {
 
   ResultOf<T> await_resume() {
     if (outer_ != nullptr) outer_->resumed();
-    if (cancel_taken_) throw CancelledError();
-    if (task_.core().cancelled) throw CancelledError();
+    if (cancel_taken_) throw cancelled_error(outer_);
+    if (task_.core().cancelled) rethrow_cancelled(task_.handle().promise());
     return take_task_result(task_);
   }
 
@@ -77,10 +77,11 @@ detail::ShieldAwaiter<T> shield(Task<T> task) {
   return detail::ShieldAwaiter<T>(std::move(task));
 }
 
-// The coroutine becomes a task on the running loop at once, as asyncio.shield wraps it.
-template <class T>
-detail::ShieldAwaiter<T> shield(Coro<T> coro) {
-  return detail::ShieldAwaiter<T>(create_task(std::move(coro)));
+// A coroutine (or any awaitable create_task takes) becomes a task on the running loop at once,
+// as asyncio.shield wraps it.
+template <detail::TaskSource A>
+detail::ShieldAwaiter<detail::TaskValue<A>> shield(A awaitable) {
+  return detail::ShieldAwaiter<detail::TaskValue<A>>(create_task(std::move(awaitable)));
 }
 
 }  // namespace ringloop

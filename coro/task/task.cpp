@@ -22,4 +22,10 @@ void report_unretrieved_exception(Loop* loop, const std::exception_ptr& error,
   }
 }
 
+// A done callback's failure goes where call_soon's callbacks report theirs: the running loop's
+// exception handler.
+void report_callback_exception(const std::exception_ptr& error) noexcept {
+  report_exception(Loop::current(), {"exception in callback", error, ""});
+}
+
 }  // namespace ringloop::detail

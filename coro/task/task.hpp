@@ -9,14 +9,27 @@
 #pragma once
 #include <ringloop/loop/detail/config.hpp>
 
+#include <concepts>
 #include <coroutine>
 #include <exception>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <typeinfo>
 #include <utility>
+#include <vector>
 
+#include <ringloop/coro/detail/await_in_coro.hpp>
 #include <ringloop/coro/errors.hpp>
 #include <ringloop/coro/task/coro.hpp>
 
 namespace ringloop {
+
+namespace detail {
+template <class T, class F>
+class DoneCallbackOf;
+}  // namespace detail
 
 template <class T = void>
 class Task {
@@ -37,9 +50,39 @@ class Task {
   bool valid() const noexcept { return static_cast<bool>(handle_); }
   bool done() const { return core().done; }
   bool cancelled() const { return core().done && core().cancelled; }
-  // asyncio's Task.cancel(): false when the task has finished already; otherwise the task sees
-  // CancelledError at its current (or next) await point and cancel() returns true.
-  bool cancel() { return core().cancel(); }
+  // asyncio's Task.cancel(msg): false when the task has finished already; otherwise the task sees
+  // CancelledError at its current (or next) await point and cancel() returns true. The message
+  // is carried by that CancelledError, by the one the task ends with and by the one its awaiters
+  // get (what() is the message); as in asyncio, the latest cancel's message wins, and cancel()
+  // without one drops an earlier message. The string is allocated only when a message is given.
+  bool cancel() { return core().cancel_with_message(std::nullopt); }
+  bool cancel(std::string message) { return core().cancel_with_message(std::move(message)); }
+
+  // asyncio's Task.get_name()/set_name(): "Task-N" (N counts the tasks of the process, ringloop's
+  // own included: gather's and wait_for's children, call_soon's calls) until set_name().
+  std::string get_name() const { return core().name(); }
+  void set_name(std::string name) { core().set_name(std::move(name)); }
+
+  // asyncio's Task.add_done_callback(fn): when the task finishes, fn(task) runs on a later step
+  // of the loop (as call_soon would run it), in the order callbacks and awaiters came; on a
+  // finished task it is scheduled at once. fn takes a Task<T>& (or const Task<T>&, or Task<T>);
+  // an exception escaping it is reported like a call_soon callback's.
+  template <class F>
+  requires std::invocable<F&, Task&>
+  void add_done_callback(F fn) {
+    core().add_done_callback(std::make_unique<detail::DoneCallbackOf<T, F>>(std::move(fn)));
+  }
+  // asyncio's Task.remove_done_callback(fn): removes every callback equal to fn that has not been
+  // scheduled yet, and returns how many. Only callbacks of a type with == can be found: a
+  // function pointer, or a callable object of your own (a lambda has no ==: pass +[]{...} for
+  // one without captures, which converts to a function pointer).
+  template <class F>
+  std::size_t remove_done_callback(const F& fn) {
+    static_assert(std::equality_comparable<F>,
+                  "remove_done_callback: the callback's type has no ==; use a function pointer "
+                  "(+[](Task<T>&) {...} for a lambda without captures)");
+    return core().remove_done_callbacks(typeid(F), &fn);
+  }
   // asyncio's Task.cancelling() and Task.uncancel(): the count of cancel requests not taken back.
   std::uint32_t cancelling() const { return core().cancel_requests; }
   std::uint32_t uncancel() { return core().uncancel(); }
@@ -50,10 +93,11 @@ class Task {
     require_done("result");
     return handle_.promise().peek_result();
   }
-  // The exception the task ended with, or null; CancelledError if it was cancelled.
+  // The exception the task ended with, or null; throws the CancelledError it ended with if it
+  // was cancelled.
   std::exception_ptr exception() const {
     require_done("exception");
-    if (core().cancelled) throw CancelledError();
+    if (core().cancelled) detail::rethrow_cancelled(handle_.promise());
     core().exception_retrieved = true;
     return handle_.promise().error;
   }
@@ -97,10 +141,7 @@ class Task {
   void release() noexcept {
     if (!handle_) return;
     promise_type& promise = handle_.promise();
-    if (--promise.core.refs == 0) {
-      promise.report_if_unretrieved();
-      handle_.destroy();
-    }
+    if (--promise.core.refs == 0) handle_.destroy();  // ~PromiseBase reports an unretrieved error
     handle_ = {};
   }
 
@@ -142,7 +183,7 @@ class Task<T>::Awaiter : detail::CancelPoint, detail::TaskWaiter {
   T await_resume() {
     if (waiter_task_ != nullptr) waiter_task_->resumed();
     promise_type& promise = target_.promise();
-    if (promise.core.cancelled) throw CancelledError();
+    if (promise.core.cancelled) detail::rethrow_cancelled(promise);
     if constexpr (std::is_void_v<T>) {
       promise.take_result();
     } else if constexpr (std::is_copy_constructible_v<T>) {
@@ -189,14 +230,23 @@ ResultOf<T> take_task_result(Task<T>& task) {
 }
 }  // namespace detail
 
-// Starts coro as a task on loop (on its next step). The coroutine must not have run yet. The
-// call site is kept for reports about the task.
+// How create_task starts a task (asyncio's name= argument and 3.12's eager task factory).
+struct TaskOptions {
+  std::optional<std::string> name{};  // get_name(); "Task-N" when none
+  // The coroutine runs inside create_task, up to its first suspension, instead of on a later
+  // step of the loop (asyncio 3.12's eager_task_factory). One that finishes there comes back done
+  // and never goes through the ready queue. Its first step runs in the caller's stack: a
+  // coroutine that never suspends runs to its end before create_task returns.
+  bool eager = false;
+};
+
+namespace detail {
+
 template <class T>
-Task<T> create_task(Loop& loop, Coro<T> coro,
-                    detail::CreatedAt created_at = detail::CreatedAt::here()) {
+Task<T> start_task(Loop& loop, Coro<T> coro, TaskOptions options, CreatedAt created_at) {
   if (!coro.valid()) throw std::logic_error("create_task: empty Coro (moved from?)");
   auto root = coro.release();
-  if (root.promise().start != detail::StartState::not_started) {
+  if (root.promise().start != StartState::not_started) {
     coro = Coro<T>(root);
     throw std::logic_error("create_task: this Coro has been awaited already; it runs only once");
   }
@@ -205,15 +255,115 @@ Task<T> create_task(Loop& loop, Coro<T> coro,
     throw std::logic_error("create_task: the event loop is closed");
   }
   root.promise().make_root(loop, root);
-  root.promise().core.created_at = created_at;
-  loop.schedule(root);
-  return Task<T>::adopt(root);
+  TaskCore& core = root.promise().core;
+  core.created_at = created_at;
+  if (options.name) core.set_name(std::move(*options.name));
+  Task<T> task = Task<T>::adopt(root);  // before an eager step, which may finish the task
+  if (options.eager)
+    root.resume();
+  else
+    loop.schedule(root);
+  return task;
 }
 
-// Starts coro as a task on the running loop (asyncio.create_task).
+// What create_task takes: a Coro, or any awaitable gather and wait_for take (run in a Coro by
+// await_in_coro, as they do).
+template <class A>
+concept TaskSource = requires(A a) {
+  as_coro(std::move(a));
+};
+// The result type of the task create_task makes of an A.
+template <TaskSource A>
+using TaskValue = typename decltype(as_coro(std::declval<A>()))::value_type;
+
 template <class T>
-Task<T> create_task(Coro<T> coro, detail::CreatedAt created_at = detail::CreatedAt::here()) {
+struct DoneCallbackFor : DoneCallback {
+  virtual void invoke(Task<T>& task) = 0;
+};
+
+// Calls a done callback as a small task of its own (as call_soon does). The callback lives in
+// the finished task's extras, which the Task handle held here keeps alive. (Only T in the frame's
+// type: a frame holding the callable's own type would be a type without linkage for a lambda.)
+template <class T>
+Coro<void> run_done_callback(Task<T> task, DoneCallbackFor<T>* callback) {
+  try {
+    callback->invoke(task);
+  } catch (...) {
+    report_callback_exception(std::current_exception());
+  }
+  co_return;
+}
+
+template <class T, class F>
+class DoneCallbackOf final : public DoneCallbackFor<T> {
+ public:
+  explicit DoneCallbackOf(F fn) : fn_(std::move(fn)) {}
+
+  void schedule(TaskCore& core) noexcept override {
+    auto task =
+        Task<T>::adopt(std::coroutine_handle<Promise<T>>::from_address(core.frame.address()));
+    start_task(*core.loop, run_done_callback<T>(std::move(task), this), {}, CreatedAt::here());
+  }
+  void invoke(Task<T>& task) override { std::invoke(fn_, task); }
+  bool matches(const std::type_info& type, const void* fn) const noexcept override {
+    if constexpr (std::equality_comparable<F>)
+      return type == typeid(F) && static_cast<bool>(*static_cast<const F*>(fn) == fn_);
+    else
+      return false;
+  }
+
+ private:
+  F fn_;
+};
+
+}  // namespace detail
+
+// asyncio.create_task(coro, name=...): starts coro as a task on loop, on its next step (or at
+// once, up to its first suspension, with TaskOptions::eager). coro is a Coro that has not run
+// yet, or any awaitable gather takes (create_task(sleep(1s))). The call site is kept for reports
+// about the task.
+template <detail::TaskSource A>
+auto create_task(Loop& loop, A coro, TaskOptions options,
+                 detail::CreatedAt created_at = detail::CreatedAt::here()) {
+  return detail::start_task(loop, detail::as_coro(std::move(coro)), std::move(options), created_at);
+}
+template <detail::TaskSource A>
+auto create_task(Loop& loop, A coro, detail::CreatedAt created_at = detail::CreatedAt::here()) {
+  return detail::start_task(loop, detail::as_coro(std::move(coro)), {}, created_at);
+}
+template <detail::TaskSource A>
+auto create_task(Loop& loop, A coro, std::string name,
+                 detail::CreatedAt created_at = detail::CreatedAt::here()) {
+  return detail::start_task(loop, detail::as_coro(std::move(coro)), {.name = std::move(name)},
+                            created_at);
+}
+
+namespace detail {
+// Each awaitable started as a task on the running loop, in order (for wait and as_completed).
+template <TaskSource A>
+std::vector<Task<TaskValue<A>>> start_tasks(std::vector<A> awaitables, const char* caller) {
+  Loop& loop = Loop::running(caller);
+  std::vector<Task<TaskValue<A>>> tasks;
+  tasks.reserve(awaitables.size());
+  for (A& awaitable : awaitables) tasks.push_back(create_task(loop, std::move(awaitable)));
+  return tasks;
+}
+}  // namespace detail
+
+// The same on the running loop (asyncio.create_task).
+template <detail::TaskSource A>
+auto create_task(A coro, TaskOptions options,
+                 detail::CreatedAt created_at = detail::CreatedAt::here()) {
+  return create_task(Loop::running("create_task"), std::move(coro), std::move(options), created_at);
+}
+template <detail::TaskSource A>
+auto create_task(A coro, detail::CreatedAt created_at = detail::CreatedAt::here()) {
   return create_task(Loop::running("create_task"), std::move(coro), created_at);
+}
+template <detail::TaskSource A>
+auto create_task(A coro, std::string name,
+                 detail::CreatedAt created_at = detail::CreatedAt::here()) {
+  return create_task(Loop::running("create_task"), std::move(coro), std::move(name), created_at);
 }
 
 }  // namespace ringloop

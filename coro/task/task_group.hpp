@@ -45,10 +45,12 @@ class TaskGroup {
   TaskGroup(const TaskGroup&) = delete;
   TaskGroup& operator=(const TaskGroup&) = delete;
 
-  // Starts coro as a child task. Refused once the group is shutting down (a child failed, or
-  // body ended with an exception) or has finished, as asyncio refuses.
-  template <class T>
-  Task<T> create_task(Coro<T> coro) {
+  // Starts coro (or any awaitable ringloop::create_task takes) as a child task. Refused once the
+  // group is shutting down (a child failed, or body ended with an exception) or has finished, as
+  // asyncio refuses.
+  template <detail::TaskSource A>
+  Task<detail::TaskValue<A>> create_task(A coro) {
+    using T = detail::TaskValue<A>;
     if (finished_) throw std::logic_error("TaskGroup::create_task: the TaskGroup has finished");
     if (aborting_) throw std::logic_error("TaskGroup::create_task: the TaskGroup is shutting down");
     Task<T> task = ringloop::create_task(*parent_.loop, std::move(coro));
@@ -104,7 +106,7 @@ class TaskGroup {
     }
     void await_resume() {
       group_.parent_.resumed();
-      if (cancelled_) throw CancelledError();
+      if (cancelled_) throw group_.parent_.cancelled_error();
     }
 
    private:

@@ -153,4 +153,19 @@ Coro<WaitResult<T>> wait(std::vector<Task<T>> tasks, std::chrono::duration<Rep, 
   return detail::wait_impl(std::move(tasks), when, detail::deadline_after(timeout, "wait"));
 }
 
+// Coroutines or other awaitables (anything create_task takes): each is started as a task on the
+// running loop when wait() is called, and the WaitResult hands back those tasks.
+template <detail::TaskSource A>
+Coro<WaitResult<detail::TaskValue<A>>> wait(std::vector<A> awaitables,
+                                            ReturnWhen when = ReturnWhen::all_completed) {
+  return detail::wait_impl(detail::start_tasks(std::move(awaitables), "wait"), when, std::nullopt);
+}
+template <detail::TaskSource A, class Rep, class Period>
+Coro<WaitResult<detail::TaskValue<A>>> wait(std::vector<A> awaitables,
+                                            std::chrono::duration<Rep, Period> timeout,
+                                            ReturnWhen when = ReturnWhen::all_completed) {
+  return detail::wait_impl(detail::start_tasks(std::move(awaitables), "wait"), when,
+                           detail::deadline_after(timeout));
+}
+
 }  // namespace ringloop

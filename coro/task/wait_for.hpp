@@ -81,7 +81,7 @@ class [[nodiscard]] WaitForAwaiter : CancelPoint, TaskWaiter, Operation {
     if (child.cancelled) {
       child.exception_retrieved = true;
       if (timed_out_ && !outer_cancel_taken_) throw TimeoutError("wait_for: the timeout expired");
-      throw CancelledError();
+      throw cancelled_error(outer_);
     }
     if (timer_error_ != 0)
       throw std::system_error(-timer_error_, std::system_category(),

@@ -102,7 +102,7 @@ class [[nodiscard]] ToThreadAwaiter : CancelPoint {
 
   ResultOf<R> await_resume() {
     if (task_ != nullptr) task_->resumed();
-    if (cancel_taken_) throw CancelledError();
+    if (cancel_taken_) throw detail::cancelled_error(task_);
     if (state_->error) std::rethrow_exception(state_->error);
     if constexpr (std::is_void_v<R>)
       return {};

@@ -32,6 +32,14 @@ class [[nodiscard]] SleepAwaiter : CancelPoint, Operation {
     Operation::deadline_ns = due_ns;  // lets the loop end it in place once it is due
   }
   explicit SleepAwaiter(YieldOnly) noexcept : SleepAwaiter(0) { yield_only_ = true; }
+  // Movable until it is awaited, so that create_task, gather and wait_for can take a sleep (moved
+  // into the Coro that awaits it); a sleep whose SQE may be in flight never moves.
+  SleepAwaiter(SleepAwaiter&& other) noexcept : SleepAwaiter(other.Operation::deadline_ns) {
+    RINGLOOP_ASSERT(!other.awaiting_ && other.state == OpState::idle,
+                    "a sleep was moved after it was awaited");
+    yield_only_ = other.yield_only_;
+  }
+  SleepAwaiter& operator=(SleepAwaiter&&) = delete;
 
   bool await_ready() const noexcept { return false; }
 
@@ -54,11 +62,11 @@ class [[nodiscard]] SleepAwaiter : CancelPoint, Operation {
 
   void await_resume() {
     if (task_ != nullptr) task_->resumed();
-    if (cancel_taken_) throw CancelledError();
+    if (cancel_taken_) throw detail::cancelled_error(task_);
     // -ETIME is a timeout's success; -ECANCELED without a cancel of ours means the loop is
     // being torn down around the sleeper.
     if (result_ == -ETIME || result_ == 0) return;
-    if (result_ == -ECANCELED) throw CancelledError();
+    if (result_ == -ECANCELED) throw detail::cancelled_error(task_);
     throw std::system_error(-result_, std::system_category(), "sleep: IORING_OP_TIMEOUT failed");
   }
 
