@@ -5,6 +5,7 @@
 // or else Loop::default_exception_handler (a line on stderr). A handler that throws is reported
 // by the default handler; nothing it throws reaches the loop.
 #pragma once
+#include <ringloop/loop/detail/config.hpp>
 
 #include <exception>
 #include <string>

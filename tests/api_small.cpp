@@ -2,7 +2,10 @@
 // idempotent, reports name types and tasks as a reader knows them.
 #include <catch2/catch.hpp>
 
+#include <cerrno>
+#include <cstdint>
 #include <stdexcept>
+#include <system_error>
 #include <string>
 
 #include <ringloop/ringloop.hpp>
@@ -34,6 +37,27 @@ TEST_CASE("closing a Stream twice is a no-op the second time", "[api][stream]") 
     co_await stream.close();  // asyncio's close() is idempotent: no EBADF
     CHECK_FALSE(stream.socket().valid());
   }());
+}
+
+TEST_CASE("a refused connect names the address it tried", "[api][stream]") {
+  std::uint16_t port = 0;
+  {
+    ringloop::Socket closed = ringloop::listen_tcp("127.0.0.1", 0);
+    port = ringloop::local_port(closed);
+  }  // nothing listens there any more
+  std::string message;
+  int code = 0;
+  ringloop::run([&]() -> Coro<> {
+    try {
+      co_await ringloop::open_connection("127.0.0.1", port);
+    } catch (const std::system_error& error) {
+      message = error.what();
+      code = error.code().value();
+    }
+  }());
+  CHECK(code == ECONNREFUSED);
+  CHECK_THAT(message, Catch::Contains("127.0.0.1 port " + std::to_string(port)) &&
+                          Catch::Contains("refused"));
 }
 
 TEST_CASE("an unretrieved exception is reported with its demangled type name", "[api][task]") {

@@ -4,6 +4,7 @@
 // and keeps it, or gives it back because its task was cancelled in between), binding_, waiters_
 // and kAcquireName. A refused resource goes on to the next waiter: nothing is lost.
 #pragma once
+#include <ringloop/loop/detail/config.hpp>
 
 #include <coroutine>
 

@@ -1,6 +1,7 @@
 // Runs any awaitable inside a Coro, so that combinators built on tasks (wait_for, gather) can
 // take it: the awaitable is moved into the coroutine's frame and awaited there.
 #pragma once
+#include <ringloop/loop/detail/config.hpp>
 
 #include <type_traits>
 #include <utility>

@@ -3,6 +3,7 @@
 // std::source_location needs, while __builtin_FILE/LINE/FUNCTION work on both compilers, as
 // default arguments too (they then name the caller).
 #pragma once
+#include <ringloop/loop/detail/config.hpp>
 
 namespace ringloop::detail {
 

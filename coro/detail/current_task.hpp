@@ -2,6 +2,7 @@
 // Scopes that act on their own task (timeout(), TaskGroup) need it; outside a task (in a
 // foreign coroutine type) they cannot work, and say so.
 #pragma once
+#include <ringloop/loop/detail/config.hpp>
 
 #include <coroutine>
 #include <stdexcept>

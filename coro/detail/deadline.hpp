@@ -5,6 +5,7 @@
 // hold saturate: +inf, hours::max() or 1e300 s mean "never" (asyncio takes float('inf') as a
 // delay that never ends), -inf a deadline long past.
 #pragma once
+#include <ringloop/loop/detail/config.hpp>
 
 #include <linux/time_types.h>
 

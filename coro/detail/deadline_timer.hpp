@@ -3,6 +3,7 @@
 // timespec the kernel reads lives until that CQE: an owner that is done early disarms it and
 // waits for the CQE before it goes away (liburing #603, asio #1284).
 #pragma once
+#include <ringloop/loop/detail/config.hpp>
 
 #include <liburing.h>
 

@@ -4,6 +4,7 @@
 // the awaiter. The awaiter calls finish() when its event happens; the deadline and a cancel
 // call it too. stop_watching, the awaiter's own, undoes whatever it registered for the event.
 #pragma once
+#include <ringloop/loop/detail/config.hpp>
 
 #include <coroutine>
 #include <cstdint>

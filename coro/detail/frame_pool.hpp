@@ -2,6 +2,7 @@
 // rate with a handful of sizes; recycling them by size class saves the allocator's work.
 // Under AddressSanitizer the pool steps aside, so use-after-free of a frame is still caught.
 #pragma once
+#include <ringloop/loop/detail/config.hpp>
 
 #include <cstddef>
 

@@ -7,6 +7,7 @@
 // in the awaiter, in the awaiting coroutine's frame, which is not destroyed before the last CQE
 // (the Operation records assert it). Awaiting an operation allocates nothing.
 #pragma once
+#include <ringloop/loop/detail/config.hpp>
 
 #include <liburing.h>
 #include <unistd.h>

@@ -3,6 +3,7 @@
 // waiting (it cannot await), or with ::close when no loop runs on this thread or the loop's CQ
 // budget is full.
 #pragma once
+#include <ringloop/loop/detail/config.hpp>
 
 #include <unistd.h>
 

@@ -9,6 +9,7 @@
 // a tail call (PITFALLS.md, "Toolchain"). A child that suspended resumes its parent from
 // final_suspend by symmetric transfer.
 #pragma once
+#include <ringloop/loop/detail/config.hpp>
 
 #include <concepts>
 #include <coroutine>

@@ -2,6 +2,7 @@
 // co_await lock.scoped() hands back owns the acquisition and releases it when it goes out of
 // scope, on every path out (return, exception, CancelledError).
 #pragma once
+#include <ringloop/loop/detail/config.hpp>
 
 #include <utility>
 

@@ -4,6 +4,7 @@
 // wait, as asyncio's Task.cancel() cancels the future its task waits on. When nothing can take
 // the request now, it is remembered, and the task's next await point throws CancelledError.
 #pragma once
+#include <ringloop/loop/detail/config.hpp>
 
 #include <atomic>
 #include <coroutine>

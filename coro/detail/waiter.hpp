@@ -11,6 +11,7 @@
 // grant back (the lock, permit, item or place goes on to the next waiter, as asyncio's Lock,
 // Semaphore and Queue do in their `except CancelledError`) and throws CancelledError.
 #pragma once
+#include <ringloop/loop/detail/config.hpp>
 
 #include <coroutine>
 #include <cstdint>

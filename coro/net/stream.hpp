@@ -216,7 +216,14 @@ inline Coro<Stream> open_connection(std::string host, std::uint16_t port) {
   Socket socket(fd);
   int one = 1;
   ::setsockopt(socket.fd(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-  co_await socket.connect(address.get(), address.length);
+  try {
+    co_await socket.connect(address.get(), address.length);
+  } catch (const std::system_error& error) {
+    // The address belongs in the message, as asyncio's "Connect call failed ('::1', 80)": a
+    // bare "connect: Connection refused" does not say which of a program's peers refused.
+    throw std::system_error(error.code(),
+                            "connect to " + host + " port " + std::to_string(port) + " failed");
+  }
   co_return Stream(std::move(socket));
 }
 

@@ -10,6 +10,7 @@
 // (n_waiting() drops by one, and the barrier then needs one more arrival); one cancelled while
 // the barrier drains or resets leaves without taking a place.
 #pragma once
+#include <ringloop/loop/detail/config.hpp>
 
 #include <cstddef>
 #include <stdexcept>

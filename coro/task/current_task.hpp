@@ -2,6 +2,7 @@
 // unfinished tasks, as AnyTask: a Task handle whose result type is not known. It counts as a
 // reference like a Task (the frame stays while one is held) and offers what needs no result.
 #pragma once
+#include <ringloop/loop/detail/config.hpp>
 
 #include <coroutine>
 #include <optional>

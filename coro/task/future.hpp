@@ -9,6 +9,7 @@
 // move-only T (std::unique_ptr, Stream) the first awaiter to resume gets the value, moved out;
 // any later co_await or result() throws InvalidStateError saying so.
 #pragma once
+#include <ringloop/loop/detail/config.hpp>
 
 #include <coroutine>
 #include <exception>

@@ -3,6 +3,7 @@
 // it leaves behind stay pending and go on in the next run(). close() (or the destructor) cancels
 // what is left and waits for it, as run() does at its end.
 #pragma once
+#include <ringloop/loop/detail/config.hpp>
 
 #include <optional>
 #include <stdexcept>

@@ -2,6 +2,7 @@
 // unlinking never allocate and an object can leave the list from the middle in O(1). The loop
 // uses it for operations waiting for CQ room and for the tasks it owns.
 #pragma once
+#include <ringloop/loop/detail/config.hpp>
 
 #include <cstddef>
 
