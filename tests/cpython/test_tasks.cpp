@@ -404,11 +404,10 @@ TEST_CASE("test_wait_first_completed: FIRST_COMPLETED returns with the first tas
   });
 }
 
-CPYTHON_KNOWN_FAILURE(
+TEST_CASE(
     "test_wait_really_done: FIRST_COMPLETED counts a task done only once it has finished; "
     "two tasks a yield apart are both done",
-    "[cpython][.cpython_known][cpython_tasks]") {
-  // ringloop returns one loop pass earlier than asyncio: done holds only a.
+    "[cpython][cpython_tasks]") {
   run_virtual([]() -> Coro<> {
     auto coro1 = []() -> Coro<> { co_await ringloop::sleep(0s); };
     auto coro2 = []() -> Coro<> {
@@ -615,11 +614,10 @@ TEST_CASE("test_as_completed_with_unused_timeout: a timeout that does not pass c
   });
 }
 
-CPYTHON_KNOWN_FAILURE(
-    "test_as_completed_duplicate_coroutines: an awaitable given twice comes back once",
-    "[cpython][.cpython_known][cpython_tasks]") {
-  // A Coro runs once and cannot be listed twice; the same Task twice is the C++ form. ringloop
-  // hands it back twice (asyncio de-duplicates).
+TEST_CASE("test_as_completed_duplicate_coroutines: an awaitable given twice comes back once",
+          "[cpython][cpython_tasks]") {
+  // A Coro runs once and cannot be listed twice; the same Task twice is the C++ form (asyncio
+  // de-duplicates, and so does AsCompleted).
   run_virtual([]() -> Coro<> {
     auto coro = [](std::string s) -> Coro<std::string> { co_return s; };
     auto c = ringloop::create_task(coro("ham"));
