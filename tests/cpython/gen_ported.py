@@ -139,7 +139,6 @@ s(f, 'test_sleep_cancel', NA, 'checks the private TimerHandle behind the sleep; 
 s(f, 'test_wait_with_iterator_of_tasks', NA, 'an iterator instead of a set: `wait` takes a vector (test_wait is the same case)')
 for t in ['test_as_completed_reverse_wait', 'test_as_completed_concurrent']:
     s(f, t, PEND, 'awaits two of as_completed\'s placeholders at once: needs the fix of concurrent `AsCompleted::next()` (it trips an assertion today, issue #20)')
-s(f, 'test_wait_concurrent_complete', FAIL, 'a task whose sleep ends at the same virtual time as the wait\'s timeout comes back pending: the waiter resumes before the task\'s last step runs (asyncio runs the task\'s step first); the same in real time (checked by hand)')
 s(f, 'test_cancel_gather_1', NA, 'the `_GatheringFuture` refusing `cancel()` once its children are done: ringloop\'s gather is an awaiter, not a future')
 s(f, 'test_cancel_gather_2', PEND, 'its subject is the message of `cancel(msg)`: needs `Task::cancel(msg)`')
 s(f, 'test_error_in_call_soon', NA, 'monkeypatches `loop.call_soon` to fail inside Task.__init__')
