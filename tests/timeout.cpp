@@ -180,3 +180,30 @@ TEST_CASE("Timeout: rescheduling a scope that has not been entered is refused",
     CHECK(value == 2);
   }());
 }
+
+TEST_CASE("a Timeout already due when its block starts expires at the block's first await",
+          "[timeout][conformance]") {
+  // asyncio: reschedule() with a due deadline calls call_soon(_on_timeout), ahead of the block's
+  // next step; a block with no await ends before that handle runs, which __aexit__ cancels.
+  ringloop::run(
+      []() -> Coro<> {
+        Timeout at_zero(0s);
+        int steps = 0;
+        auto yields_once = [&]() -> Coro<> {
+          co_await ringloop::sleep(0s);
+          ++steps;
+        };
+        CHECK_THROWS_AS(co_await at_zero.run(yields_once()), TimeoutError);
+        CHECK(steps == 0);
+        CHECK(at_zero.expired());
+
+        Timeout past(-1s);
+        auto no_await = []() -> Coro<int> { co_return 7; };
+        int value = co_await past.run(no_await());
+        CHECK(value == 7);
+        CHECK_FALSE(past.expired());
+        co_await ringloop::sleep(1ms);  // no cancel left pending on the task
+        CHECK(ringloop::Loop::current() != nullptr);
+      }(),
+      ringloop::LoopOptions{.virtual_time = true});
+}

@@ -296,3 +296,42 @@ TEST_CASE(
       }(),
       options);
 }
+
+TEST_CASE(
+    "a cancel of wait_for's caller keeps the deadline: the inner is cancelled again "
+    "when it passes during the unwind",
+    "[wait_for][conformance]") {
+  // Python 3.12's wait_for is `async with timeout(t)`: the caller's cancel leaves the timer armed,
+  // and its expiry cancels the task again. The result stays CancelledError (an outer cancel).
+  ringloop::run(
+      []() -> Coro<> {
+        auto t0 = ringloop::Loop::current()->now();
+        int cancels_seen = 0;
+        auto slow_unwind = [&]() -> Coro<int> {
+          try {
+            co_await ringloop::sleep(10s);
+          } catch (const CancelledError&) {
+            ++cancels_seen;
+          }
+          try {
+            co_await ringloop::sleep(5s);  // longer than what is left of the deadline
+          } catch (const CancelledError&) {
+            ++cancels_seen;
+            throw;
+          }
+          co_return 1;
+        };
+        auto caller = [&]() -> Coro<int> {
+          co_return co_await ringloop::wait_for(slow_unwind(), 1s);
+        };
+        Task<int> task = ringloop::create_task(caller());
+        co_await ringloop::sleep(100ms);
+        task.cancel();
+        CHECK_THROWS_AS(co_await task, CancelledError);
+        CHECK(cancels_seen == 2);
+        auto elapsed = ringloop::Loop::current()->now() - t0;
+        CHECK(elapsed >= 1s);
+        CHECK(elapsed < 2s);
+      }(),
+      ringloop::LoopOptions{.virtual_time = true});
+}

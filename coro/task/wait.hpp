@@ -122,13 +122,19 @@ class [[nodiscard]] WaitCondition : DeadlineWait {
   bool failed_ = false;
 };
 
+// The deadline is taken when the wait starts, not when wait() is called, as asyncio's _wait
+// calls call_later in its first step: a wait run as its own task, created after the tasks it
+// waits for, times out after the sleeps those tasks armed first with the same delay, and so it
+// sees them done (test_wait_concurrent_complete).
 template <class T>
 Coro<WaitResult<T>> wait_impl(std::vector<Task<T>> tasks, ReturnWhen when,
-                              std::optional<std::int64_t> deadline) {
+                              std::optional<std::int64_t> timeout_ns) {
   if (tasks.empty()) throw std::invalid_argument("wait: the set of tasks is empty");
   std::vector<TaskCore*> cores;
   cores.reserve(tasks.size());
   for (Task<T>& task : tasks) cores.push_back(&task.core());
+  std::optional<std::int64_t> deadline;
+  if (timeout_ns) deadline = deadline_after(std::chrono::nanoseconds(*timeout_ns), "wait");
   co_await WaitCondition(std::move(cores), when, deadline);
   // asyncio's second pass: the waiter future's callback wakes the caller (a cancel that came
   // meanwhile is raised here, as asyncio's step raises it).
@@ -150,7 +156,8 @@ Coro<WaitResult<T>> wait(std::vector<Task<T>> tasks, ReturnWhen when = ReturnWhe
 template <class T, class Rep, class Period>
 Coro<WaitResult<T>> wait(std::vector<Task<T>> tasks, std::chrono::duration<Rep, Period> timeout,
                          ReturnWhen when = ReturnWhen::all_completed) {
-  return detail::wait_impl(std::move(tasks), when, detail::deadline_after(timeout, "wait"));
+  // NaN is refused here, at the call; the deadline is taken when the wait starts.
+  return detail::wait_impl(std::move(tasks), when, detail::checked_ns(timeout, "wait"));
 }
 
 // Coroutines or other awaitables (anything create_task takes): each is started as a task on the

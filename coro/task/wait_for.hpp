@@ -8,7 +8,8 @@
 // swallowed the cancel and returned a value, the value wins. When the child finishes first, the
 // timer is removed (TIMEOUT_REMOVE) and its CQE awaited: the awaiter, which holds the timespec,
 // outlives both. Cancelling the awaiting task cancels the child and ends with CancelledError,
-// never TimeoutError.
+// never TimeoutError; the deadline stays armed while the child unwinds, and cancels it again if
+// it passes first (3.12's wait_for is `async with timeout()`).
 //
 // A zero or negative timeout arms no timer and never starts a Coro (asyncio 3.12's wait_for,
 // tasks.py: timeout <= 0 wraps it in a task, cancels it and waits, so its body never runs):
@@ -156,9 +157,11 @@ class [[nodiscard]] WaitForAwaiter : CancelPoint, TaskWaiter, Operation {
     // pending on the task and await_resume throws it (asyncio: the task's next step raises
     // CancelledError); taken, it was lost and the child's value returned.
     if (self.child_done_) return false;
+    // The timer stays armed (Python 3.12: the timeout() scope is still open while the inner
+    // unwinds): if it fires before the child ends, the child is cancelled again. The result is
+    // CancelledError all the same (await_resume): an outer cancel never becomes TimeoutError.
     self.outer_cancel_taken_ = true;
-    if (!self.child_done_) self.child_.core().cancel();
-    if (!self.timer_done_) self.loop_->cancel(self);
+    self.child_.core().cancel();
     return true;
   }
 

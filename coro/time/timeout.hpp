@@ -73,7 +73,7 @@ class Timeout {
       rearm_on_cqe_ = true;  // the old timer's CQE arms the new one
       timer_.disarm();
     } else if (deadline_) {
-      timer_.arm(*task_->loop, detail::kernel_deadline(*deadline_));
+      arm_or_expire();
     }
   }
   template <class Rep, class Period>
@@ -99,7 +99,21 @@ class Timeout {
     task_ = &task;
     cancelling_at_entry_ = task.cancel_requests;
     state_ = State::entered;
-    if (deadline_) timer_.arm(*task.loop, detail::kernel_deadline(*deadline_));
+    if (deadline_) arm_or_expire();
+  }
+
+  // A deadline already due expires now, as asyncio's reschedule() does with
+  // call_soon(_on_timeout): the cancel is pending before the block's next step, so its first
+  // await (even sleep(0)) raises. A timer would come too late: the loop runs the due timers after
+  // the steps already queued, and sleep(0) would return first.
+  void arm_or_expire() {
+    if (*deadline_ > detail::now_ns()) {
+      timer_.arm(*task_->loop, detail::kernel_deadline(*deadline_));
+      return;
+    }
+    state_ = State::expiring;
+    expired_at_once_ = true;
+    task_->cancel();
   }
 
   // Ends the scope: true when the block's CancelledError is the scope's own and must leave it
@@ -107,7 +121,10 @@ class Timeout {
   bool exit(const std::exception_ptr& error) noexcept {
     bool timed_out = false;
     if (state_ == State::expiring) {
-      state_ = State::expired;
+      // An expiry at once that no await delivered is asyncio's call_soon handle that __aexit__
+      // cancels before it ran: the block did not time out.
+      bool undelivered = expired_at_once_ && task_->must_cancel && error == nullptr;
+      state_ = undelivered ? State::exited : State::expired;
       timed_out = task_->uncancel() <= cancelling_at_entry_ && error != nullptr &&
                   detail::is_cancelled_error(error);
     }
@@ -159,6 +176,7 @@ class Timeout {
   std::uint32_t cancelling_at_entry_ = 0;
   State state_ = State::created;
   bool rearm_on_cqe_ = false;
+  bool expired_at_once_ = false;  // the deadline was due when set: no timer, a cancel at once
 };
 
 template <class T>

@@ -784,12 +784,12 @@ TEST_CASE(
   });
 }
 
-CPYTHON_KNOWN_FAILURE(
+TEST_CASE(
     "Semaphore test_acquire_fifo_order_2: a task that releases and re-acquires goes behind "
     "the waiters already woken",
-    "[cpython][.cpython_known][cpython_locks]") {
-  // ringloop gives 1, 2, 4, 3: c2's second acquire overtakes c3, woken but not yet run
-  // (asyncio 3.11.1+ keeps FIFO: gh-90155).
+    "[cpython][cpython_locks]") {
+  // c2's second acquire must not overtake c3, woken but not yet run (asyncio 3.11.1+ keeps
+  // FIFO: gh-90155).
   run_virtual([]() -> Coro<> {
     Semaphore sem(1);
     Result result;

@@ -170,12 +170,12 @@ TEST_CASE(
   });
 }
 
-CPYTHON_KNOWN_FAILURE(
+TEST_CASE(
     "test_timeout_zero_sleep_zero: a zero timeout expires even when the block only "
     "sleeps 0",
-    "[cpython][.cpython_known][cpython_timeouts]") {
+    "[cpython][cpython_timeouts]") {
   // asyncio schedules the expiry of a deadline already due with call_soon, ahead of the block's
-  // next step; ringloop arms a timer whose completion comes after sleep(0) has returned.
+  // next step, so sleep(0) raises.
   run_virtual([]() -> Coro<> {
     double t0 = loop_time();
     Timeout cm(0s);
@@ -189,12 +189,10 @@ CPYTHON_KNOWN_FAILURE(
   });
 }
 
-CPYTHON_KNOWN_FAILURE(
+TEST_CASE(
     "test_timeout_in_the_past_sleep_zero: a deadline 11 s in the past expires at sleep(0) "
     "and when() keeps the past deadline",
-    "[cpython][.cpython_known][cpython_timeouts]") {
-  // Two differences: the expiry comes too late for sleep(0) (as in test_timeout_zero_sleep_zero)
-  // and when() is clamped to the time of construction.
+    "[cpython][cpython_timeouts]") {
   run_virtual([]() -> Coro<> {
     double t0 = loop_time();
     Timeout cm(-11s);
@@ -203,7 +201,7 @@ CPYTHON_KNOWN_FAILURE(
     CHECK(cm.expired());
     CHECK(t1 - t0 < 2);
     REQUIRE(cm.when().has_value());
-    CHECK(t0 >= seconds(*cm.when()));  // ringloop clamps the deadline to now: fails here
+    CHECK(t0 >= seconds(*cm.when()));
     CHECK(seconds(*cm.when()) <= t1);
   });
 }

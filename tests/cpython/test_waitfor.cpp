@@ -127,10 +127,10 @@ TEST_CASE(
   });
 }
 
-CPYTHON_KNOWN_FAILURE(
+TEST_CASE(
     "test_wait_for_timeout_less_then_0_or_0_coroutine_do_not_started: wait_for(coro, 0) "
     "raises TimeoutError without starting the coroutine",
-    "[cpython][.cpython_known][cpython_waitfor]") {
+    "[cpython][cpython_waitfor]") {
   run_virtual([]() -> Coro<> {
     bool foo_started = false;
     auto foo = [&]() -> Coro<> {
