@@ -283,7 +283,7 @@ class WaitForFuture(asyncio.Future):
 async def emulated_wait_for(coro, delay):
     """ringloop's wait_for, step for step: the inner runs as a child task started inline (no
     timer if it ends without suspending); the caller resumes on the step after the child ends;
-    an outside cancel cancels the child and removes the deadline (3.12 keeps it armed)."""
+    an outside cancel cancels the child and keeps the deadline armed, as 3.12 does."""
     loop = asyncio.get_running_loop()
     when = loop.time() + delay
     child = start_eagerly(coro)
@@ -312,11 +312,7 @@ async def emulated_wait_for(coro, delay):
         if child.done():
             return False  # declined: it stays pending on the caller
         state["outer_cancel"] = True
-        child.cancel()
-        if state["timer"] is not None:
-            state["timer"].cancel()
-            state["timer"] = None
-        settle()
+        child.cancel()  # the deadline stays armed while the child unwinds, as in 3.12
         return True
 
     waiter = WaitForFuture(loop, on_cancel)

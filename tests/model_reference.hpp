@@ -8,7 +8,7 @@
 // - a task starts on the loop's next step; one cancelled before it started never runs its body;
 // - cancel() asks the point the task waits on to end the wait (a sleep not fired yet ends with
 //   CancelledError; awaiting a task forwards the cancel to it; gather cancels every child;
-//   wait_for cancels its child and remembers that the cancel came from outside); when the point
+//   wait_for cancels its child, keeps its deadline (3.12) and remembers the cancel was outside); when the point
 //   cannot take it (the sleep fired, the awaited task has finished) the cancel is remembered
 //   and thrown at the task's next await point, even one that completed;
 // - gather: the first child that fails (CancelledError included) cancels the others, and is
@@ -431,10 +431,10 @@ class WaitForAwaiter final : CancelPoint, Timer {
     // An outer cancel after the child finished is not the child's to take: it surfaces when
     // the awaiting task resumes (asyncio: the task's next step throws CancelledError).
     if (child_done_) return false;
+    // The deadline stays armed while the child unwinds (3.12's wait_for is `async with
+    // timeout()`): if it passes first, fire() cancels the child again.
     outer_cancel_taken_ = true;
     child_->cancel();
-    remove_timer();
-    settle();
     return true;
   }
   void remove_timer() {
