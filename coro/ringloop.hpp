@@ -15,6 +15,7 @@
 #include <ringloop/coro/sync/queue.hpp>
 #include <ringloop/coro/sync/semaphore.hpp>
 #include <ringloop/coro/task/as_completed.hpp>
+#include <ringloop/coro/task/async_generator.hpp>
 #include <ringloop/coro/task/coro.hpp>
 #include <ringloop/coro/task/gather.hpp>
 #include <ringloop/coro/task/outcome.hpp>
