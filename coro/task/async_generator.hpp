@@ -31,9 +31,14 @@ class GeneratorExit {
 //
 //   AsyncGenerator<std::string> lines(Stream& stream) {
 //     for (;;) {
-//       std::string line = co_await stream.readline();
-//       if (line.empty()) co_return;
-//       co_yield std::move(line);
+//       std::string line;
+//       try {
+//         line = co_await stream.read_until("\n");
+//       } catch (const IncompleteReadError& end) {  // the stream ended
+//         if (end.partial.empty()) co_return;
+//         line = end.partial;  // a last line without its newline
+//       }
+//       co_yield std::move(line);  // (no co_yield or co_await inside a handler, in C++)
 //     }
 //   }
 //   ...
