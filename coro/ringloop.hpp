@@ -16,6 +16,7 @@
 #include <ringloop/coro/sync/queue.hpp>
 #include <ringloop/coro/sync/semaphore.hpp>
 #include <ringloop/coro/task/as_completed.hpp>
+#include <ringloop/coro/task/async_generator.hpp>
 #include <ringloop/coro/task/coro.hpp>
 #include <ringloop/coro/task/current_task.hpp>
 #include <ringloop/coro/task/future.hpp>
