@@ -125,6 +125,7 @@ int Ring::enter_until_accepted(unsigned wait_nr) {
     if (result == -EBUSY || result == -EAGAIN) return 0;
     if (result < 0)
       throw std::system_error(-result, std::system_category(), "io_uring_enter failed");
+    if (result > 0) ++submitting_enter_calls_;
     return result;
   }
 }

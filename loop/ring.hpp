@@ -73,6 +73,10 @@ class Ring {
   }
   // How many io_uring_enter calls this ring made (tests count batching with it).
   std::uint64_t enter_calls() const noexcept { return enter_calls_; }
+  // How many of them handed the kernel at least one SQE. Batching is counted with this one: a
+  // kernel that runs an operation in a worker (Linux 6.1 writes to a pipe in io-wq) makes the
+  // loop enter again to wait for its CQE, which says nothing of how the SQEs were sent.
+  std::uint64_t submitting_enter_calls() const noexcept { return submitting_enter_calls_; }
 
   // Test seam: the next `count` submissions without waiting on this thread act as if the
   // kernel had answered EBUSY (it wants CQEs reaped first), without entering.
@@ -94,6 +98,7 @@ class Ring {
 
   io_uring ring_{};
   std::uint64_t enter_calls_ = 0;
+  std::uint64_t submitting_enter_calls_ = 0;
 };
 
 template <class Fn>

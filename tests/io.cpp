@@ -304,11 +304,13 @@ TEST_CASE("gather of operations sends all their SQEs in one io_uring_enter", "[i
     ringloop::Loop& loop = *ringloop::Loop::current();
     std::vector<ringloop::Op<ringloop::detail::WritePrep>> writes;
     for (Pipe& p : ps) writes.push_back(ringloop::io::write(p.write_fd, "abcd", 4));
-    auto enters = loop.ring().enter_calls();
+    auto enters = loop.ring().submitting_enter_calls();
     auto submitted = loop.stats().operations_submitted;
     std::vector<std::size_t> counts = co_await ringloop::gather(writes);
     CHECK(loop.stats().operations_submitted - submitted == kPipes);
-    CHECK(loop.ring().enter_calls() - enters <= 3);  // far fewer than one per operation
+    // Far fewer enters that submit than operations. (Not every enter: on Linux 6.1 a pipe write
+    // runs in an io-wq worker, and the loop enters again to wait for each late CQE.)
+    CHECK(loop.ring().submitting_enter_calls() - enters <= 3);
     CHECK(counts == std::vector<std::size_t>(kPipes, 4));
     char a[4] = {}, b[4] = {};
     auto [got_a, got_b, nothing] =
