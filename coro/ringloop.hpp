@@ -6,6 +6,9 @@
 #include <ringloop/coro/exception_handler.hpp>
 #include <ringloop/coro/io/file.hpp>
 #include <ringloop/coro/io/io.hpp>
+#include <ringloop/coro/net/address.hpp>
+#include <ringloop/coro/net/open_connection.hpp>
+#include <ringloop/coro/net/server.hpp>
 #include <ringloop/coro/net/socket.hpp>
 #include <ringloop/coro/net/stream.hpp>
 #include <ringloop/coro/signal/signals.hpp>

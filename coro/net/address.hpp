@@ -1,0 +1,73 @@
+// Socket addresses: SocketAddress holds a sockaddr of any family; make_address parses a numeric
+// IPv4 or IPv6 address (no name resolution: that would block the loop); local_port reads the
+// port a socket is bound to.
+#pragma once
+#include <ringloop/loop/detail/config.hpp>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+#include <ringloop/coro/net/socket.hpp>
+
+namespace ringloop {
+
+struct SocketAddress {
+  sockaddr_storage storage{};
+  socklen_t length = 0;
+  const sockaddr* get() const noexcept { return reinterpret_cast<const sockaddr*>(&storage); }
+  int family() const noexcept { return storage.ss_family; }
+};
+
+// A numeric IPv4 or IPv6 address ("127.0.0.1", "::1", "[::1]", or "localhost" for 127.0.0.1).
+inline SocketAddress make_address(std::string_view host, std::uint16_t port) {
+  if (host == "localhost") host = "127.0.0.1";
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
+  std::string text(host);
+  SocketAddress address;
+  auto* v4 = reinterpret_cast<sockaddr_in*>(&address.storage);
+  auto* v6 = reinterpret_cast<sockaddr_in6*>(&address.storage);
+  if (::inet_pton(AF_INET, text.c_str(), &v4->sin_addr) == 1) {
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons(port);
+    address.length = sizeof(sockaddr_in);
+  } else if (::inet_pton(AF_INET6, text.c_str(), &v6->sin6_addr) == 1) {
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons(port);
+    address.length = sizeof(sockaddr_in6);
+  } else {
+    throw std::invalid_argument("'" + text +
+                                "' is not a numeric IPv4 or IPv6 address; ringloop does not "
+                                "resolve names (getaddrinfo would block the loop)");
+  }
+  return address;
+}
+
+// The port a socket is bound to (the one the kernel chose, after binding port 0).
+inline std::uint16_t local_port(const Socket& socket) {
+  sockaddr_storage storage{};
+  socklen_t length = sizeof(storage);
+  if (::getsockname(socket.fd(), reinterpret_cast<sockaddr*>(&storage), &length) != 0)
+    throw std::system_error(errno, std::system_category(), "getsockname");
+  if (storage.ss_family == AF_INET6)
+    return ntohs(reinterpret_cast<sockaddr_in6&>(storage).sin6_port);
+  return ntohs(reinterpret_cast<sockaddr_in&>(storage).sin_port);
+}
+
+}  // namespace ringloop
