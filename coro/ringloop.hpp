@@ -8,6 +8,7 @@
 #include <ringloop/coro/io/io.hpp>
 #include <ringloop/coro/net/address.hpp>
 #include <ringloop/coro/net/open_connection.hpp>
+#include <ringloop/coro/net/resolve.hpp>
 #include <ringloop/coro/net/server.hpp>
 #include <ringloop/coro/net/socket.hpp>
 #include <ringloop/coro/net/stream.hpp>

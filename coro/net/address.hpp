@@ -32,9 +32,33 @@ struct SocketAddress {
   socklen_t length = 0;
   const sockaddr* get() const noexcept { return reinterpret_cast<const sockaddr*>(&storage); }
   int family() const noexcept { return storage.ss_family; }
+  // The port, in host byte order (0 for a family without ports).
+  std::uint16_t port() const noexcept {
+    if (family() == AF_INET) return ntohs(reinterpret_cast<const sockaddr_in&>(storage).sin_port);
+    if (family() == AF_INET6)
+      return ntohs(reinterpret_cast<const sockaddr_in6&>(storage).sin6_port);
+    return 0;
+  }
 };
 
-// A numeric IPv4 or IPv6 address ("127.0.0.1", "::1", "[::1]", or "localhost" for 127.0.0.1).
+// "127.0.0.1:80", "[::1]:80": the address as messages name it.
+inline std::string to_string(const SocketAddress& address) {
+  char text[INET6_ADDRSTRLEN] = "?";
+  if (address.family() == AF_INET) {
+    ::inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in&>(address.storage).sin_addr, text,
+                sizeof text);
+    return std::string(text) + ":" + std::to_string(address.port());
+  }
+  if (address.family() == AF_INET6) {
+    ::inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6&>(address.storage).sin6_addr, text,
+                sizeof text);
+    return "[" + std::string(text) + "]:" + std::to_string(address.port());
+  }
+  return "(address family " + std::to_string(address.family()) + ")";
+}
+
+// A numeric IPv4 or IPv6 address ("127.0.0.1", "::1", "[::1]", or "localhost" for 127.0.0.1),
+// parsed on the spot; a host name takes getaddrinfo (coro/net/resolve.hpp), which awaits.
 inline SocketAddress make_address(std::string_view host, std::uint16_t port) {
   if (host == "localhost") host = "127.0.0.1";
   if (host.size() > 2 && host.front() == '[' && host.back() == ']')
@@ -54,7 +78,8 @@ inline SocketAddress make_address(std::string_view host, std::uint16_t port) {
   } else {
     throw std::invalid_argument("'" + text +
                                 "' is not a numeric IPv4 or IPv6 address; ringloop does not "
-                                "resolve names (getaddrinfo would block the loop)");
+                                "resolve names here: co_await getaddrinfo(host, port) does "
+                                "(coro/net/resolve.hpp)");
   }
   return address;
 }
