@@ -7,6 +7,7 @@
 #include <ringloop/coro/io/file.hpp>
 #include <ringloop/coro/io/io.hpp>
 #include <ringloop/coro/net/address.hpp>
+#include <ringloop/coro/net/datagram.hpp>
 #include <ringloop/coro/net/open_connection.hpp>
 #include <ringloop/coro/net/resolve.hpp>
 #include <ringloop/coro/net/server.hpp>
