@@ -205,6 +205,24 @@ TEST_CASE("a program that does not exist is an ENOENT error naming it, not exit 
       CHECK(std::string(error.what()).find("/nonexistent-ringloop-dir") != std::string::npos);
     }
     CHECK(threw);
+    // A file that is not executable: EACCES. A PATH in env is the one searched (Python's rule).
+    int denied = 0;
+    try {
+      Process p = co_await ringloop::create_subprocess_exec("/etc/passwd");
+    } catch (const std::system_error& error) {
+      denied = error.code().value();
+    }
+    CHECK(denied == EACCES);
+    int not_on_path = 0;
+    try {
+      SubprocessOptions options;
+      options.env = std::map<std::string, std::string>();
+      (*options.env)["PATH"] = "/nonexistent-ringloop-dir";
+      Process p = co_await exec("true", options);
+    } catch (const std::system_error& error) {
+      not_on_path = error.code().value();
+    }
+    CHECK(not_on_path == ENOENT);
     // Through the shell, the shell reports it: asyncio's 127.
     SubprocessOptions quiet;
     quiet.stderr = Redirect::devnull;

@@ -36,8 +36,8 @@ struct SubprocessOptions {
   Redirect stderr = Redirect::inherit;
   // The child's working directory; empty: the parent's. A relative program is found from it.
   std::string cwd;
-  // The child's whole environment; nullopt: the parent's. The program is searched for on the
-  // parent's PATH either way (posix_spawnp's rule; asyncio reads PATH from env).
+  // The child's whole environment; nullopt: the parent's. A program without '/' is searched
+  // for on the PATH of env when it has one (Python's rule), else on the parent's.
   std::optional<std::map<std::string, std::string>> env;
 };
 

@@ -7,10 +7,12 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstdio>
@@ -170,6 +172,60 @@ void refuse_nul(const std::string& text, const char* what) {
     throw std::invalid_argument(std::string("create_subprocess: ") + what + " holds a NUL byte");
 }
 
+[[noreturn]] void cannot_run(int error, const std::string& program,
+                             const SubprocessOptions& options) {
+  std::string what = "create_subprocess: cannot run '" + program + "'";
+  if (!options.cwd.empty()) what += " in '" + options.cwd + "'";
+  throw std::system_error(error, std::system_category(), what);
+}
+
+// The file to exec: program itself when it holds a '/', else the first executable file named
+// program in a directory of PATH (the child's PATH when env has one, as Python's
+// os.get_exec_path(env), else the parent's; glibc's default without either). A relative
+// path is taken from cwd, as the child will after its chdir.
+std::string resolve_program(const std::string& program, const SubprocessOptions& options) {
+  if (!options.cwd.empty() && ::access(options.cwd.c_str(), X_OK) != 0)
+    cannot_run(errno, program, options);
+  auto from_cwd = [&options](const std::string& path) {
+    return path.front() == '/' || options.cwd.empty() ? path : options.cwd + "/" + path;
+  };
+  auto executable_file = [&](const std::string& path, int& error) {
+    struct stat info {};
+    std::string where = from_cwd(path);
+    if (::stat(where.c_str(), &info) != 0) {
+      error = errno;
+      return false;
+    }
+    if (!S_ISREG(info.st_mode) || ::access(where.c_str(), X_OK) != 0) {
+      error = EACCES;
+      return false;
+    }
+    return true;
+  };
+  int error = ENOENT;
+  if (program.empty()) cannot_run(ENOENT, program, options);
+  if (program.find('/') != std::string::npos) {
+    if (!executable_file(program, error)) cannot_run(error, program, options);
+    return program;
+  }
+  std::string search = "/bin:/usr/bin";
+  if (const char* parent_path = std::getenv("PATH")) search = parent_path;
+  if (options.env) {
+    auto child_path = options.env->find("PATH");
+    if (child_path != options.env->end()) search = child_path->second;
+  }
+  bool denied = false;
+  for (std::size_t start = 0; start <= search.size();) {
+    std::size_t end = std::min(search.find(':', start), search.size());
+    std::string directory = search.substr(start, end - start);
+    std::string candidate = (directory.empty() ? std::string(".") : directory) + "/" + program;
+    if (executable_file(candidate, error)) return candidate;
+    denied = denied || error == EACCES;
+    start = end + 1;
+  }
+  cannot_run(denied ? EACCES : ENOENT, program, options);
+}
+
 std::unique_ptr<ProcessState> spawn(std::vector<std::string> argv,
                                     const SubprocessOptions& options) {
   for (const std::string& arg : argv) refuse_nul(arg, "an argument");
@@ -226,18 +282,14 @@ std::unique_ptr<ProcessState> spawn(std::vector<std::string> argv,
   }
 
   // glibc's posix_spawn (CLONE_VM | CLONE_VFORK) returns the exec's errno when the exec fails
-  // (2.24+): a missing program is an error here, not a child that exits 127.
+  // (2.24+): a missing program is an error here, not a child that exits 127. The program is
+  // found first all the same (resolve_program): under valgrind, which turns the vfork into a
+  // fork, posix_spawn cannot see the exec fail.
   pid_t pid = -1;
-  bool search_path = state->program.find('/') == std::string::npos;
-  int error = search_path ? ::posix_spawnp(&pid, argv_pointers[0], &setup.actions,
-                                           &setup.attributes, argv_pointers.data(), envp)
-                          : ::posix_spawn(&pid, argv_pointers[0], &setup.actions, &setup.attributes,
-                                          argv_pointers.data(), envp);
-  if (error != 0) {
-    std::string what = "create_subprocess: cannot run '" + state->program + "'";
-    if (!options.cwd.empty()) what += " in '" + options.cwd + "'";
-    throw std::system_error(error, std::system_category(), what);
-  }
+  std::string path = resolve_program(state->program, options);
+  int error = ::posix_spawn(&pid, path.c_str(), &setup.actions, &setup.attributes,
+                            argv_pointers.data(), envp);
+  if (error != 0) cannot_run(error, state->program, options);
   state->pid = pid;
   // No pid-reuse race: the child cannot be reaped before this, since only its pidfd reaps it.
   int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
