@@ -13,6 +13,7 @@
 #include <ringloop/coro/net/server.hpp>
 #include <ringloop/coro/net/socket.hpp>
 #include <ringloop/coro/net/stream.hpp>
+#include <ringloop/coro/process/process.hpp>
 #include <ringloop/coro/signal/signals.hpp>
 #include <ringloop/coro/sync/barrier.hpp>
 #include <ringloop/coro/sync/condition.hpp>
