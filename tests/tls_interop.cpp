@@ -86,11 +86,12 @@ int serve_while(const std::string& command_template, std::string* output) {
   }());
 }
 
-// A peer server started in the background; its port is what it prints first on stdout.
+// A peer server started in the background; its port is the number after `marker` in what it
+// prints.
 struct PeerServer {
   pid_t pid = -1;
   std::uint16_t port = 0;
-  explicit PeerServer(const std::string& command) {
+  explicit PeerServer(const std::string& command, const std::string& marker = "PORT ") {
     const auto& certs = test_tls::certificates();
     std::string out = certs.dir + "/server.out";
     std::remove(out.c_str());
@@ -100,9 +101,9 @@ struct PeerServer {
     for (int i = 0; i < 200 && port == 0; ++i) {  // up to 10 s
       ::usleep(50'000);
       std::string text = read_file(out);
-      std::size_t at = text.find("PORT ");
+      std::size_t at = text.find(marker);
       if (at != std::string::npos && text.find('\n', at) != std::string::npos)
-        port = static_cast<std::uint16_t>(std::stoi(text.substr(at + 5)));
+        port = static_cast<std::uint16_t>(std::stoi(text.substr(at + marker.size())));
     }
   }
   ~PeerServer() {
@@ -159,12 +160,11 @@ TEST_CASE("openssl s_client verifies ringloop's TLS server and gets its line ech
   CHECK_THAT(output, Catch::Contains("hello from s_client"));
 }
 
-TEST_CASE("a Python asyncio client with ssl= verifies ringloop's TLS server and echoes",
-          "[tls][interop]") {
-  if (!have_program("python3")) {
-    WARN("no python3 here: skipped");
-    return;
-  }
+namespace {
+
+// The asyncio client: connects with ssl= verifying against the test CA, echoes a line, reads
+// the server's close_notify, prints "echoed <line> <version>".
+void write_python_client() {
   const auto& certs = test_tls::certificates();
   write_file(certs.dir + "/client.py", R"(
 import asyncio, ssl, sys
@@ -182,6 +182,18 @@ async def main(port, ca):
     print('echoed', line.decode().strip(), version)
 asyncio.run(main(int(sys.argv[1]), sys.argv[2]))
 )");
+}
+
+}  // namespace
+
+TEST_CASE("a Python asyncio client with ssl= verifies ringloop's TLS server and echoes",
+          "[tls][interop]") {
+  if (!have_program("python3")) {
+    WARN("no python3 here: skipped");
+    return;
+  }
+  const auto& certs = test_tls::certificates();
+  write_python_client();
   std::string output;
   int status = serve_while("python3 " + certs.dir + "/client.py PORT " + certs.dir + "/ca.pem >" +
                                certs.dir + "/peer.out 2>&1",
@@ -237,4 +249,57 @@ asyncio.run(main(sys.argv[1], sys.argv[2]))
   REQUIRE(peer.port != 0);
   std::string answer = ringloop::run(ask_over_tls(peer.port, "hello python\n"));
   CHECK(answer == "python says hello python\n");
+}
+
+TEST_CASE(
+    "examples/tls_echo_server serves a Python asyncio client that verifies it, and "
+    "openssl s_client",
+    "[tls][interop]") {
+  // The example is built next to the tests: build/<config>/examples/tls_echo_server.
+  char self[4096] = {};
+  ssize_t length = ::readlink("/proc/self/exe", self, sizeof(self) - 1);
+  std::string exe(self, length > 0 ? static_cast<std::size_t>(length) : 0);
+  std::string example = exe.substr(0, exe.rfind("/tests/") + 1) + "examples/tls_echo_server";
+  if (!have_program("python3") || !have_program("openssl") ||
+      ::access(example.c_str(), X_OK) != 0) {
+    WARN("python3, openssl or " << example << " missing: skipped");
+    return;
+  }
+  const auto& certs = test_tls::certificates();
+  write_python_client();
+  PeerServer server(
+      "exec " + example + " " + certs.dir + "/server.pem " + certs.dir + "/server.key 0", " port ");
+  REQUIRE(server.port != 0);
+  std::string port = std::to_string(server.port);
+  std::string out = certs.dir + "/example-client.out";
+  // The echo server ends a connection at the client's close_notify: the client closes first.
+  write_file(certs.dir + "/client_closes.py", R"(
+import asyncio, ssl, sys
+async def main(port, ca):
+    context = ssl.create_default_context(cafile=ca)
+    reader, writer = await asyncio.open_connection('localhost', port, ssl=context)
+    for i in range(100):
+        line = b'line %d from asyncio\n' % i
+        writer.write(line)
+        await writer.drain()
+        assert await reader.readline() == line
+    writer.close()
+    await writer.wait_closed()
+    print('echoed 100 lines')
+asyncio.run(main(int(sys.argv[1]), sys.argv[2]))
+)");
+  int status = std::system(("python3 " + certs.dir + "/client_closes.py " + port + " " + certs.dir +
+                            "/ca.pem >" + out + " 2>&1")
+                               .c_str());
+  CHECK(status == 0);
+  CHECK_THAT(read_file(out), Catch::Contains("echoed 100 lines"));
+  // -no_ign_eof after -quiet: at the end of its input (a second after the line) s_client sends
+  // close_notify and exits.
+  status = std::system(("(printf 'hello from s_client\\n'; sleep 1) | timeout 10 openssl s_client "
+                        "-connect 127.0.0.1:" +
+                        port + " -servername localhost -CAfile " + certs.dir +
+                        "/ca.pem -verify_return_error -quiet -no_ign_eof >" + out + " 2>&1")
+                           .c_str());
+  CHECK(status == 0);
+  CHECK_THAT(read_file(out), Catch::Contains("hello from s_client"));
 }
