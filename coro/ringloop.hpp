@@ -44,4 +44,7 @@
 #include <ringloop/coro/time/precise_sleep.hpp>
 #include <ringloop/coro/time/sleep.hpp>
 #include <ringloop/coro/time/timeout.hpp>
+#include <ringloop/coro/tls/context.hpp>
+#include <ringloop/coro/tls/sendfile.hpp>
+#include <ringloop/coro/tls/tls_stream.hpp>
 #include <ringloop/loop/loop.hpp>

@@ -32,7 +32,7 @@ ensure_packages() {
 }
 
 # The packages every build needs.
-BUILD_PACKAGES=(g++ meson ninja-build pkg-config liburing-dev ca-certificates)
+BUILD_PACKAGES=(g++ meson ninja-build pkg-config liburing-dev libssl-dev ca-certificates)
 
 # configure_build DIR SOURCE [meson options...]: sets up a build directory, or brings an
 # existing one to the options given. The compiler comes from CXX in the environment (it only

@@ -1,0 +1,516 @@
+// TlsStream over OpenSSL 3 with memory BIOs, as asyncio's sslproto.py: OpenSSL reads ciphertext
+// from rbio_ (what the stream received) and writes it to wbio_ (what the stream must send); the
+// coroutines here move it with the stream's own SQEs. Every SSL_* call is synchronous and
+// finishes before the next await, so the reader and the writer can share the SSL object on the
+// loop's thread; only the sending of wbio_'s bytes is serialized (send_lock_), so that the
+// records of two flushes never interleave.
+#include <ringloop/coro/tls/tls_stream.hpp>
+
+#include <arpa/inet.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include <algorithm>
+#include <exception>
+#include <optional>
+
+#include <ringloop/coro/errors.hpp>
+#include <ringloop/coro/sync/lock.hpp>
+#include <ringloop/coro/task/wait_for.hpp>
+#include <ringloop/coro/tls/detail/ktls.hpp>
+#include <ringloop/coro/tls/detail/openssl_error.hpp>
+#include <ringloop/loop/assert.hpp>
+
+namespace ringloop::detail {
+
+namespace {
+
+int connection_index() {
+  static const int index = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+  return index;
+}
+
+bool is_ip_address(const std::string& name) {
+  unsigned char address[sizeof(in6_addr)];
+  return ::inet_pton(AF_INET, name.c_str(), address) == 1 ||
+         ::inet_pton(AF_INET6, name.c_str(), address) == 1;
+}
+
+}  // namespace
+
+class TlsConnection {
+ public:
+  // A receive takes this much ciphertext at most; one write hands OpenSSL this much plaintext
+  // before the records go out (bounding wbio_'s growth under a large write).
+  static constexpr std::size_t kReceiveBytes = 64 * 1024;
+  static constexpr std::size_t kWriteChunkBytes = 256 * 1024;
+
+  TlsConnection(Stream stream, TlsContext context, TlsOptions options)
+      : stream_(std::move(stream)), context_(std::move(context)), options_(std::move(options)) {
+    ssl_ = SSL_new(context_.native_handle());
+    if (ssl_ == nullptr) throw_openssl_error("SSL_new");
+    rbio_ = BIO_new(BIO_s_mem());
+    wbio_ = BIO_new(BIO_s_mem());
+    if (rbio_ == nullptr || wbio_ == nullptr) {
+      BIO_free(rbio_);
+      BIO_free(wbio_);
+      SSL_free(ssl_);
+      throw_openssl_error("BIO_new");
+    }
+    // An empty rbio_ is "retry later" (SSL_ERROR_WANT_READ), not an EOF: the EOF is the
+    // stream's, and handled here.
+    BIO_set_mem_eof_return(rbio_, -1);
+    SSL_set_bio(ssl_, rbio_, wbio_);  // the SSL owns both from here
+    SSL_set_ex_data(ssl_, connection_index(), this);
+  }
+  TlsConnection(const TlsConnection&) = delete;
+  ~TlsConnection() { SSL_free(ssl_); }
+
+  static TlsConnection& of(SSL* ssl) {
+    auto* connection = static_cast<TlsConnection*>(SSL_get_ex_data(ssl, connection_index()));
+    RINGLOOP_ASSERT(connection != nullptr, "an SSL without its TlsConnection");
+    return *connection;
+  }
+
+  void start_client(const std::string& server_name) {
+    SSL_set_connect_state(ssl_);
+    server_name_ = server_name;
+    if (server_name.empty()) {
+      if (context_.check_hostname())
+        throw std::invalid_argument(
+            "tls_connect: the context checks host names (check_hostname), so it needs the "
+            "server's name; pass it, or set_check_hostname(false)");
+    } else {
+      bool ip = is_ip_address(server_name);
+      // SNI carries DNS names only (RFC 6066).
+      if (!ip) SSL_set_tlsext_host_name(ssl_, server_name.c_str());
+      if (context_.check_hostname()) {
+        X509_VERIFY_PARAM* param = SSL_get0_param(ssl_);
+        if (ip) {
+          X509_VERIFY_PARAM_set1_ip_asc(param, server_name.c_str());
+        } else {
+          X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+          SSL_set1_host(ssl_, server_name.c_str());
+        }
+      }
+    }
+    if (options_.session) SSL_set_session(ssl_, options_.session.native_handle());
+  }
+
+  void start_server() { SSL_set_accept_state(ssl_); }
+
+  Coro<> run_handshake() {
+    bool timed_out = false;
+    try {
+      co_await wait_for(handshake(), options_.handshake_timeout);
+    } catch (const TimeoutError&) {
+      timed_out = true;
+    }
+    if (timed_out)
+      throw TimeoutError("TLS handshake is taking longer than " +
+                         std::to_string(options_.handshake_timeout.count()) +
+                         " ms: aborting the connection");
+    // Unread ciphertext in rbio_ keeps the receive side in user space: the kernel would start
+    // its record count after bytes it never saw.
+    ktls_.try_enable(ssl_, stream_, context_, BIO_ctrl_pending(rbio_) == 0);
+  }
+
+  // Appends at most max_bytes of plaintext to buffer; false at end of stream.
+  Coro<bool> read_into(std::string& buffer, std::size_t max_bytes) {
+    if (ktls_.receive_enabled()) {
+      bool more =
+          co_await ktls_.receive(stream_, buffer, max_bytes, context_.ignore_unexpected_eof());
+      co_return more;
+    }
+    for (;;) {
+      std::size_t old_size = buffer.size();
+      buffer.resize(old_size + max_bytes);
+      std::size_t got = 0;
+      ERR_clear_error();
+      int result = SSL_read_ex(ssl_, buffer.data() + old_size, max_bytes, &got);
+      buffer.resize(old_size + got);
+      if (result == 1) co_return true;
+      int error = SSL_get_error(ssl_, result);
+      if (error == SSL_ERROR_ZERO_RETURN) co_return false;  // the peer's close_notify
+      if (error != SSL_ERROR_WANT_READ && error != SSL_ERROR_WANT_WRITE)
+        co_await fail("TLS read failed", error);
+      // A read may have made records to send: a TLS 1.3 KeyUpdate's answer. With the kernel
+      // sending, OpenSSL's record numbers are stale: such an answer cannot go out.
+      if (ktls_.send_enabled() && BIO_ctrl_pending(wbio_) > 0)
+        throw TlsError(
+            "TLS read failed: the peer asked for an answer (a KeyUpdate) that a kernel TLS "
+            "sender cannot make (TlsContext::set_kernel_tls(false) keeps records in user space)");
+      co_await flush();
+      if (error == SSL_ERROR_WANT_READ) {
+        bool more = co_await receive_ciphertext();
+        if (!more) {
+          if (context_.ignore_unexpected_eof()) co_return false;
+          throw TlsError(
+              "TLS read failed: the peer ended the connection without close_notify (the data "
+              "may be truncated; TlsContext::set_ignore_unexpected_eof(true) accepts it)");
+        }
+      }
+    }
+  }
+
+  Coro<> write(std::string_view data) {
+    if (close_notify_sent_)
+      throw std::logic_error("TlsStream::write after write_eof or close: close_notify was sent");
+    if (ktls_.send_enabled()) {
+      co_await stream_.write(data);
+      co_return;
+    }
+    while (!data.empty()) {
+      std::size_t written = 0;
+      ERR_clear_error();
+      int result =
+          SSL_write_ex(ssl_, data.data(), std::min(data.size(), kWriteChunkBytes), &written);
+      if (result == 1) {
+        data.remove_prefix(written);
+      } else {
+        int error = SSL_get_error(ssl_, result);
+        if (error != SSL_ERROR_WANT_WRITE && error != SSL_ERROR_WANT_READ)
+          co_await fail("TLS write failed", error);
+      }
+      co_await flush();
+    }
+  }
+
+  Coro<> send_close_notify() {
+    if (close_notify_sent_ || !SSL_is_init_finished(ssl_)) co_return;
+    close_notify_sent_ = true;
+    if (ktls_.send_enabled()) {
+      co_await ktls_.send_close_notify(stream_);
+      co_return;
+    }
+    ERR_clear_error();
+    SSL_shutdown(ssl_);
+    co_await flush();
+  }
+
+  Coro<> close() {
+    std::exception_ptr failure;
+    try {
+      co_await send_close_notify();
+    } catch (const std::exception&) {  // a reset peer: closing goes on
+      failure = std::current_exception();
+    }
+    co_await stream_.close();
+  }
+
+  Coro<Stream> unwrap() {
+    // Linux cannot take the TLS layer off a socket again: plain text would be encrypted.
+    if (ktls_.send_enabled())
+      throw std::logic_error(
+          "TlsStream::unwrap: the kernel carries this connection's records (kTLS) and cannot "
+          "return it to plain text; use a context with set_kernel_tls(false) where a "
+          "connection is unwrapped");
+    co_await send_close_notify();
+    bool timed_out = false;
+    try {
+      co_await wait_for(read_until_close_notify(), options_.shutdown_timeout);
+    } catch (const TimeoutError&) {
+      timed_out = true;
+    }
+    if (timed_out)
+      throw TimeoutError("TLS unwrap: no close_notify from the peer within " +
+                         std::to_string(options_.shutdown_timeout.count()) + " ms");
+    co_return std::move(stream_);
+  }
+
+  SSL* ssl() const noexcept { return ssl_; }
+  Stream& stream() noexcept { return stream_; }
+  const std::string& server_name() const noexcept { return server_name_; }
+  KernelTls& ktls() noexcept { return ktls_; }
+  const KernelTls& ktls() const noexcept { return ktls_; }
+  void keep(const TlsContext& context) { sni_context_ = context; }
+
+ private:
+  Coro<> handshake() {
+    for (;;) {
+      ERR_clear_error();
+      int result = SSL_do_handshake(ssl_);
+      int error = result == 1 ? SSL_ERROR_NONE : SSL_get_error(ssl_, result);
+      if (error != SSL_ERROR_NONE && error != SSL_ERROR_WANT_READ && error != SSL_ERROR_WANT_WRITE)
+        co_await fail("TLS handshake failed", error);
+      ktls_.count_handshake_output(wbio_);
+      co_await flush();
+      if (error == SSL_ERROR_NONE) co_return;
+      if (error == SSL_ERROR_WANT_READ) {
+        bool more = co_await receive_ciphertext();
+        if (!more)
+          throw TlsError(
+              "TLS handshake failed: the peer closed the connection before the handshake "
+              "finished");
+      }
+    }
+  }
+
+  Coro<> read_until_close_notify() {
+    std::string discarded;
+    for (;;) {
+      discarded.clear();
+      bool more = co_await read_into(discarded, TlsStream::kReadChunkBytes);
+      if (!more) co_return;
+    }
+  }
+
+  // One receive's ciphertext into rbio_; false at the stream's end. The first goes through the
+  // Stream, which hands over what it had buffered (start_tls); the later ones recv directly.
+  Coro<bool> receive_ciphertext() {
+    if (!stream_drained_ || stream_.kind() != StreamKind::socket) {
+      std::string bytes = co_await stream_.read(stream_drained_ ? kReceiveBytes : SIZE_MAX);
+      stream_drained_ = true;
+      if (bytes.empty()) co_return false;
+      BIO_write(rbio_, bytes.data(), static_cast<int>(bytes.size()));
+      co_return true;
+    }
+    receive_buffer_.resize(kReceiveBytes);
+    std::size_t got = co_await stream_.socket().recv(receive_buffer_.data(), kReceiveBytes);
+    if (got == 0) co_return false;
+    BIO_write(rbio_, receive_buffer_.data(), static_cast<int>(got));
+    co_return true;
+  }
+
+  // Sends what OpenSSL has written to wbio_, in order, one flush at a time.
+  Coro<> flush() {
+    if (BIO_ctrl_pending(wbio_) == 0) co_return;
+    auto guard = co_await send_lock_.scoped();
+    while (std::size_t pending = BIO_ctrl_pending(wbio_)) {
+      send_buffer_.resize(pending);
+      int taken = BIO_read(wbio_, send_buffer_.data(), static_cast<int>(pending));
+      RINGLOOP_ASSERT(taken == static_cast<int>(pending), "a memory BIO gave less than it had");
+      co_await stream_.write(send_buffer_);
+    }
+  }
+
+  // Throws the TlsError for a failed SSL call, after sending the alert OpenSSL wrote (so the
+  // peer learns why). A coroutine: the alert goes out with an await.
+  Coro<> fail(const char* during, int ssl_error) {
+    std::exception_ptr error = make_error(during, ssl_error);
+    try {
+      co_await flush();
+    } catch (const std::exception&) {  // the peer is gone: the first error is the one to tell
+    }
+    std::rethrow_exception(error);
+  }
+
+  std::exception_ptr make_error(const char* during, int ssl_error) {
+    unsigned long code = ERR_peek_error();
+    if (ERR_GET_LIB(code) == ERR_LIB_SSL &&
+        ERR_GET_REASON(code) == SSL_R_CERTIFICATE_VERIFY_FAILED) {
+      long verify = SSL_get_verify_result(ssl_);
+      std::string text = X509_verify_cert_error_string(verify);
+      std::string message = std::string(during) + ": certificate verify failed: " + text;
+      if (verify == X509_V_ERR_HOSTNAME_MISMATCH || verify == X509_V_ERR_IP_ADDRESS_MISMATCH)
+        message += ", the certificate is not valid for '" + server_name_ + "'";
+      ERR_clear_error();
+      return std::make_exception_ptr(TlsCertificateError(message, verify, text));
+    }
+    std::string reason = take_openssl_error();
+    if (reason.empty())
+      reason = ssl_error == SSL_ERROR_SYSCALL ? "the connection failed"
+                                              : "OpenSSL error " + std::to_string(ssl_error);
+    return std::make_exception_ptr(TlsError(std::string(during) + ": " + reason));
+  }
+
+  SSL* ssl_ = nullptr;
+  BIO* rbio_ = nullptr;  // owned by ssl_
+  BIO* wbio_ = nullptr;  // owned by ssl_
+  Stream stream_;
+  TlsContext context_;
+  std::optional<TlsContext> sni_context_;  // the one the SNI callback chose, kept alive
+  TlsOptions options_;
+  std::string server_name_;
+  Lock send_lock_;
+  std::string receive_buffer_;
+  std::string send_buffer_;  // used under send_lock_
+  KernelTls ktls_;
+  bool stream_drained_ = false;
+  bool close_notify_sent_ = false;
+};
+
+void keep_context_alive(SSL* ssl, const TlsContext& context) {
+  TlsConnection::of(ssl).keep(context);
+}
+
+void on_keylog(const SSL* ssl, const char* line) {
+  TlsConnection::of(const_cast<SSL*>(ssl)).ktls().on_keylog(line);
+}
+
+}  // namespace ringloop::detail
+
+namespace ringloop {
+
+TlsStream::TlsStream() noexcept = default;
+TlsStream::TlsStream(std::unique_ptr<detail::TlsConnection> connection) noexcept
+    : connection_(std::move(connection)) {}
+TlsStream::TlsStream(TlsStream&&) noexcept = default;
+TlsStream& TlsStream::operator=(TlsStream&&) noexcept = default;
+TlsStream::~TlsStream() = default;
+
+detail::TlsConnection& TlsStream::connection() const {
+  if (!connection_) throw std::logic_error("TlsStream: used after a move or unwrap");
+  return *connection_;
+}
+
+std::string TlsStream::take(std::size_t n) {
+  std::string out(buffer_, start_, n);
+  start_ += n;
+  if (start_ == buffer_.size()) {
+    buffer_.clear();
+    start_ = 0;
+  }
+  return out;
+}
+
+Coro<bool> TlsStream::fill() {
+  if (start_ > 0) {
+    buffer_.erase(0, start_);
+    start_ = 0;
+  }
+  bool more = co_await connection().read_into(buffer_, kReadChunkBytes);
+  co_return more;
+}
+
+Coro<std::string> TlsStream::read(std::size_t max_bytes) {
+  if (buffered() == 0 && max_bytes != 0) {
+    // Several records may come and go before one holds data (tickets, key updates).
+    for (;;) {
+      bool more = co_await fill();
+      if (!more || buffered() > 0) break;
+    }
+  }
+  co_return take(std::min(max_bytes, buffered()));
+}
+
+Coro<std::string> TlsStream::read_exactly(std::size_t n) {
+  while (buffered() < n) {
+    bool more = co_await fill();
+    if (!more) throw IncompleteReadError(take(buffered()), n);
+  }
+  co_return take(n);
+}
+
+Coro<std::string> TlsStream::read_until(std::string_view separator, std::size_t limit) {
+  if (separator.empty()) throw std::invalid_argument("read_until: empty separator");
+  std::size_t searched = 0;
+  for (;;) {
+    std::string_view data(buffer_.data() + start_, buffered());
+    std::size_t found = data.find(separator, searched);
+    if (found != std::string_view::npos) co_return take(found + separator.size());
+    if (data.size() >= limit)
+      throw LimitOverrunError("read_until: no separator in the first " + std::to_string(limit) +
+                              " bytes");
+    searched = data.size() >= separator.size() ? data.size() - separator.size() + 1 : 0;
+    bool more = co_await fill();
+    if (!more) throw IncompleteReadError(take(buffered()), 0);
+  }
+}
+
+Coro<> TlsStream::write(std::string_view data) { return connection().write(data); }
+Coro<> TlsStream::write_eof() { return connection().send_close_notify(); }
+Coro<> TlsStream::close() { return connection().close(); }
+
+Coro<Stream> TlsStream::unwrap() {
+  Stream stream = co_await connection().unwrap();
+  connection_.reset();
+  co_return stream;
+}
+
+std::string TlsStream::version() const { return SSL_get_version(connection().ssl()); }
+
+std::string TlsStream::cipher() const {
+  const char* name = SSL_get_cipher_name(connection().ssl());
+  return name != nullptr ? name : "";
+}
+
+std::string TlsStream::selected_alpn_protocol() const {
+  const unsigned char* data = nullptr;
+  unsigned length = 0;
+  SSL_get0_alpn_selected(connection().ssl(), &data, &length);
+  return data != nullptr ? std::string(reinterpret_cast<const char*>(data), length) : "";
+}
+
+std::string TlsStream::peer_certificate_subject() const {
+  X509* peer = SSL_get0_peer_certificate(connection().ssl());
+  if (peer == nullptr) return "";
+  char* line = X509_NAME_oneline(X509_get_subject_name(peer), nullptr, 0);
+  std::string subject = line != nullptr ? line : "";
+  OPENSSL_free(line);
+  return subject;
+}
+
+std::string TlsStream::server_name() const {
+  SSL* ssl = connection().ssl();
+  if (SSL_is_server(ssl) == 0) return connection().server_name();
+  const char* name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+  return name != nullptr ? name : "";
+}
+
+TlsSession TlsStream::session() const {
+  SSL_SESSION* session = SSL_get1_session(connection().ssl());
+  if (session != nullptr && SSL_SESSION_is_resumable(session) == 0) {
+    SSL_SESSION_free(session);
+    session = nullptr;
+  }
+  return TlsSession(session);
+}
+
+bool TlsStream::session_reused() const { return SSL_session_reused(connection().ssl()) == 1; }
+bool TlsStream::kernel_tls_send() const noexcept {
+  return connection_ && connection_->ktls().send_enabled();
+}
+bool TlsStream::kernel_tls_receive() const noexcept {
+  return connection_ && connection_->ktls().receive_enabled();
+}
+Stream& TlsStream::stream() noexcept { return connection().stream(); }
+ssl_st* TlsStream::native_handle() const noexcept {
+  return connection_ ? connection_->ssl() : nullptr;
+}
+
+namespace {
+
+Coro<TlsStream> handshake(std::unique_ptr<detail::TlsConnection> connection) {
+  co_await connection->run_handshake();
+  co_return TlsStream(std::move(connection));
+}
+
+}  // namespace
+
+Coro<TlsStream> tls_connect(Stream stream, TlsContext context, std::string server_name,
+                            TlsOptions options) {
+  if (context.role() != TlsRole::client)
+    throw std::invalid_argument(
+        "tls_connect: the context is a server's; make it with TlsContext::client()");
+  auto connection =
+      std::make_unique<detail::TlsConnection>(std::move(stream), context, std::move(options));
+  connection->start_client(server_name);
+  TlsStream tls = co_await handshake(std::move(connection));
+  co_return tls;
+}
+
+Coro<TlsStream> tls_accept(Stream stream, TlsContext context, TlsOptions options) {
+  if (context.role() != TlsRole::server)
+    throw std::invalid_argument(
+        "tls_accept: the context is a client's; make it with TlsContext::server()");
+  auto connection =
+      std::make_unique<detail::TlsConnection>(std::move(stream), context, std::move(options));
+  connection->start_server();
+  TlsStream tls = co_await handshake(std::move(connection));
+  co_return tls;
+}
+
+Coro<TlsStream> start_tls(Stream stream, TlsContext context, std::string server_name,
+                          TlsOptions options) {
+  if (context.role() == TlsRole::client) {
+    TlsStream tls = co_await tls_connect(std::move(stream), std::move(context),
+                                         std::move(server_name), std::move(options));
+    co_return tls;
+  }
+  TlsStream tls = co_await tls_accept(std::move(stream), std::move(context), std::move(options));
+  co_return tls;
+}
+
+}  // namespace ringloop
