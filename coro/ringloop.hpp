@@ -42,3 +42,4 @@
 #include <ringloop/coro/time/sleep.hpp>
 #include <ringloop/coro/time/timeout.hpp>
 #include <ringloop/loop/loop.hpp>
+#include <ringloop/loop/probe.hpp>
