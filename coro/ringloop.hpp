@@ -5,7 +5,9 @@
 #include <ringloop/coro/errors.hpp>
 #include <ringloop/coro/exception_handler.hpp>
 #include <ringloop/coro/io/file.hpp>
+#include <ringloop/coro/io/fs.hpp>
 #include <ringloop/coro/io/io.hpp>
+#include <ringloop/coro/io/registered_buffers.hpp>
 #include <ringloop/coro/net/address.hpp>
 #include <ringloop/coro/net/open_connection.hpp>
 #include <ringloop/coro/net/server.hpp>
