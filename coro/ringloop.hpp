@@ -8,6 +8,7 @@
 #include <ringloop/coro/io/fs.hpp>
 #include <ringloop/coro/io/io.hpp>
 #include <ringloop/coro/io/registered_buffers.hpp>
+#include <ringloop/coro/io/splice.hpp>
 #include <ringloop/coro/net/address.hpp>
 #include <ringloop/coro/net/open_connection.hpp>
 #include <ringloop/coro/net/server.hpp>
