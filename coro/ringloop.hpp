@@ -4,8 +4,12 @@
 
 #include <ringloop/coro/errors.hpp>
 #include <ringloop/coro/exception_handler.hpp>
+#include <ringloop/coro/io/direct.hpp>
 #include <ringloop/coro/io/file.hpp>
+#include <ringloop/coro/io/fs.hpp>
 #include <ringloop/coro/io/io.hpp>
+#include <ringloop/coro/io/registered_buffers.hpp>
+#include <ringloop/coro/io/splice.hpp>
 #include <ringloop/coro/net/address.hpp>
 #include <ringloop/coro/net/datagram.hpp>
 #include <ringloop/coro/net/open_connection.hpp>
@@ -48,3 +52,4 @@
 #include <ringloop/coro/tls/sendfile.hpp>
 #include <ringloop/coro/tls/tls_stream.hpp>
 #include <ringloop/loop/loop.hpp>
+#include <ringloop/loop/probe.hpp>

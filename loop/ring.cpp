@@ -26,7 +26,7 @@ std::string read_io_uring_disabled() {
 std::string setup_failure_hint(int error) {
   switch (error) {
     case ENOSYS:
-      return "the kernel has no io_uring (it needs Linux 5.19 or newer, built with "
+      return "the kernel has no io_uring (ringloop needs Linux 5.6 or newer, built with "
              "CONFIG_IO_URING)";
     case EPERM: {
       std::string disabled = read_io_uring_disabled();
@@ -94,6 +94,30 @@ Ring::Ring(const RingOptions& options) {
                             "io_uring lacks IORING_FEAT_NODROP (Linux 5.5+): completions could "
                             "be lost under load; ringloop needs a newer kernel");
   }
+  try {
+    check_floor();
+  } catch (...) {
+    io_uring_queue_exit(&ring_);
+    throw;
+  }
+  // Optional: an older kernel (before 5.18) or a full per-thread table (16) answers an error,
+  // and io_uring_enter then looks the fd up as before.
+  if (options.register_ring_fd) ring_fd_registered_ = io_uring_register_ring_fd(&ring_) == 1;
+}
+
+// The floor: IORING_REGISTER_PROBE (5.6) and the opcodes the loop itself cannot do without
+// (timers, cancels, link timeouts, the eventfd read that wakes it from other threads). Every
+// newer opcode is asked for by the operation that needs it.
+void Ring::check_floor() {
+  probe_ = Probe(ring_, ring_.features);
+  if (!probe_.available())
+    throw std::system_error(ENOSYS, std::system_category(),
+                            "io_uring has no IORING_REGISTER_PROBE: ringloop needs Linux 5.6; "
+                            "this kernel is " +
+                                kernel_version());
+  for (unsigned opcode : {IORING_OP_TIMEOUT, IORING_OP_TIMEOUT_REMOVE, IORING_OP_ASYNC_CANCEL,
+                          IORING_OP_LINK_TIMEOUT, IORING_OP_READ})
+    probe_.require(opcode, "ringloop's event loop");
 }
 
 Ring::~Ring() { io_uring_queue_exit(&ring_); }

@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include <ringloop/loop/probe.hpp>
+
 namespace ringloop {
 
 // How the io_uring instance is set up (LoopOptions::ring).
@@ -23,6 +25,9 @@ struct RingOptions {
   unsigned cq_entries = 65536;
   // Try IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN (fall back when refused).
   bool defer_taskrun = true;
+  // Register the ring's fd with the loop's thread (io_uring_register_ring_fd, Linux 5.18), so
+  // that each io_uring_enter skips the fd lookup; skipped quietly where the kernel refuses.
+  bool register_ring_fd = true;
 };
 
 // One io_uring instance, owned: set up with the best flags the kernel accepts, torn down in the
@@ -58,6 +63,12 @@ class Ring {
   unsigned queued_sqes() const noexcept { return io_uring_sq_ready(&ring_); }
   // SQEs that can still be filled before the SQ is full.
   unsigned sq_space_left() const noexcept { return io_uring_sq_space_left(&ring_); }
+  // What the kernel offers (opcodes, IORING_FEAT_*), probed once when the ring was set up.
+  const Probe& probe() const noexcept { return probe_; }
+  // Whether io_uring_enter goes through the registered ring fd (RingOptions::register_ring_fd).
+  bool ring_fd_registered() const noexcept { return ring_fd_registered_; }
+  // The raw liburing ring, for registrations (buffers, files) owned by types built on the ring.
+  io_uring& raw() noexcept { return ring_; }
   // The IORING_SETUP_* flags the kernel accepted.
   unsigned setup_flags() const noexcept { return ring_.flags; }
   // Whether the ring runs with IORING_SETUP_DEFER_TASKRUN.
@@ -90,6 +101,7 @@ class Ring {
   static void reverse_cqe_order_for_tests(bool on) noexcept { reverse_cqe_order_ = on; }
 
  private:
+  void check_floor();
   int enter_until_accepted(unsigned wait_nr);
   template <class Fn>
   unsigned reap_reversed(Fn& fn, unsigned max_cqes);
@@ -97,6 +109,8 @@ class Ring {
   inline static thread_local bool reverse_cqe_order_ = false;
 
   io_uring ring_{};
+  Probe probe_;
+  bool ring_fd_registered_ = false;
   std::uint64_t enter_calls_ = 0;
   std::uint64_t submitting_enter_calls_ = 0;
 };

@@ -116,6 +116,42 @@ class IoAwaiterBase : protected CancelPoint, protected Operation {
     return true;
   }
 
+  // start() for an operation whose opcode is newer than the floor (Prep::opcode): when the ring
+  // lacks it, the prep's fallback (a system call that does not block, such as socket(2)) gives
+  // the result at once, without suspending; without a fallback, the error names the kernel
+  // that has the opcode. Other operations go straight to start().
+  template <class Prep, class P>
+  bool start_op(const Prep& prep, std::coroutine_handle<P> awaiting) {
+    if constexpr (requires { Prep::opcode; }) {
+      TaskCore* task = task_of(awaiting);
+      if (!loop_for(task, Prep::name).ring().probe().has(Prep::opcode)) {
+        if constexpr (requires { prep.fallback(); }) {
+          task_ = task;  // resume_with() surfaces a pending cancel, as after a CQE
+          if (task_ == nullptr || !task_->must_cancel) result_ = prep.fallback();
+          return false;
+        } else {
+          throw_unsupported(Prep::opcode, Prep::name);
+        }
+      }
+    }
+    return start(awaiting, Prep::name);
+  }
+
+  // resume_with() for a prep that says which object it worked on (describe(): "statx
+  // /no/such/file"): its errors name it, as Python's FileNotFoundError names the path.
+  template <class Result, class Prep>
+  auto resume_op(const Prep& prep) {
+    if constexpr (requires { prep.describe(); }) {
+      try {
+        return resume_with<Result>(Prep::name);
+      } catch (const std::system_error& error) {
+        throw std::system_error(error.code(), prep.describe());
+      }
+    } else {
+      return resume_with<Result>(Prep::name);
+    }
+  }
+
   // The outcome, once every CQE is in: the value, or one of the exceptions (after closing the
   // fd of an operation that made one nobody will receive).
   template <class Result>
@@ -188,9 +224,9 @@ class [[nodiscard]] OpAwaiter : IoAwaiterBase {
   bool await_ready() const noexcept { return false; }
   template <class P>
   bool await_suspend(std::coroutine_handle<P> awaiting) {
-    return start(awaiting, Prep::name);
+    return start_op(prep_, awaiting);
   }
-  auto await_resume() { return resume_with<Result>(Prep::name); }
+  auto await_resume() { return resume_op<Result>(prep_); }
 
   const Prep& prep() const noexcept { return prep_; }
   // The record, for the loop's own machinery to mark it (Loop::set_daemon).
@@ -217,9 +253,9 @@ class [[nodiscard]] TimedOpAwaiter : IoAwaiterBase {
   bool await_ready() const noexcept { return false; }
   template <class P>
   bool await_suspend(std::coroutine_handle<P> awaiting) {
-    return start(awaiting, Prep::name);
+    return start_op(prep_, awaiting);
   }
-  auto await_resume() { return resume_with<Result>(Prep::name); }
+  auto await_resume() { return resume_op<Result>(prep_); }
 
  private:
   static void prepare(Operation& operation, io_uring_sqe& sqe) noexcept {

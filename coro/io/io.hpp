@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <concepts>
 #include <cstddef>
@@ -126,8 +127,11 @@ struct ClosePrep {
 struct ShutdownPrep {
   using Result = NoResult;
   static constexpr const char* name = "shutdown";
+  static constexpr unsigned opcode = IORING_OP_SHUTDOWN;  // Linux 5.11
   int fd;
   int how;
+  // shutdown(2) does not block: the same effect without the ring.
+  std::int32_t fallback() const noexcept { return ::shutdown(fd, how) == 0 ? 0 : -errno; }
   void operator()(io_uring_sqe& sqe) const noexcept { io_uring_prep_shutdown(&sqe, fd, how); }
 };
 
@@ -154,9 +158,15 @@ struct OpenatPrep {
 struct SocketPrep {
   using Result = NewFdResult;
   static constexpr const char* name = "socket";
+  static constexpr unsigned opcode = IORING_OP_SOCKET;  // Linux 5.19
   int domain;
   int type;
   int protocol;
+  // socket(2) does not block: the same fd without the ring.
+  std::int32_t fallback() const noexcept {
+    int fd = ::socket(domain, type, protocol);
+    return fd >= 0 ? fd : -errno;
+  }
   void operator()(io_uring_sqe& sqe) const noexcept {
     io_uring_prep_socket(&sqe, domain, type, protocol, 0);
   }
@@ -249,6 +259,7 @@ inline Op<detail::ConnectPrep> connect(int fd, const sockaddr* address, socklen_
 
 inline Op<detail::ClosePrep> close(int fd) noexcept { return Op<detail::ClosePrep>({fd}); }
 
+// IORING_OP_SHUTDOWN (Linux 5.11), or shutdown(2) where the kernel lacks it.
 inline Op<detail::ShutdownPrep> shutdown(int fd, int how) noexcept {
   return Op<detail::ShutdownPrep>({fd, how});
 }
@@ -264,7 +275,8 @@ inline Op<detail::OpenatPrep> openat(int directory_fd, const char* path, int fla
   return Op<detail::OpenatPrep>({directory_fd, path, flags | O_CLOEXEC, mode});
 }
 
-// Creates a socket; returns its fd (IORING_OP_SOCKET, Linux 5.19). SOCK_CLOEXEC is added.
+// Creates a socket; returns its fd. SOCK_CLOEXEC is added. IORING_OP_SOCKET (Linux 5.19), or
+// socket(2) where the kernel lacks it.
 inline Op<detail::SocketPrep> socket(int domain, int type, int protocol = 0) noexcept {
   return Op<detail::SocketPrep>({domain, type | SOCK_CLOEXEC, protocol});
 }
@@ -302,12 +314,14 @@ requires std::invocable<Fill&, io_uring_sqe&> Op<detail::RawPrep> submit(Fill&& 
 template <class Prep, class Result, class Rep, class Period>
 detail::TimedOpAwaiter<Prep, Result> wait_for(detail::OpAwaiter<Prep, Result>&& op,
                                               std::chrono::duration<Rep, Period> timeout) {
-  return detail::TimedOpAwaiter<Prep, Result>(op.prep(), detail::deadline_after(timeout, "wait_for"));
+  return detail::TimedOpAwaiter<Prep, Result>(op.prep(),
+                                              detail::deadline_after(timeout, "wait_for"));
 }
 template <class Prep, class Result, class Rep, class Period>
 detail::TimedOpAwaiter<Prep, Result> wait_for(detail::OpAwaiter<Prep, Result>& op,
                                               std::chrono::duration<Rep, Period> timeout) {
-  return detail::TimedOpAwaiter<Prep, Result>(op.prep(), detail::deadline_after(timeout, "wait_for"));
+  return detail::TimedOpAwaiter<Prep, Result>(op.prep(),
+                                              detail::deadline_after(timeout, "wait_for"));
 }
 
 }  // namespace ringloop

@@ -1,0 +1,185 @@
+// splice, tee and sendfile (issue #18): a file served to a TCP socket through sendfile and
+// checked byte for byte, a proxy that splices one socket into another through a pipe, tee
+// duplicating a pipe's bytes, and the error on a kernel without IORING_OP_SPLICE.
+#include <catch2/catch.hpp>
+
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <system_error>
+#include <vector>
+
+#include <ringloop/ringloop.hpp>
+
+using ringloop::Coro;
+using ringloop::Socket;
+using ringloop::Stream;
+namespace io = ringloop::io;
+
+namespace {
+
+// Bytes no two offsets of which repeat within a few MiB: a misplaced chunk shows.
+std::string pattern(std::size_t size) {
+  std::string data(size, '\0');
+  std::uint32_t x = 2463534242u;
+  for (auto& c : data) {
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    c = static_cast<char>(x);
+  }
+  return data;
+}
+
+// A temporary file holding `data`, open for reading.
+struct TempFile {
+  std::string path;
+  int fd = -1;
+  explicit TempFile(const std::string& data) {
+    char name[] = "/tmp/ringloop-splice-XXXXXX";
+    fd = ::mkstemp(name);
+    REQUIRE(fd >= 0);
+    path = name;
+    REQUIRE(::write(fd, data.data(), data.size()) == static_cast<ssize_t>(data.size()));
+  }
+  ~TempFile() {
+    ::close(fd);
+    ::unlink(path.c_str());
+  }
+};
+
+// Reads from fd until the peer ends the stream.
+Coro<std::string> read_all(int fd) {
+  std::string all;
+  std::vector<char> chunk(65536, '\0');
+  for (;;) {
+    std::size_t n = co_await io::recv(fd, chunk.data(), chunk.size());
+    if (n == 0) break;
+    all.append(chunk.data(), n);
+  }
+  co_return all;
+}
+
+// A connected TCP pair over loopback: (client side, accepted side).
+Coro<std::pair<Socket, Socket>> tcp_pair() {
+  Socket listener = ringloop::listen_tcp("127.0.0.1", 0);
+  auto accepting = ringloop::create_task(
+      [](const Socket& l) -> Coro<Socket> { co_return co_await l.accept(); }(listener));
+  Stream client = co_await ringloop::open_connection("127.0.0.1", ringloop::local_port(listener));
+  Socket accepted = co_await std::move(accepting);
+  co_return std::pair<Socket, Socket>(std::move(client.socket()), std::move(accepted));
+}
+
+}  // namespace
+
+TEST_CASE("sendfile serves a file to a TCP socket byte for byte, from any offset", "[splice]") {
+  const std::string data = pattern(3 * 1024 * 1024 + 12345);  // several 1 MiB chunks and a tail
+  TempFile file(data);
+  struct Case {
+    std::uint64_t offset;
+    std::size_t count;
+    std::size_t expected;
+  };
+  for (Case c : {Case{0, data.size(), data.size()}, Case{1000, 5000, 5000},
+                 Case{data.size() - 10, 100, 10}}) {  // past the end: what there is
+    INFO("offset " << c.offset << ", count " << c.count);
+    ringloop::run([](int file_fd, Case k, const std::string& all) -> Coro<> {
+      auto [client, server] = co_await tcp_pair();
+      auto receiving = ringloop::create_task(read_all(client.fd()));
+      std::size_t sent = co_await ringloop::sendfile(server.fd(), file_fd, k.offset, k.count);
+      CHECK(sent == k.expected);
+      co_await server.shutdown(SHUT_WR);
+      std::string received = co_await receiving;
+      REQUIRE(received.size() == k.expected);
+      CHECK(received == all.substr(k.offset, k.expected));
+    }(file.fd, c, data));
+  }
+}
+
+TEST_CASE("a proxy splices one socket into another through a pipe, byte for byte", "[splice]") {
+  const std::string data = pattern(2 * 1024 * 1024 + 777);
+  ringloop::run([](const std::string& all) -> Coro<> {
+    auto [source, proxy_in] = co_await tcp_pair();
+    auto [proxy_out, sink] = co_await tcp_pair();
+    auto receiving = ringloop::create_task(read_all(sink.fd()));
+    auto sending = ringloop::create_task([](const Socket& s, const std::string& d) -> Coro<> {
+      Stream stream(Socket(::dup(s.fd())));
+      co_await stream.write(d);
+      co_await stream.write_eof();
+      co_await stream.close();
+    }(source, all));
+    int pipe_fds[2];
+    REQUIRE(::pipe2(pipe_fds, O_CLOEXEC) == 0);
+    std::size_t moved = 0;
+    for (;;) {
+      std::size_t in = co_await io::splice(proxy_in.fd(), pipe_fds[1], 65536, SPLICE_F_MOVE);
+      if (in == 0) break;  // the source ended its stream
+      for (std::size_t out = 0; out < in;)
+        out += co_await io::splice(pipe_fds[0], proxy_out.fd(), in - out, SPLICE_F_MOVE);
+      moved += in;
+    }
+    co_await proxy_out.shutdown(SHUT_WR);
+    co_await sending;
+    std::string received = co_await receiving;
+    CHECK(moved == all.size());
+    REQUIRE(received.size() == all.size());
+    CHECK(received == all);
+    ::close(pipe_fds[0]);
+    ::close(pipe_fds[1]);
+  }(data));
+}
+
+TEST_CASE("tee copies a pipe's bytes into another pipe without consuming them", "[splice]") {
+  ringloop::run([]() -> Coro<> {
+    int a[2], b[2];
+    REQUIRE(::pipe2(a, O_CLOEXEC) == 0);
+    REQUIRE(::pipe2(b, O_CLOEXEC) == 0);
+    REQUIRE(::write(a[1], "teed bytes", 10) == 10);
+    std::size_t copied = co_await io::tee(a[0], b[1], 100);
+    CHECK(copied == 10);
+    char first[16] = {}, second[16] = {};
+    std::size_t n1 = co_await io::read(a[0], first, sizeof first);
+    std::size_t n2 = co_await io::read(b[0], second, sizeof second);
+    CHECK(std::string(first, n1) == "teed bytes");
+    CHECK(std::string(second, n2) == "teed bytes");
+    for (int fd : {a[0], a[1], b[0], b[1]}) ::close(fd);
+  }());
+}
+
+TEST_CASE("splice between two non-pipes is an error naming splice", "[splice]") {
+  TempFile file("x");
+  ringloop::run([](int fd) -> Coro<> {
+    try {
+      co_await io::splice(fd, 0, fd, 1, 1);
+      FAIL("splice between two files succeeded");
+    } catch (const std::system_error& e) {
+      CHECK(e.code().value() == EINVAL);
+      CHECK_THAT(e.what(), Catch::StartsWith("splice"));
+    }
+  }(file.fd));
+}
+
+TEST_CASE("on a kernel without IORING_OP_SPLICE, sendfile fails naming the kernel that has it",
+          "[splice][probe]") {
+  TempFile file("data");
+  struct Masked {
+    Masked() { ringloop::Probe::mask_opcodes_for_tests({IORING_OP_SPLICE}); }
+    ~Masked() { ringloop::Probe::mask_opcodes_for_tests({}); }
+  } masked;
+  ringloop::run([](int fd) -> Coro<> {
+    int out[2];
+    REQUIRE(::pipe2(out, O_CLOEXEC) == 0);
+    try {
+      co_await ringloop::sendfile(out[1], fd, 0, 4);
+      FAIL("sendfile ran without IORING_OP_SPLICE");
+    } catch (const std::system_error& e) {
+      CHECK_THAT(e.what(), Catch::Contains("IORING_OP_SPLICE needs Linux 5.7"));
+    }
+    ::close(out[0]);
+    ::close(out[1]);
+  }(file.fd));
+}
