@@ -1,6 +1,6 @@
 // echo_server [port [idle_seconds [host]]]: a TCP echo server on ringloop. One task per
-// connection; a connection silent for idle_seconds (default 10) is closed, by a
-// wait_for(recv, idle) whose deadline the kernel enforces (a linked timeout). SIGINT or SIGTERM
+// connection; a connection idle for idle_seconds (default 10) in either direction (the client
+// sends nothing, or stops reading its echoes) is closed. SIGINT or SIGTERM
 // shuts it down cleanly: the signals are blocked and read from a signalfd through the ring, then
 // the server stops accepting and cancels the connection tasks. Listens on 127.0.0.1:7007 by
 // default.
@@ -29,11 +29,16 @@ struct Counters {
   unsigned long failed = 0;
 };
 
+// Idle in either direction closes the connection: a client that sends nothing for `idle` (a
+// wait_for on the recv, whose deadline the kernel enforces with a linked timeout), and a client
+// that stops reading, so that its echoes pile up above the Stream's high-water mark and stay
+// there for `idle` (a wait_for on drain). A connection given up on is aborted: close() would
+// wait to flush to a client that does not read.
 Coro<> echo(Stream stream, std::chrono::milliseconds idle, Counters& counters) {
   ++counters.accepted;
   char buffer[16 * 1024];
-  bool open = true;
-  while (open) {
+  bool graceful = true;
+  for (;;) {
     std::size_t received = 0;
     try {
       received = co_await ringloop::wait_for(stream.socket().recv(buffer, sizeof(buffer)), idle);
@@ -42,17 +47,35 @@ Coro<> echo(Stream stream, std::chrono::milliseconds idle, Counters& counters) {
       break;
     } catch (const std::system_error&) {  // a reset peer: nothing to echo to
       ++counters.failed;
+      graceful = false;
       break;
     }
     if (received == 0) break;  // the client is done
     try {
-      co_await stream.write(std::string_view(buffer, received));
+      stream.write(std::string_view(buffer, received));  // queued; sent in the background
+      co_await ringloop::wait_for(stream.drain(), idle);
+    } catch (const ringloop::TimeoutError&) {  // the client stopped reading
+      ++counters.closed_idle;
+      graceful = false;
+      break;
     } catch (const std::system_error&) {
       ++counters.failed;
-      open = false;
+      graceful = false;
+      break;
     }
   }
-  co_await stream.close();
+  if (!graceful) {
+    stream.abort();
+    co_return;
+  }
+  try {
+    co_await ringloop::wait_for(stream.close(), idle);  // flushes what is queued first
+  } catch (const ringloop::TimeoutError&) {
+    ++counters.closed_idle;
+    stream.abort();
+  } catch (const std::system_error&) {
+    ++counters.failed;
+  }
 }
 
 // Serves until SIGINT or SIGTERM arrives on signal_fd.

@@ -8,6 +8,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 
 #include <cerrno>
 #include <chrono>
@@ -93,6 +94,31 @@ inline std::uint16_t local_port(const Socket& socket) {
   if (storage.ss_family == AF_INET6)
     return ntohs(reinterpret_cast<sockaddr_in6&>(storage).sin6_port);
   return ntohs(reinterpret_cast<sockaddr_in&>(storage).sin_port);
+}
+
+// "127.0.0.1:8080", "[::1]:8080", a Unix socket's path ("@name" for an abstract one), "" for an
+// empty address (a pipe's, say): what asyncio's peername tuple says, as one string.
+inline std::string to_string(const SocketAddress& address) {
+  char host[INET6_ADDRSTRLEN] = {};
+  if (address.family() == AF_INET) {
+    const auto& v4 = reinterpret_cast<const sockaddr_in&>(address.storage);
+    ::inet_ntop(AF_INET, &v4.sin_addr, host, sizeof(host));
+    return std::string(host) + ":" + std::to_string(ntohs(v4.sin_port));
+  }
+  if (address.family() == AF_INET6) {
+    const auto& v6 = reinterpret_cast<const sockaddr_in6&>(address.storage);
+    ::inet_ntop(AF_INET6, &v6.sin6_addr, host, sizeof(host));
+    return "[" + std::string(host) + "]:" + std::to_string(ntohs(v6.sin6_port));
+  }
+  if (address.family() == AF_UNIX) {
+    const auto& un = reinterpret_cast<const sockaddr_un&>(address.storage);
+    std::size_t offset = offsetof(sockaddr_un, sun_path);
+    if (address.length <= offset) return "";  // unnamed (a socketpair's end)
+    std::size_t size = address.length - offset;
+    if (un.sun_path[0] == '\0') return "@" + std::string(un.sun_path + 1, size - 1);
+    return std::string(un.sun_path, ::strnlen(un.sun_path, size));
+  }
+  return "";
 }
 
 }  // namespace ringloop
