@@ -68,6 +68,11 @@ METRICS = {
         ("round trips/s", _f("rtt_per_s"), "{:.0f}", False),
         ("p99 us", _f("p99_us"), "{:.0f}", True),
     ],
+    "spawn_process": [
+        ("processes/s", _f("procs_per_s"), "{:.0f}", False),
+        ("us/process", _f("us_per_op"), "{:.0f}", True),
+        ("cpu s", _f("cpu_s"), "{:.3f}", True),
+    ],
 }
 def cpu_pct(r):
     """CPU time over wall time of the timed sleeps: ringloop prints it (busy_pct, the N sleeps
@@ -100,7 +105,7 @@ METRICS["pacer_drift"] = [
 METRICS["pacer_drift_precise"] = METRICS["pacer_drift"]
 ORDER = ["sleep_many", "lateness", "lateness_loaded", "lateness_precise",
          "lateness_precise_loaded", "pacer_drift", "pacer_drift_precise", "spawn_gather",
-         "wait_for_fast", "wait_for_yield", "wait_for_io", "cancel_many", "echo"]
+         "wait_for_fast", "wait_for_yield", "wait_for_io", "cancel_many", "echo", "spawn_process"]
 
 
 def median_of(runs, metric):
@@ -449,6 +454,12 @@ FAIRNESS = """\
   wake-up and is cold (~300-800 us late, every run), so "last <= first" holds for that reason
   as much as for the absence of drift: the medians of the first and last 100 ticks and the
   slope are the real check.
+- **spawn_process**: N sequential spawns of `/bin/true`, each waited before the next, stdio
+  inherited everywhere (Node's is set to `inherit`). ringloop: `posix_spawn` (vfork) + a pidfd,
+  waited with `IORING_OP_WAITID` (Linux 6.7+; a poll on the pidfd before); asyncio 3.11:
+  `subprocess.Popen` and a thread per child (ThreadedChildWatcher); Node: libuv's `uv_spawn`
+  and SIGCHLD; tokio: `std::process::Command` and SIGCHLD. Most of the time is the kernel's
+  process creation and exec, the same for all.
 - **Rounds**: scenarios at N = 1M and echo run at most 3 rounds in the full mode, to fit in
   ~20 minutes on a 2-core VM; `n` is the number of tasks or operations (echo: connections).
 """

@@ -2,7 +2,8 @@
 // as the peers in bench/peers/ (`ringloop_scenarios <scenario> <n> [conns] [secs]`, exactly one
 // `key=value` line on stdout), so scripts/bench runs ringloop as one more peer. Only the public
 // API is used: run, create_task, gather, sleep, wait_for, Task::cancel, and the one-SQE
-// operations of coro/io/io.hpp (nop, accept, recv, send) for wait_for_io and echo; sleep_precise,
+// operations of coro/io/io.hpp (nop, accept, recv, send) for wait_for_io and echo;
+// create_subprocess_exec and Process::wait for spawn_process; sleep_precise,
 // Pacer and LatencyRecorder for the timer scenarios of issue #7 (ringloop only: lateness_precise
 // is compared with the floor's lateness, the kernel timer it improves on).
 //
@@ -193,6 +194,28 @@ Coro<std::string> cancel_many(long n) {
   co_return meter.line("cancel_many", n) + ns_per_op(elapsed, n);
 }
 
+// ---------------------------------------------------------------------------- spawn_process
+
+// N sequential create_subprocess_exec("/bin/true") + wait, stdio inherited (every peer's
+// default but Node's, which the Node peer sets to inherit too).
+Coro<std::string> spawn_process(long n) {
+  Meter meter;
+  auto start = Clock::now();
+  for (long i = 0; i < n; ++i) {
+    ringloop::Process child = co_await ringloop::create_subprocess_exec("/bin/true");
+    int code = co_await child.wait();
+    if (code != 0) {
+      std::fprintf(stderr, "spawn_process: /bin/true exited %d\n", code);
+      std::exit(1);
+    }
+  }
+  auto elapsed = Clock::now() - start;
+  double secs = std::chrono::duration<double>(elapsed).count();
+  char text[96];
+  std::snprintf(text, sizeof text, " procs_per_s=%.0f us_per_op=%.1f", n / secs, secs * 1e6 / n);
+  co_return meter.line("spawn_process", n) + text;
+}
+
 // ---------------------------------------------------------------------------- driver
 
 struct Args {
@@ -219,6 +242,7 @@ Coro<std::string> scenario_coro(const Args& args) {
   if (s == "cancel_many") return cancel_many(args.n);
   if (s == "wait_for_io") return wait_for_io(args.n);
   if (s == "echo") return echo(args.conns, args.secs);
+  if (s == "spawn_process") return spawn_process(args.n);
   return {};
 }
 

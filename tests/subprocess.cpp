@@ -206,12 +206,15 @@ TEST_CASE("a program that does not exist is an ENOENT error naming it, not exit 
     }
     CHECK(threw);
     // A file that is not executable: EACCES. A PATH in env is the one searched (Python's rule).
+    std::string plain_file = "/tmp/ringloop-not-executable-" + std::to_string(::getpid());
+    ::close(::open(plain_file.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0644));
     int denied = 0;
     try {
-      Process p = co_await ringloop::create_subprocess_exec("/etc/passwd");
+      Process p = co_await ringloop::create_subprocess_exec(plain_file);
     } catch (const std::system_error& error) {
       denied = error.code().value();
     }
+    ::unlink(plain_file.c_str());
     CHECK(denied == EACCES);
     int not_on_path = 0;
     try {

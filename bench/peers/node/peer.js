@@ -20,6 +20,7 @@
 'use strict';
 
 const net = require('net');
+const childProcess = require('child_process');
 
 function cpuS() {
   const u = process.cpuUsage();
@@ -123,6 +124,23 @@ const scenarios = {
     const d = Number(now() - a);
     if (r[n - 1] !== n - 1) throw new Error('bad result');
     return `${base(m, peer, 'spawn_gather', n)} ns_per_op=${(d / n).toFixed(1)}`;
+  },
+
+  // N sequential child_process.spawn('/bin/true') + its 'exit'; stdio inherited, as the
+  // other peers' default (Node's own default would make three pipes).
+  async spawn_process(peer, n) {
+    const m = meter();
+    const a = now();
+    for (let i = 0; i < n; i++) {
+      await new Promise((resolve, reject) => {
+        const child = childProcess.spawn('/bin/true', [], { stdio: 'inherit' });
+        child.on('error', reject);
+        child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`exit ${code}`))));
+      });
+    }
+    const d = Number(now() - a);
+    return `${base(m, peer, 'spawn_process', n)} procs_per_s=${(n / (d / 1e9)).toFixed(0)} ` +
+      `us_per_op=${(d / n / 1e3).toFixed(1)}`;
   },
 
   async wait_for_fast(peer, n) {

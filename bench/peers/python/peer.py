@@ -120,6 +120,21 @@ async def spawn_gather(peer, n):
     return f"{m.base(peer, 'spawn_gather', n)} ns_per_op={d / n:.1f}"
 
 
+async def spawn_process(peer, n):
+    """N sequential create_subprocess_exec('/bin/true') + wait(), stdio
+    inherited (asyncio's default).  Python 3.11's child watcher on Linux is
+    ThreadedChildWatcher (a thread per child); uvloop reaps with libuv."""
+    m = Meter()
+    a = now()
+    for _ in range(n):
+        p = await asyncio.create_subprocess_exec("/bin/true")
+        rc = await p.wait()
+        assert rc == 0, rc
+    d = now() - a
+    return (f"{m.base(peer, 'spawn_process', n)} procs_per_s={n / (d / 1e9):.0f} "
+            f"us_per_op={d / n / 1e3:.1f}")
+
+
 async def wait_for_loop(peer, sc, n, make):
     m = Meter()
     a = now()
@@ -243,6 +258,7 @@ SCENARIOS = {
     "wait_for_io": wait_for_io,
     "cancel_many": cancel_many,
     "echo": echo,
+    "spawn_process": spawn_process,
 }
 
 

@@ -156,6 +156,26 @@ async fn spawn_gather(peer: &str, n: usize) -> String {
     format!("{} ns_per_op={:.1}", m.base(peer, "spawn_gather", n), ns_per(d, n))
 }
 
+/// N sequential `tokio::process::Command::new("/bin/true").spawn()` + `wait()`,
+/// stdio inherited (tokio's default for spawn); tokio reaps on SIGCHLD
+/// (a signal-hook handler and its self-pipe).
+async fn spawn_process(peer: &str, n: usize) -> String {
+    let m = Meter::start();
+    let a = Instant::now();
+    for _ in 0..n {
+        let mut child = tokio::process::Command::new("/bin/true").spawn().expect("spawn /bin/true");
+        let status = child.wait().await.expect("wait");
+        assert!(status.success(), "/bin/true failed: {}", status);
+    }
+    let d = a.elapsed().as_secs_f64();
+    format!(
+        "{} procs_per_s={:.0} us_per_op={:.1}",
+        m.base(peer, "spawn_process", n),
+        n as f64 / d,
+        d * 1e6 / n as f64
+    )
+}
+
 async fn trivial(i: usize) -> usize {
     i
 }
@@ -383,6 +403,7 @@ fn main() {
             "wait_for_io" => wait_for_io(peer, n).await,
             "cancel_many" => cancel_many(peer, n).await,
             "echo" => echo(peer, conns, secs).await,
+            "spawn_process" => spawn_process(peer, n).await,
             _ => {
                 eprintln!("tokio_peer: unknown scenario {}", sc);
                 std::process::exit(2);
