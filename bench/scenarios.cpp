@@ -17,6 +17,7 @@
 #include <vector>
 
 #include <ringloop/ringloop.hpp>
+#include "bench/scenario_file.hpp"
 #include "bench/scenario_io.hpp"
 #include "bench/scenario_util.hpp"
 
@@ -219,6 +220,9 @@ Coro<std::string> scenario_coro(const Args& args) {
   if (s == "cancel_many") return cancel_many(args.n);
   if (s == "wait_for_io") return wait_for_io(args.n);
   if (s == "echo") return echo(args.conns, args.secs);
+  if (s == "echo_direct") return echo(args.conns, args.secs, true);
+  if (s == "file_read") return file_read("file_read", args.n, args.conns, false);
+  if (s == "file_read_fixed") return file_read("file_read_fixed", args.n, args.conns, true);
   return {};
 }
 
