@@ -15,7 +15,7 @@ import subprocess
 import sys
 from collections import defaultdict
 
-SYSTEMS = ["ringloop", "floor", "asio", "tokio_ct", "tokio_mt", "node", "asyncio", "uvloop"]
+SYSTEMS = ["ringloop", "floor", "asio", "tokio_ct", "tokio_mt", "node", "asyncio", "uvloop", "fio"]
 PEERS = SYSTEMS[1:]
 SLEEP_S = 0.1  # sleep_many's sleep: its overhead is wall - 0.1 s
 
@@ -103,9 +103,18 @@ METRICS["pacer_drift"] = [
     ("wall - n * 1 ms, ms", lambda r: float(r["wall_s"]) * 1e3 - float(r["n"]), "{:.1f}", True),
 ]
 METRICS["pacer_drift_precise"] = METRICS["pacer_drift"]
+# echo with every socket a direct descriptor (issue #18): ringloop only, set against its echo.
+METRICS["echo_direct"] = METRICS["echo"]
+# file_read (issue #18): fio is the floor, in its own column.
+METRICS["file_read"] = [
+    ("IOPS", _f("iops"), "{:.0f}", False),
+    ("cpu s", _f("cpu_s"), "{:.3f}", True),
+]
+METRICS["file_read_fixed"] = METRICS["file_read"]
 ORDER = ["sleep_many", "lateness", "lateness_loaded", "lateness_precise",
          "lateness_precise_loaded", "pacer_drift", "pacer_drift_precise", "spawn_gather",
-         "wait_for_fast", "wait_for_yield", "wait_for_io", "cancel_many", "echo", "spawn_process"]
+         "wait_for_fast", "wait_for_yield", "wait_for_io", "cancel_many", "echo", "echo_direct",
+         "spawn_process", "file_read", "file_read_fixed"]
 
 
 def median_of(runs, metric):

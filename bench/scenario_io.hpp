@@ -3,6 +3,8 @@
 //                as the floor does it by hand;
 //   echo         TCP echo over 127.0.0.1, C connections, 64-byte messages, for `secs`: one
 //                server task and one client task per connection, in one loop, as the peers.
+//   echo_direct  the same with every socket also in the loop's DirectFileTable (installed after
+//                set-up), each recv and send with IOSQE_FIXED_FILE: ringloop against itself.
 #pragma once
 
 #include <arpa/inet.h>
@@ -15,10 +17,12 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <system_error>
 #include <vector>
 
+#include <ringloop/coro/io/direct.hpp>
 #include <ringloop/coro/io/io.hpp>
 #include "bench/scenario_util.hpp"
 
@@ -62,29 +66,45 @@ inline int listen_loopback(sockaddr_in& address) {
   return fd;
 }
 
+// One end of a connection: a plain fd, or a slot of the loop's file table (echo_direct).
+struct PlainEnd {
+  int fd;
+  auto recv(void* data, std::size_t size) const { return ringloop::io::recv(fd, data, size); }
+  auto send(const void* data, std::size_t size) const { return ringloop::io::send(fd, data, size); }
+  auto shutdown_write() const { return ringloop::io::shutdown(fd, SHUT_WR); }
+};
+struct DirectEnd {
+  const ringloop::DirectFd* direct;
+  auto recv(void* data, std::size_t size) const { return direct->recv(data, size); }
+  auto send(const void* data, std::size_t size) const { return direct->send(data, size); }
+  auto shutdown_write() const { return direct->shutdown(SHUT_WR); }
+};
+
 // The server side of one connection: echoes what it receives until the client shuts down.
-inline ringloop::Coro<> serve_echo(int fd) {
+template <class End>
+ringloop::Coro<> serve_echo(End end) {
   char buffer[kMessageBytes];
   for (;;) {
-    std::size_t received = co_await ringloop::io::recv(fd, buffer, sizeof buffer);
+    std::size_t received = co_await end.recv(buffer, sizeof buffer);
     if (received == 0) co_return;
     for (std::size_t sent = 0; sent < received;)
-      sent += co_await ringloop::io::send(fd, buffer + sent, received - sent);
+      sent += co_await end.send(buffer + sent, received - sent);
   }
 }
 
 // The client side: a 64-byte message, then its echo in full, timed, until the deadline.
-inline ringloop::Coro<> run_client(int fd, Clock::time_point deadline,
-                                   std::vector<std::uint32_t>& rtt_ns) {
+template <class End>
+ringloop::Coro<> run_client(End end, Clock::time_point deadline,
+                            std::vector<std::uint32_t>& rtt_ns) {
   static const char message[kMessageBytes] =
       "0123456789abcdef0123456789abcdef"
       "0123456789abcdef0123456789abcde";
   char echo[kMessageBytes];
   for (auto now = Clock::now(); now < deadline;) {
     for (std::size_t sent = 0; sent < kMessageBytes;)
-      sent += co_await ringloop::io::send(fd, message + sent, kMessageBytes - sent);
+      sent += co_await end.send(message + sent, kMessageBytes - sent);
     for (std::size_t got = 0; got < kMessageBytes;) {
-      std::size_t received = co_await ringloop::io::recv(fd, echo + got, kMessageBytes - got);
+      std::size_t received = co_await end.recv(echo + got, kMessageBytes - got);
       if (received == 0) throw std::runtime_error("echo: the server closed the connection");
       got += received;
     }
@@ -93,12 +113,12 @@ inline ringloop::Coro<> run_client(int fd, Clock::time_point deadline,
         std::min<std::int64_t>(std::chrono::nanoseconds(end - now).count(), UINT32_MAX)));
     now = end;
   }
-  ::shutdown(fd, SHUT_WR);  // the server's recv sees the end and its task ends
+  co_await end.shutdown_write();  // the server's recv sees the end and its task ends
 }
 
 }  // namespace echo_detail
 
-inline ringloop::Coro<std::string> echo(long conns, double secs) {
+inline ringloop::Coro<std::string> echo(long conns, double secs, bool direct = false) {
   using namespace echo_detail;
   Meter meter;
   sockaddr_in address{};
@@ -113,6 +133,17 @@ inline ringloop::Coro<std::string> echo(long conns, double secs) {
     server_fds.push_back(co_await ringloop::io::accept(listener));
     set_nodelay(server_fds.back());
   }
+  // echo_direct: every socket also in a slot (untimed, like the connects).
+  std::optional<ringloop::DirectFileTable> table;
+  std::vector<ringloop::DirectFd> client_slots, server_slots;
+  if (direct) {
+    table.emplace(*ringloop::Loop::current(), static_cast<unsigned>(2 * conns));
+    for (long i = 0; i < conns; ++i) {
+      auto k = static_cast<std::size_t>(i);
+      client_slots.push_back(co_await ringloop::io::install_direct(client_fds[k]));
+      server_slots.push_back(co_await ringloop::io::install_direct(server_fds[k]));
+    }
+  }
   std::vector<std::uint32_t> rtt_ns;
   rtt_ns.reserve(1 << 20);
   auto start = Clock::now();
@@ -120,8 +151,14 @@ inline ringloop::Coro<std::string> echo(long conns, double secs) {
       start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(secs));
   std::vector<ringloop::Coro<>> connections;
   for (long i = 0; i < conns; ++i) {
-    connections.push_back(serve_echo(server_fds[static_cast<std::size_t>(i)]));
-    connections.push_back(run_client(client_fds[static_cast<std::size_t>(i)], deadline, rtt_ns));
+    auto k = static_cast<std::size_t>(i);
+    if (direct) {
+      connections.push_back(serve_echo(DirectEnd{&server_slots[k]}));
+      connections.push_back(run_client(DirectEnd{&client_slots[k]}, deadline, rtt_ns));
+    } else {
+      connections.push_back(serve_echo(PlainEnd{server_fds[k]}));
+      connections.push_back(run_client(PlainEnd{client_fds[k]}, deadline, rtt_ns));
+    }
   }
   co_await ringloop::gather(std::move(connections));
   double elapsed_s = std::chrono::duration<double>(Clock::now() - start).count();
@@ -137,7 +174,7 @@ inline ringloop::Coro<std::string> echo(long conns, double secs) {
   char extra[160];
   std::snprintf(extra, sizeof extra, " conns=%ld secs=%g rtt_per_s=%.0f p99_us=%.1f", conns, secs,
                 static_cast<double>(rtt_ns.size()) / elapsed_s, p99_us);
-  co_return meter.line("echo", conns) + extra;
+  co_return meter.line(direct ? "echo_direct" : "echo", conns) + extra;
 }
 
 }  // namespace ringloop_bench

@@ -21,7 +21,7 @@ SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 # gcc/g++ (C, C++20 coroutines), liburing 2.3, standalone Asio 1.22, Debian's
 # Rust toolchain + tokio 1.24 source crates, uvloop for Debian's python3.
-PKGS="gcc g++ liburing-dev libasio-dev cargo rustc librust-tokio-dev python3 python3-uvloop"
+PKGS="gcc g++ fio liburing-dev libasio-dev cargo rustc librust-tokio-dev python3 python3-uvloop"
 missing=""
 for p in $PKGS; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
@@ -81,6 +81,12 @@ wrap tokio_ct "$BUILD_DIR/tokio_peer --ct"
 wrap tokio_mt "$BUILD_DIR/tokio_peer --mt"
 wrap node "$NODE $BUILD_DIR/peer.js"
 wrap asyncio "/usr/bin/python3 $BUILD_DIR/peer.py"
+# file_read's floor (issue #18): Debian's fio, io_uring engine.
+if command -v fio >/dev/null 2>&1; then
+  wrap fio "$HERE/fio/fio_peer.sh"
+else
+  log "warning: no fio (apt-get install fio); no file_read floor"
+fi
 if /usr/bin/python3 -c 'import uvloop' 2>/dev/null; then
   wrap uvloop "/usr/bin/python3 $BUILD_DIR/peer.py --uvloop"
 else
