@@ -244,7 +244,6 @@ Coro<std::string> scenario_coro(const Args& args) {
   if (s == "wait_for_io") return wait_for_io(args.n);
   if (s == "echo") return echo(args.conns, args.secs);
   if (s == "spawn_process") return spawn_process(args.n);
-
   if (s == "echo_direct") return echo(args.conns, args.secs, true);
   if (s == "file_read") return file_read("file_read", args.n, args.conns, false);
   if (s == "file_read_fixed") return file_read("file_read_fixed", args.n, args.conns, true);
