@@ -18,6 +18,7 @@
 
 #include <ringloop/ringloop.hpp>
 #include "bench/scenario_io.hpp"
+#include "bench/scenario_udp.hpp"
 #include "bench/scenario_util.hpp"
 
 namespace {
@@ -219,6 +220,7 @@ Coro<std::string> scenario_coro(const Args& args) {
   if (s == "cancel_many") return cancel_many(args.n);
   if (s == "wait_for_io") return wait_for_io(args.n);
   if (s == "echo") return echo(args.conns, args.secs);
+  if (s == "udp_echo") return udp_echo(args.n, args.conns, args.secs);  // n: payload bytes
   return {};
 }
 
