@@ -235,6 +235,8 @@ def targets(results):
 
 
 def targets_text(rows):
+    if not rows:  # a run of scenarios without targets (udp_echo alone, say)
+        return "(no target applies to the scenarios run)"
     width = max(len(t) for _, t, _ in rows)
     return "\n".join(f"{s:8} {t:{width}}  ratio {m}" for s, t, m in rows)
 
