@@ -20,6 +20,7 @@
 #include <ringloop/ringloop.hpp>
 #include "bench/scenario_file.hpp"
 #include "bench/scenario_io.hpp"
+#include "bench/scenario_udp.hpp"
 #include "bench/scenario_util.hpp"
 
 namespace {
@@ -247,6 +248,7 @@ Coro<std::string> scenario_coro(const Args& args) {
   if (s == "echo_direct") return echo(args.conns, args.secs, true);
   if (s == "file_read") return file_read("file_read", args.n, args.conns, false);
   if (s == "file_read_fixed") return file_read("file_read_fixed", args.n, args.conns, true);
+  if (s == "udp_echo") return udp_echo(args.n, args.conns, args.secs);  // n: payload bytes
   return {};
 }
 

@@ -102,12 +102,12 @@ TEST_CASE("getnameinfo gives the host and service of an address", "[names]") {
 TEST_CASE("a getaddrinfo cancelled while it waits for the resolver returns at once",
           "[names][thread]") {
   ringloop::run([]() -> Coro<> {
-    // Every worker of the default executor busy for 300 ms: the lookup waits in the pool's
+    // Every worker of the default executor busy for 2 s: the lookup waits in the pool's
     // queue, deterministically, when it is cancelled; it runs later, and nothing is left.
     std::vector<ringloop::Task<int>> blockers;
     for (std::size_t i = 0; i < ringloop::default_executor().size(); ++i)
       blockers.push_back(ringloop::create_task(ringloop::to_thread([] {
-        std::this_thread::sleep_for(300ms);
+        std::this_thread::sleep_for(2s);
         return 0;
       })));
     co_await ringloop::sleep(10ms);
@@ -117,7 +117,7 @@ TEST_CASE("a getaddrinfo cancelled while it waits for the resolver returns at on
     auto cancelled_at = std::chrono::steady_clock::now();
     lookup.cancel();
     CHECK_THROWS_AS(co_await lookup, CancelledError);
-    CHECK(test_support::seconds_since(cancelled_at) < 0.1);
+    CHECK(test_support::seconds_since(cancelled_at) < 1);  // the blockers hold the pool for 2 s
     for (auto& blocker : blockers) co_await blocker;
     // The abandoned lookup's job ran after the blockers; the pool still answers.
     auto infos = co_await ringloop::getaddrinfo("localhost", 80);
@@ -278,7 +278,10 @@ TEST_CASE(
     co_await socket.close();
   }());
   CHECK(elapsed >= 0.099);
-  CHECK(elapsed < 0.9);  // well before the blackhole's SYN retransmission at 1 s
+  // The blackhole never answers (its SYNs are dropped while the backlog is full): the winner's
+  // port above is what proves the race; this bound only catches a race that waited far longer
+  // than the delay, with room for valgrind and sanitizers.
+  CHECK(elapsed < 5);
 }
 
 TEST_CASE("Happy Eyeballs starts the next attempt at once when one fails", "[names]") {
@@ -287,7 +290,7 @@ TEST_CASE("Happy Eyeballs starts the next attempt at once when one fails", "[nam
   std::uint16_t port = ringloop::local_port(listener);
   double elapsed = ringloop::run([&]() -> Coro<double> {
     ringloop::ConnectOptions options;
-    options.happy_eyeballs_delay = 2s;
+    options.happy_eyeballs_delay = 5s;
     auto started = std::chrono::steady_clock::now();
     std::vector<ringloop::SocketAddress> addresses{refusing_address(),
                                                    ringloop::make_address("127.0.0.1", port)};
@@ -295,7 +298,7 @@ TEST_CASE("Happy Eyeballs starts the next attempt at once when one fails", "[nam
     CHECK(peer_port(socket) == port);
     co_return test_support::seconds_since(started);
   }());
-  CHECK(elapsed < 1.0);
+  CHECK(elapsed < 2.5);  // half the delay: the second attempt did not wait for it
 }
 
 TEST_CASE("a cancelled Happy Eyeballs race ends at once and closes every attempt", "[names]") {
@@ -312,7 +315,7 @@ TEST_CASE("a cancelled Happy Eyeballs race ends at once and closes every attempt
     auto cancelled_at = std::chrono::steady_clock::now();
     racing.cancel();
     CHECK_THROWS_AS(co_await std::move(racing), CancelledError);
-    CHECK(test_support::seconds_since(cancelled_at) < 0.5);
+    CHECK(test_support::seconds_since(cancelled_at) < 1);
     CHECK(test_support::open_fd_count() == fds_before);
   }());
 }

@@ -5,15 +5,17 @@
 //
 // Usage: floor <scenario> <n> [conns] [secs]
 //   scenarios: sleep_many lateness lateness_loaded spawn_gather wait_for_fast
-//              wait_for_yield wait_for_io cancel_many echo
+//              wait_for_yield wait_for_io cancel_many echo udp_echo
 //   echo: n is the number of connections (a 3rd argument, if given, overrides
 //         it); secs defaults to 2.
+//   udp_echo: n is the payload in bytes, conns the client sockets (1).
 // Prints exactly one `key=value ...` line on stdout (see bench/peers/README.md).
 
 #define _GNU_SOURCE
 #include <errno.h>
 #include <liburing.h>
 #include <netinet/in.h>
+#include <sys/uio.h>
 #include <netinet/tcp.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -480,6 +482,154 @@ static void echo(long conns, double secs) {
   free(cs);
 }
 
+// ------------------------------------------------------------------ udp_echo
+// UDP echo over 127.0.0.1: one server socket echoing every datagram to its
+// sender (IORING_OP_RECVMSG, then IORING_OP_SENDMSG to msg_name, then the
+// next RECVMSG), and C connected client sockets that each submit a send and
+// a recvmsg together and, on the echo, record the round trip and start the
+// next.  The same operations ringloop's DatagramSocket uses.
+enum { U_CSEND = 0, U_CRECV = 1, U_SRECV = 2, U_SSEND = 3 };
+
+typedef struct {
+  int fd;
+  uint64_t t0;
+  struct iovec iov;
+  struct msghdr msg;
+  char *buf;
+} uclient_t;
+
+static void udp_client_round(uclient_t *c, long i, const char *payload,
+                             size_t bytes) {
+  c->t0 = now_ns();
+  struct io_uring_sqe *sqe = sqe_or_flush();
+  io_uring_prep_send(sqe, c->fd, payload, bytes, MSG_NOSIGNAL);
+  sqe->user_data = UD(i, U_CSEND);
+  c->iov = (struct iovec){c->buf, bytes + 1};
+  memset(&c->msg, 0, sizeof c->msg);
+  c->msg.msg_iov = &c->iov;
+  c->msg.msg_iovlen = 1;
+  sqe = sqe_or_flush();
+  io_uring_prep_recvmsg(sqe, c->fd, &c->msg, MSG_TRUNC);
+  sqe->user_data = UD(i, U_CRECV);
+}
+
+static void udp_echo(long bytes, long conns, double secs) {
+  unsigned sq = conns * 4 < 256 ? 256 : (unsigned)conns * 4;
+  ring_init(sq, sq * 2);
+  uint64_t t0 = now_ns();
+  double c0 = cpu_s();
+  size_t size = (size_t)bytes;
+
+  int sfd = socket(AF_INET, SOCK_DGRAM, 0);
+  if (sfd < 0) die("socket", errno);
+  struct sockaddr_in addr = {.sin_family = AF_INET,
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  if (bind(sfd, (struct sockaddr *)&addr, sizeof addr) < 0) die("bind", errno);
+  socklen_t alen = sizeof addr;
+  getsockname(sfd, (struct sockaddr *)&addr, &alen);
+
+  char *payload = malloc(size);
+  char *sbuf = malloc(size + 1);
+  uclient_t *cs = calloc((size_t)conns, sizeof(uclient_t));
+  if (!payload || !sbuf || !cs) die("malloc", ENOMEM);
+  memset(payload, 'x', size);
+  for (long i = 0; i < conns; i++) {
+    cs[i].fd = socket(AF_INET, SOCK_DGRAM, 0);
+    if (cs[i].fd < 0) die("socket", errno);
+    if (connect(cs[i].fd, (struct sockaddr *)&addr, sizeof addr) < 0)
+      die("connect", errno);
+    cs[i].buf = malloc(size + 1);
+    if (!cs[i].buf) die("malloc", ENOMEM);
+  }
+  struct sockaddr_storage from;
+  struct iovec siov;
+  struct msghdr smsg;
+  // The server's one recvmsg at a time, as ringloop's server task does.
+#define ARM_SERVER_RECV()                                     \
+  do {                                                        \
+    siov = (struct iovec){sbuf, size + 1};                    \
+    memset(&smsg, 0, sizeof smsg);                            \
+    smsg.msg_name = &from;                                    \
+    smsg.msg_namelen = sizeof from;                           \
+    smsg.msg_iov = &siov;                                     \
+    smsg.msg_iovlen = 1;                                      \
+    struct io_uring_sqe *s_ = sqe_or_flush();                 \
+    io_uring_prep_recvmsg(s_, sfd, &smsg, MSG_TRUNC);         \
+    s_->user_data = UD(0, U_SRECV);                           \
+  } while (0)
+
+  size_t cap = 1 << 20, nsamp = 0;
+  uint32_t *rtt = malloc(cap * sizeof *rtt);
+  if (!rtt) die("malloc", ENOMEM);
+  uint64_t start = now_ns();
+  uint64_t deadline = start + (uint64_t)(secs * 1e9);
+  ARM_SERVER_RECV();
+  for (long i = 0; i < conns; i++) udp_client_round(&cs[i], i, payload, size);
+  long active = conns;
+  while (active > 0) {
+    int r = io_uring_submit_and_wait(&ring, 1);
+    if (r < 0 && r != -EINTR) die("io_uring_submit_and_wait", r);
+    struct io_uring_cqe *cqe;
+    unsigned head, seen = 0;
+    io_uring_for_each_cqe(&ring, head, cqe) {
+      seen++;
+      long i = (long)(cqe->user_data >> 2);
+      int res = cqe->res;
+      switch (cqe->user_data & 3) {
+        case U_CSEND:
+          if (res != (int)size) die("client send", res < 0 ? res : EIO);
+          break;
+        case U_CRECV: {
+          if (res != (int)size) die("client recvmsg", res < 0 ? res : EIO);
+          uint64_t t = now_ns();
+          if (nsamp == cap) {
+            cap *= 2;
+            rtt = realloc(rtt, cap * sizeof *rtt);
+            if (!rtt) die("realloc", ENOMEM);
+          }
+          rtt[nsamp++] = (uint32_t)(t - cs[i].t0 > UINT32_MAX ? UINT32_MAX
+                                                              : t - cs[i].t0);
+          if (t < deadline)
+            udp_client_round(&cs[i], i, payload, size);
+          else
+            active--;
+          break;
+        }
+        case U_SRECV: {
+          if (res < 0) die("server recvmsg", res);
+          siov.iov_len = (size_t)res;  // the same msghdr: msg_name is the sender
+          struct io_uring_sqe *sqe = sqe_or_flush();
+          io_uring_prep_sendmsg(sqe, sfd, &smsg, MSG_NOSIGNAL);
+          sqe->user_data = UD(0, U_SSEND);
+          break;
+        }
+        case U_SSEND:
+          if (res < 0) die("server sendmsg", res);
+          ARM_SERVER_RECV();
+          break;
+      }
+    }
+    io_uring_cq_advance(&ring, seen);
+  }
+#undef ARM_SERVER_RECV
+  uint64_t end = now_ns();
+  for (long i = 0; i < conns; i++) {
+    close(cs[i].fd);
+    free(cs[i].buf);
+  }
+  close(sfd);  // ends the server's pending recvmsg
+  qsort(rtt, nsamp, sizeof *rtt, cmp_u32);
+  double p99 = 0;
+  if (nsamp) p99 = rtt[(nsamp * 99 + 99) / 100 - 1] / 1e3;
+  print_base("udp_echo", bytes, t0, c0);
+  printf(" conns=%ld secs=%g datagrams_per_s=%.0f p99_us=%.1f setup=%s\n", conns,
+         secs, nsamp / ((end - start) / 1e9), p99, setup_name);
+  free(rtt);
+  free(cs);
+  free(payload);
+  free(sbuf);
+}
+
 int main(int argc, char **argv) {
   if (argc < 3) {
     fprintf(stderr, "usage: %s <scenario> <n> [conns] [secs]\n", argv[0]);
@@ -510,6 +660,14 @@ int main(int argc, char **argv) {
       return 2;
     }
     echo(conns, secs);
+  } else if (!strcmp(sc, "udp_echo")) {
+    long conns = argc > 3 ? atol(argv[3]) : 1;
+    double secs = argc > 4 ? atof(argv[4]) : 2.0;
+    if (conns <= 0 || secs <= 0 || n > 65507) {
+      fprintf(stderr, "floor: bad conns/secs/bytes\n");
+      return 2;
+    }
+    udp_echo(n, conns, secs);
   } else if (!strcmp(sc, "spawn_gather") || !strcmp(sc, "wait_for_fast") ||
              !strcmp(sc, "wait_for_yield"))
     // These measure coroutine/task machinery; C on a bare ring has none.

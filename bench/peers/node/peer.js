@@ -4,6 +4,7 @@
 // Usage: node peer.js <scenario> <n> [conns] [secs]
 //   echo: n is the number of connections (a 3rd argument overrides it);
 //         secs defaults to 2.
+//   udp_echo: n is the payload in bytes, conns the client sockets (1).
 // Prints one `key=value ...` line on stdout (see bench/peers/README.md).
 //
 // Idioms: a sleep is a Promise around setTimeout, gather is Promise.all,
@@ -21,6 +22,7 @@
 
 const net = require('net');
 const childProcess = require('child_process');
+const dgram = require('dgram');
 
 function cpuS() {
   const u = process.cpuUsage();
@@ -228,6 +230,46 @@ const scenarios = {
     return `${base(m, peer, 'echo', conns)} conns=${conns} secs=${secs} ` +
       `rtt_per_s=${(rtts.length / elapsed).toFixed(0)} p99_us=${p99.toFixed(1)}`;
   },
+
+  async udp_echo(peer, n, conns, secs) {
+    const m = meter();
+    // Server: every datagram back to its sender.
+    const server = dgram.createSocket('udp4');
+    server.on('message', (d, rinfo) => server.send(d, rinfo.port, rinfo.address));
+    await new Promise((r) => server.bind(0, '127.0.0.1', r));
+    const port = server.address().port;
+    // Set-up (untimed): every client socket connected first.
+    const socks = await Promise.all(Array.from({ length: conns }, () =>
+      new Promise((resolve) => {
+        const s = dgram.createSocket('udp4');
+        s.connect(port, '127.0.0.1', () => resolve(s));
+      })));
+    const msg = Buffer.alloc(n, 'x');
+    const rtts = [];
+    const start = now();
+    const deadline = start + BigInt(Math.round(secs * 1e9));
+    // Client: send one datagram, wait for its echo, repeat.
+    const client = (s) => new Promise((resolve, reject) => {
+      let t = now();
+      s.on('message', (d) => {
+        if (d.length !== n) { reject(new Error('udp_echo: a short echo')); return; }
+        const e = now();
+        rtts.push(Number(e - t));
+        if (e >= deadline) { resolve(); return; }
+        t = e;
+        s.send(msg);
+      });
+      s.send(msg);
+    });
+    await Promise.all(socks.map(client));
+    const elapsed = Number(now() - start) / 1e9;
+    for (const s of socks) s.close();
+    server.close();
+    const sorted = Float64Array.from(rtts).sort();
+    const p99 = sorted.length ? pct(sorted, 99) / 1e3 : 0;
+    return `${base(m, peer, 'udp_echo', n)} conns=${conns} secs=${secs} ` +
+      `datagrams_per_s=${(rtts.length / elapsed).toFixed(0)} p99_us=${p99.toFixed(1)}`;
+  },
 };
 
 async function main() {
@@ -242,9 +284,10 @@ async function main() {
     process.stderr.write(`node peer: unknown scenario ${sc}\n`);
     process.exit(2);
   }
-  const conns = connsArg ? parseInt(connsArg, 10) : n;
+  const conns = connsArg ? parseInt(connsArg, 10) : (sc === 'udp_echo' ? 1 : n);
   const secs = secsArg ? parseFloat(secsArg) : 2;
-  const line = sc === 'echo' ? await fn('node', n, conns, secs) : await fn('node', n);
+  const line = sc === 'echo' || sc === 'udp_echo' ? await fn('node', n, conns, secs)
+    : await fn('node', n);
   process.stdout.write(line + '\n');
 }
 

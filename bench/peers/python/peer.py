@@ -6,6 +6,7 @@ Usage: /usr/bin/python3 peer.py [--uvloop] <scenario> <n> [conns] [secs]
   with --uvloop    -> peer=uvloop  (Debian's python3-uvloop, libuv)
   echo: n is the number of connections (a 3rd argument overrides it);
         secs defaults to 2.
+  udp_echo: n is the payload in bytes, conns the client sockets (1).
 Prints one `key=value ...` line on stdout (see bench/peers/README.md).
 
 Idioms: asyncio.create_task + asyncio.gather, asyncio.wait_for for wait_for,
@@ -248,6 +249,61 @@ async def echo(peer, n, conns, secs):
             f"rtt_per_s={len(rtts) / elapsed:.0f} p99_us={p99:.1f}")
 
 
+async def udp_echo(peer, n, conns, secs):
+    """UDP echo over 127.0.0.1 with create_datagram_endpoint: a server protocol that sends every
+    datagram back to its sender, and `conns` connected client endpoints, each sending one datagram
+    and waiting for its echo (a future the protocol resolves)."""
+    m = Meter()
+    loop = asyncio.get_running_loop()
+
+    class Server(asyncio.DatagramProtocol):
+        def connection_made(self, transport):
+            self.transport = transport
+
+        def datagram_received(self, data, addr):
+            self.transport.sendto(data, addr)
+
+    class Client(asyncio.DatagramProtocol):
+        def __init__(self):
+            self.waiter = None
+
+        def datagram_received(self, data, addr):
+            if self.waiter is not None and not self.waiter.done():
+                self.waiter.set_result(data)
+
+    server, _ = await loop.create_datagram_endpoint(Server, local_addr=("127.0.0.1", 0))
+    address = server.get_extra_info("sockname")
+    clients = [await loop.create_datagram_endpoint(Client, remote_addr=address)
+               for _ in range(conns)]
+    msg = b"x" * n
+    rtts = []
+    start = now()
+    deadline = start + int(secs * 1e9)
+
+    async def client(transport, protocol):
+        while True:
+            t = now()
+            protocol.waiter = loop.create_future()
+            transport.sendto(msg)
+            data = await protocol.waiter
+            if len(data) != n:
+                raise RuntimeError("udp_echo: a short echo")
+            e = now()
+            rtts.append(e - t)
+            if e >= deadline:
+                break
+
+    await asyncio.gather(*[client(t, p) for t, p in clients])
+    elapsed = (now() - start) / 1e9
+    for t, _ in clients:
+        t.close()
+    server.close()
+    rtts.sort()
+    p99 = pct(rtts, 99) / 1e3 if rtts else 0.0
+    return (f"{m.base(peer, 'udp_echo', n)} conns={conns} secs={secs:g} "
+            f"datagrams_per_s={len(rtts) / elapsed:.0f} p99_us={p99:.1f}")
+
+
 SCENARIOS = {
     "sleep_many": sleep_many,
     "lateness": lateness,
@@ -259,6 +315,7 @@ SCENARIOS = {
     "cancel_many": cancel_many,
     "echo": echo,
     "spawn_process": spawn_process,
+    "udp_echo": udp_echo,
 }
 
 
@@ -271,7 +328,7 @@ def main():
         sys.stderr.write("usage: peer.py [--uvloop] <scenario> <n> [conns] [secs]\n")
         sys.exit(2)
     sc, n = args[0], int(args[1])
-    conns = int(args[2]) if len(args) > 2 else n
+    conns = int(args[2]) if len(args) > 2 else (1 if sc == "udp_echo" else n)
     secs = float(args[3]) if len(args) > 3 else 2.0
     peer = "uvloop" if use_uvloop else "asyncio"
     if use_uvloop:
@@ -281,7 +338,7 @@ def main():
         loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     fn = SCENARIOS[sc]
-    coro = fn(peer, n, conns, secs) if sc == "echo" else fn(peer, n)
+    coro = fn(peer, n, conns, secs) if sc in ("echo", "udp_echo") else fn(peer, n)
     line = loop.run_until_complete(coro)
     loop.close()
     sys.stdout.write(line + "\n")

@@ -6,6 +6,7 @@
 //!   The env var TOKIO_PEER_RT=ct|mt does the same when no flag is given.
 //!   echo: n is the number of connections (a 3rd argument overrides it);
 //!         secs defaults to 2.
+//!   udp_echo: n is the payload in bytes, conns the client sockets (1).
 //! Prints one `key=value ...` line on stdout (see bench/peers/README.md).
 //!
 //! Written the way a tokio user would: `tokio::spawn` + awaiting the
@@ -28,7 +29,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::task::JoinHandle;
 use tokio::time::{sleep, timeout};
 
@@ -361,6 +362,70 @@ async fn echo(peer: &str, conns: usize, secs: f64) -> String {
     )
 }
 
+// UDP echo: a server task echoing every datagram to its sender (recv_from,
+// send_to), and `conns` connected client sockets, each a task sending one
+// datagram and awaiting its echo.
+async fn udp_echo(peer: &str, n: usize, conns: usize, secs: f64) -> String {
+    let m = Meter::start();
+    let server = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let addr = server.local_addr().unwrap();
+    let echoer = tokio::spawn(async move {
+        let mut buf = vec![0u8; n + 1];
+        loop {
+            let (k, from) = server.recv_from(&mut buf).await.unwrap();
+            let _ = server.send_to(&buf[..k], from).await;
+        }
+    });
+    // Set-up (untimed): every client socket bound and connected first.
+    let mut sockets = Vec::with_capacity(conns);
+    for _ in 0..conns {
+        let s = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        s.connect(addr).await.unwrap();
+        sockets.push(s);
+    }
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs_f64(secs);
+    let clients: Vec<_> = sockets
+        .into_iter()
+        .map(|s| {
+            tokio::spawn(async move {
+                let msg = vec![b'x'; n];
+                let mut buf = vec![0u8; n + 1];
+                let mut rtts: Vec<u32> = Vec::with_capacity(1 << 16);
+                loop {
+                    let t = Instant::now();
+                    s.send(&msg).await.unwrap();
+                    let k = s.recv(&mut buf).await.unwrap();
+                    assert_eq!(k, n, "udp_echo: a short echo");
+                    let now = Instant::now();
+                    rtts.push((now - t).as_nanos().min(u32::MAX as u128) as u32);
+                    if now >= deadline {
+                        break;
+                    }
+                }
+                rtts
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for c in clients {
+        all.extend(c.await.unwrap());
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    echoer.abort();
+    let _ = echoer.await;
+    all.sort_unstable();
+    let p99 = if all.is_empty() { 0.0 } else { pct(&all, 99) as f64 / 1e3 };
+    format!(
+        "{} conns={} secs={} datagrams_per_s={:.0} p99_us={:.1}",
+        m.base(peer, "udp_echo", n),
+        conns,
+        secs,
+        all.len() as f64 / elapsed,
+        p99
+    )
+}
+
 fn main() {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     let mut mt = std::env::var("TOKIO_PEER_RT").map(|v| v == "mt").unwrap_or(false);
@@ -378,7 +443,8 @@ fn main() {
     let sc = args[0].clone();
     let n: usize = args[1].parse().expect("n");
     assert!(n > 0, "n must be > 0");
-    let conns: usize = args.get(2).map(|s| s.parse().expect("conns")).unwrap_or(n);
+    let default_conns = if sc == "udp_echo" { 1 } else { n };
+    let conns: usize = args.get(2).map(|s| s.parse().expect("conns")).unwrap_or(default_conns);
     let secs: f64 = args.get(3).map(|s| s.parse().expect("secs")).unwrap_or(2.0);
 
     // Runtime start-up is outside every measurement.
@@ -404,6 +470,7 @@ fn main() {
             "cancel_many" => cancel_many(peer, n).await,
             "echo" => echo(peer, conns, secs).await,
             "spawn_process" => spawn_process(peer, n).await,
+            "udp_echo" => udp_echo(peer, n, conns, secs).await,
             _ => {
                 eprintln!("tokio_peer: unknown scenario {}", sc);
                 std::process::exit(2);
