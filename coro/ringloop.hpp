@@ -7,10 +7,12 @@
 #include <ringloop/coro/io/file.hpp>
 #include <ringloop/coro/io/io.hpp>
 #include <ringloop/coro/net/address.hpp>
+#include <ringloop/coro/net/fd_passing.hpp>
 #include <ringloop/coro/net/open_connection.hpp>
 #include <ringloop/coro/net/server.hpp>
 #include <ringloop/coro/net/socket.hpp>
 #include <ringloop/coro/net/stream.hpp>
+#include <ringloop/coro/net/unix_socket.hpp>
 #include <ringloop/coro/signal/signals.hpp>
 #include <ringloop/coro/sync/barrier.hpp>
 #include <ringloop/coro/sync/condition.hpp>
