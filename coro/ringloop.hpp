@@ -12,11 +12,13 @@
 #include <ringloop/coro/io/splice.hpp>
 #include <ringloop/coro/net/address.hpp>
 #include <ringloop/coro/net/datagram.hpp>
+#include <ringloop/coro/net/fd_passing.hpp>
 #include <ringloop/coro/net/open_connection.hpp>
 #include <ringloop/coro/net/resolve.hpp>
 #include <ringloop/coro/net/server.hpp>
 #include <ringloop/coro/net/socket.hpp>
 #include <ringloop/coro/net/stream.hpp>
+#include <ringloop/coro/net/unix_socket.hpp>
 #include <ringloop/coro/process/process.hpp>
 #include <ringloop/coro/signal/signals.hpp>
 #include <ringloop/coro/sync/barrier.hpp>

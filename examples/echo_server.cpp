@@ -1,9 +1,10 @@
-// echo_server [port [idle_seconds [host]]]: a TCP echo server on ringloop. One task per
+// echo_server [port [idle_seconds [host]]] [--unix PATH]: an echo server on ringloop, on TCP and,
+// with --unix, on a Unix socket too ('@name' for an abstract one). A Server runs one task per
 // connection; a connection idle for idle_seconds (default 10) in either direction (the client
 // sends nothing, or stops reading its echoes) is closed. SIGINT or SIGTERM
 // shuts it down cleanly: the signals are blocked and read from a signalfd through the ring, then
-// the server stops accepting and cancels the connection tasks. Listens on 127.0.0.1:7007 by
-// default.
+// the servers close (the socket file goes), cancel their connection tasks and wait for them.
+// Listens on 127.0.0.1:7007 by default.
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
@@ -14,6 +15,7 @@
 #include <cstring>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <ringloop/ringloop.hpp>
 
@@ -78,26 +80,34 @@ Coro<> echo(Stream stream, std::chrono::milliseconds idle, Counters& counters) {
   }
 }
 
-// Serves until SIGINT or SIGTERM arrives on signal_fd.
+// Serves until SIGINT or SIGTERM arrives on signal_fd: on host:port, and on the Unix socket at
+// unix_path when one is given.
 Coro<> serve_until_signal(int signal_fd, std::string host, std::uint16_t port,
-                          std::chrono::milliseconds idle) {
-  ringloop::Socket listener = ringloop::listen_tcp(host, port);
+                          std::string unix_path, std::chrono::milliseconds idle) {
   Counters counters;
-  auto server = ringloop::create_task(ringloop::serve(
-      listener, [idle, &counters](Stream s) { return echo(std::move(s), idle, counters); }));
+  auto handler = [idle, &counters](Stream s) { return echo(std::move(s), idle, counters); };
+  // A deep accept queue: a benchmark opens its connections all at once.
+  ringloop::ServerOptions options{.backlog = 4096};
+  std::vector<ringloop::Server> servers;
+  servers.push_back(co_await ringloop::start_server(handler, host, port, options));
   std::printf("echo_server: listening on %s port %u, closing connections idle for %.3f s\n",
-              host.c_str(), static_cast<unsigned>(ringloop::local_port(listener)),
+              host.c_str(), static_cast<unsigned>(ringloop::local_port(servers[0].sockets()[0])),
               std::chrono::duration<double>(idle).count());
+  if (!unix_path.empty()) {
+    servers.push_back(co_await ringloop::start_unix_server(handler, unix_path, options));
+    std::printf("echo_server: listening on unix socket %s\n",
+                ringloop::printable_unix_path(unix_path).c_str());
+  }
   std::fflush(stdout);
   signalfd_siginfo signal{};
   co_await ringloop::io::read(signal_fd, &signal, sizeof(signal));
   std::printf("echo_server: %s: no longer accepting; cancelling the connections\n",
               strsignal(static_cast<int>(signal.ssi_signo)));
-  server.cancel();
-  try {
-    co_await server;
-  } catch (const CancelledError&) {
+  for (ringloop::Server& server : servers) {
+    server.close();  // removes the Unix socket file too
+    server.close_clients();
   }
+  for (ringloop::Server& server : servers) co_await server.wait_closed();
   ringloop::Loop& loop = *ringloop::Loop::current();
   std::printf(
       "echo_server: served %lu connections (%lu closed idle, %lu failed); %llu operations in "
@@ -110,14 +120,31 @@ Coro<> serve_until_signal(int signal_fd, std::string host, std::uint16_t port,
 }  // namespace
 
 int main(int argc, char** argv) {
-  long port = argc > 1 ? std::strtol(argv[1], nullptr, 10) : 7007;
-  double idle_seconds = argc > 2 ? std::strtod(argv[2], nullptr) : 10.0;
-  std::string host = argc > 3 ? argv[3] : "127.0.0.1";
-  if (port < 0 || port > 65535 || !(idle_seconds > 0)) {
+  // --unix PATH, anywhere; the other arguments by position.
+  std::string unix_path;
+  std::vector<std::string> positional;
+  bool usage_error = false;
+  for (int i = 1; i < argc; ++i) {
+    if (std::string_view(argv[i]) == "--unix") {
+      if (i + 1 == argc)
+        usage_error = true;
+      else
+        unix_path = argv[++i];
+    } else {
+      positional.emplace_back(argv[i]);
+    }
+  }
+  long port = positional.size() > 0 ? std::strtol(positional[0].c_str(), nullptr, 10) : 7007;
+  double idle_seconds = positional.size() > 1 ? std::strtod(positional[1].c_str(), nullptr) : 10.0;
+  std::string host = positional.size() > 2 ? positional[2] : "127.0.0.1";
+  if (usage_error || positional.size() > 3 || port < 0 || port > 65535 || !(idle_seconds > 0)) {
     std::fprintf(stderr,
-                 "usage: echo_server [port (7007)] [idle_seconds (10)] [host (127.0.0.1)]\n");
+                 "usage: echo_server [port (7007)] [idle_seconds (10)] [host (127.0.0.1)] "
+                 "[--unix PATH ('@name': abstract)]\n");
     return 2;
   }
+  // The abstract namespace from the command line: '@' for the leading NUL, as ss(8) shows it.
+  if (!unix_path.empty() && unix_path[0] == '@') unix_path[0] = '\0';
   // One fd per connection: a thousand clients need more than the usual soft limit of 1024.
   rlimit files{};
   if (::getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
@@ -140,7 +167,8 @@ int main(int argc, char** argv) {
   }
   auto idle = std::chrono::milliseconds(static_cast<long>(idle_seconds * 1000));
   try {
-    ringloop::run(serve_until_signal(signal_fd, host, static_cast<std::uint16_t>(port), idle));
+    ringloop::run(
+        serve_until_signal(signal_fd, host, static_cast<std::uint16_t>(port), unix_path, idle));
   } catch (const std::exception& error) {
     std::fprintf(stderr, "echo_server: %s\n", error.what());
     return 1;

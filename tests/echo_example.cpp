@@ -1,0 +1,98 @@
+// examples/echo_server as a user runs it: started with --unix, talked to by a Python asyncio
+// client (asyncio.open_unix_connection and asyncio.open_connection), stopped by SIGTERM, after
+// which its socket file is gone. Needs python3 and the examples built (tag [python]: the kernel
+// guest has neither).
+#include <catch2/catch.hpp>
+
+#include <limits.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <string>
+#include <thread>
+
+namespace {
+
+// examples/echo_server beside this binary's tests/ folder, in the same build.
+std::string echo_server_path() {
+  char self[PATH_MAX] = {};
+  ssize_t n = ::readlink("/proc/self/exe", self, sizeof(self) - 1);
+  std::string path(self, n > 0 ? static_cast<std::size_t>(n) : 0);
+  path = path.substr(0, path.rfind('/'));  // .../tests
+  return path.substr(0, path.rfind('/')) + "/examples/echo_server";
+}
+
+// Runs command with sh; returns its standard output.
+std::string output_of(const std::string& command) {
+  std::string out;
+  FILE* pipe = ::popen(command.c_str(), "r");
+  if (pipe == nullptr) return out;
+  char buffer[256];
+  while (std::fgets(buffer, sizeof(buffer), pipe) != nullptr) out += buffer;
+  ::pclose(pipe);
+  return out;
+}
+
+const char* kClient = R"(
+import asyncio, sys
+async def main(path, port):
+    reader, writer = await asyncio.open_unix_connection(path)
+    for line in (b'hello over unix\n', b'x' * 100000 + b'\n'):
+        writer.write(line)
+        await writer.drain()
+        echoed = await reader.readexactly(len(line))
+        assert echoed == line, echoed[:40]
+    writer.close()
+    await writer.wait_closed()
+    reader, writer = await asyncio.open_connection('127.0.0.1', port)
+    writer.write(b'and over tcp\n')
+    assert await reader.readline() == b'and over tcp\n'
+    writer.close()
+    print('ok')
+asyncio.run(main(sys.argv[1], int(sys.argv[2])))
+)";
+
+}  // namespace
+
+TEST_CASE("an asyncio client echoes through examples/echo_server --unix",
+          "[echo_example][python]") {
+  std::string server = echo_server_path();
+  REQUIRE(::access(server.c_str(), X_OK) == 0);
+  std::string path = "/tmp/ringloop-echo-" + std::to_string(::getpid()) + ".sock";
+  // A port of our own: the pid's, in the dynamic range.
+  std::string port = std::to_string(40000 + ::getpid() % 20000);
+  std::fflush(nullptr);
+  pid_t child = ::fork();
+  if (child == 0) {
+    ::execl(server.c_str(), server.c_str(), port.c_str(), "10", "127.0.0.1", "--unix", path.c_str(),
+            static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  // Up to 30 s: this machine's cores are shared, and a loaded one starts programs slowly.
+  struct stat status {};
+  int early_status = 0;
+  bool exited = false;
+  for (int i = 0; i < 3000 && ::stat(path.c_str(), &status) != 0 && !exited; ++i) {
+    exited = ::waitpid(child, &early_status, WNOHANG) == child;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  INFO("echo_server " << (exited ? "exited early" : "still running"));
+  REQUIRE(S_ISSOCK(status.st_mode));
+  std::string script = "/tmp/ringloop-echo-client-" + std::to_string(::getpid()) + ".py";
+  FILE* file = std::fopen(script.c_str(), "w");
+  std::fputs(kClient, file);
+  std::fclose(file);
+  std::string out = output_of("python3 " + script + " " + path + " " + port);
+  ::unlink(script.c_str());
+  CHECK(out == "ok\n");
+  ::kill(child, SIGTERM);
+  int wait_status = 0;
+  ::waitpid(child, &wait_status, 0);
+  CHECK(WIFEXITED(wait_status));
+  CHECK(WEXITSTATUS(wait_status) == 0);
+  CHECK(::stat(path.c_str(), &status) != 0);  // the server removed its socket file
+}
