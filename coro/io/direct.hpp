@@ -238,7 +238,8 @@ inline Coro<DirectFd> install_direct(int fd) {
       .require(IORING_OP_SOCKET, "install_direct (slot allocation)");
   int slot = fd;  // the kernel writes the slot it picked here; the frame keeps it alive
   std::int32_t result = co_await submit([&slot](io_uring_sqe& sqe) {
-    io_uring_prep_files_update(&sqe, &slot, 1, IORING_FILE_INDEX_ALLOC);
+    // liburing takes the offset as an int; the kernel reads it back as a u32 (~0U).
+    io_uring_prep_files_update(&sqe, &slot, 1, static_cast<int>(IORING_FILE_INDEX_ALLOC));
   });
   if (result < 0)
     throw std::system_error(-result, std::system_category(),
