@@ -4,6 +4,7 @@
 
 #include <ringloop/coro/errors.hpp>
 #include <ringloop/coro/exception_handler.hpp>
+#include <ringloop/coro/io/buffer_ring.hpp>
 #include <ringloop/coro/io/file.hpp>
 #include <ringloop/coro/io/io.hpp>
 #include <ringloop/coro/io/multishot.hpp>
