@@ -8,6 +8,7 @@
 #include <ringloop/coro/io/file.hpp>
 #include <ringloop/coro/io/io.hpp>
 #include <ringloop/coro/io/multishot.hpp>
+#include <ringloop/coro/io/send_zc.hpp>
 #include <ringloop/coro/net/address.hpp>
 #include <ringloop/coro/net/open_connection.hpp>
 #include <ringloop/coro/net/server.hpp>
