@@ -287,8 +287,9 @@ int main(int argc, char** argv) {
   ringloop::LoopOptions options = loop_options(args);
   std::string line = ringloop::run(std::move(coro), options);
   // Like the floor's setup=: the one loop setting the scenarios may change, for the report.
-  unsigned max_in_flight =
-      options.max_in_flight != 0 ? options.max_in_flight : options.ring.cq_entries / 2;
+  unsigned max_in_flight = options.max_in_flight != 0
+                               ? options.max_in_flight
+                               : options.ring.cq_entries * 4;  // loop.cpp's default
   if (line.find(" skipped=") == std::string::npos)
     line += " max_in_flight=" + std::to_string(max_in_flight);
   std::printf("%s\n", line.c_str());

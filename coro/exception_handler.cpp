@@ -85,4 +85,14 @@ void Loop::call_exception_handler(const ExceptionContext& context) noexcept {
   }
 }
 
+// Defined here, with the context type, for loop/ (which knows nothing of coro/): a limit the
+// loop reached (admission budget full, CQEs dropped), reported as asyncio reports a problem of
+// the loop itself: a context with a message and no exception.
+void Loop::report_limit(const std::string& message) noexcept {
+  try {
+    call_exception_handler({message, nullptr, ""});
+  } catch (...) {  // out of memory while copying the message: LoopStats still counts it
+  }
+}
+
 }  // namespace ringloop

@@ -4,11 +4,14 @@
 
 #include <ringloop/coro/errors.hpp>
 #include <ringloop/coro/exception_handler.hpp>
+#include <ringloop/coro/io/buffer_ring.hpp>
 #include <ringloop/coro/io/direct.hpp>
 #include <ringloop/coro/io/file.hpp>
 #include <ringloop/coro/io/fs.hpp>
 #include <ringloop/coro/io/io.hpp>
+#include <ringloop/coro/io/multishot.hpp>
 #include <ringloop/coro/io/registered_buffers.hpp>
+#include <ringloop/coro/io/send_zc.hpp>
 #include <ringloop/coro/io/splice.hpp>
 #include <ringloop/coro/net/address.hpp>
 #include <ringloop/coro/net/datagram.hpp>

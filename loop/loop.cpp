@@ -28,6 +28,22 @@ std::int64_t monotonic_now_ns() noexcept {
 // is the natural bound (a full CQ is reaped in one go).
 constexpr unsigned kMaxReapBatch = 65536;
 
+// The admission budget, by default, in CQEs owed per CQ entry; and the share of it kept for
+// priority operations. The arithmetic for 100,000 idle connections, each owing two CQEs (its
+// recv and the link timeout of its idle deadline): 200,000 owed. The CQ cannot hold them: the
+// kernel caps it at 65,536 entries (IORING_MAX_CQ_ENTRIES), which RingOptions asks for. The
+// rest need no room until they complete: an idle read occupies no CQ slot. Only if more than
+// 65,536 complete between two reaps do the extra ones go to the kernel's overflow list
+// (IORING_FEAT_NODROP), at 32 bytes each (struct io_overflow_cqe, charged to the process's
+// memory cgroup): at worst (200,000 - 65,536) x 32 B = 4.3 MB, once, against the ~4 KB of
+// kernel socket memory each of the 100,000 connections holds anyway (~400 MB). The reaper then
+// drains the list (Ring::reap). So the default budget is 4 x 65,536 = 262,144 CQEs: 100k
+// connections with deadlines fit, with 62,144 to spare, and the bound keeps a runaway (a
+// million sleeps) from turning into an unbounded kernel list.
+constexpr unsigned kDefaultOwedPerCqEntry = 4;
+constexpr unsigned kReserveDivisor = 8;  // 1/8 of the budget is for priority operations
+static_assert(kDefaultOwedPerCqEntry >= 1 && kReserveDivisor >= 2);
+
 // A coroutine that calls fn each time it is resumed: the loop's entry in its own ready queue
 // for the due timers (the queue holds coroutine handles only).
 struct CallOnResume {
@@ -55,7 +71,8 @@ CallOnResume call_on_each_resume(Loop& loop, void (*fn)(Loop&) noexcept) {
 Loop::Loop(const LoopOptions& options) : owner_(std::this_thread::get_id()) {
   ring_.emplace(options.ring);
   unsigned cq = ring_->cq_entries();
-  max_in_flight_ = options.max_in_flight != 0 ? options.max_in_flight : cq / 2;
+  max_in_flight_ = options.max_in_flight != 0 ? options.max_in_flight : cq * kDefaultOwedPerCqEntry;
+  reserve_ = max_in_flight_ / kReserveDivisor;
   RINGLOOP_ASSERT(max_in_flight_ > 0, "a loop needs room for at least one operation");
   virtual_time_ = options.virtual_time;
   const char* env = std::getenv("RINGLOOP_DEBUG");
@@ -116,7 +133,9 @@ class Loop::Wakeup : public Operation {
   explicit Wakeup(Loop& loop)
       : Operation(&prepare, &complete, false),
         loop_(loop),
-        inbox_(std::make_shared<ThreadInbox>()) {}
+        inbox_(std::make_shared<ThreadInbox>()) {
+    priority = true;  // other threads' completions must not wait behind idle reads
+  }
 
   void expect() {
     ++expected_;
@@ -331,6 +350,7 @@ void Loop::prepare_now(Operation& operation) {
   in_flight_ += operation.cqe_cost();
   if (operation.daemon) ++daemon_in_flight_;
   ++stats_.operations_submitted;
+  stats_.peak_in_flight = std::max<std::uint64_t>(stats_.peak_in_flight, in_flight_);
 }
 
 void Loop::set_daemon(Operation& operation, bool daemon) noexcept {
@@ -346,10 +366,18 @@ void Loop::set_daemon(detail::TaskHook& task, bool daemon) noexcept {
   if (task.linked()) daemon ? ++daemon_tasks_ : --daemon_tasks_;
 }
 
+// Admission (issue #18): ordinary operations get the budget minus the reserve, priority ones
+// (accepts, timers, the loop's own) all of it, so a server whose idle reads fill the budget
+// still accepts and its timers still fire. An operation that costs more than the whole budget
+// (a linked pair with max_in_flight 1) goes alone rather than never.
 bool Loop::has_room_for(const Operation& operation) const noexcept {
-  // An operation that costs more than the whole budget (a linked pair with max_in_flight 1)
-  // goes alone rather than never.
-  return in_flight_ + operation.cqe_cost() <= max_in_flight_ || in_flight_ == 0;
+  std::size_t limit =
+      operation.priority || operation.is_timeout ? max_in_flight_ : max_in_flight_ - reserve_;
+  return in_flight_ + operation.cqe_cost() <= limit || in_flight_ == 0;
+}
+
+detail::IntrusiveList<Operation>& Loop::fifo_of(const Operation& operation) noexcept {
+  return operation.priority || operation.is_timeout ? unqueued_priority_ : unqueued_;
 }
 
 void Loop::submit(Operation& operation) {
@@ -362,29 +390,46 @@ void Loop::submit(Operation& operation) {
     add_virtual_timer(operation, nullptr);
     return;
   }
-  if (unqueued_.empty() && has_room_for(operation)) {
+  if (fifo_of(operation).empty() && has_room_for(operation)) {
     prepare_now(operation);
     return;
   }
+  defer(operation);
+}
+
+// The budget is full for this operation's class: it waits its turn. The first time, the limit
+// is reported (once per loop): a server that meets it needs a larger budget or fewer
+// connections, and must not find out by its clients timing out.
+void Loop::defer(Operation& operation) {
   operation.state = OpState::unqueued;
-  unqueued_.push_back(operation);
+  fifo_of(operation).push_back(operation);
   ++stats_.operations_deferred;
+  if (limit_reported_) return;
+  limit_reported_ = true;
+  report_limit("the loop's admission budget is full (" + std::to_string(in_flight_) +
+               " CQEs owed, LoopOptions::max_in_flight " + std::to_string(max_in_flight_) +
+               "): operations now wait in a FIFO until others complete; raise max_in_flight "
+               "(the kernel's overflow list holds what the CQ cannot) or shed connections. "
+               "Reported once; LoopStats::operations_deferred counts them");
 }
 
 void Loop::submit_deferred() {
   std::int64_t now_ns = 0;  // read once per batch, and only if a timeout is waiting
-  while (!unqueued_.empty() && has_room_for(unqueued_.front())) {
-    Operation& operation = unqueued_.pop_front();
-    operation.state = OpState::idle;
-    if (operation.deadline_ns != 0 && operation.link_timeout == nullptr) {
-      if (now_ns == 0) now_ns = monotonic_now_ns();
-      if (operation.deadline_ns <= now_ns) {
-        // Due already: it ends as its CQE would have ended it, without visiting the kernel.
-        queue_due_timer(operation);
-        continue;
+  // Priority first: a timer or an accept never waits behind a read that could go in.
+  for (auto* fifo : {&unqueued_priority_, &unqueued_}) {
+    while (!fifo->empty() && has_room_for(fifo->front())) {
+      Operation& operation = fifo->pop_front();
+      operation.state = OpState::idle;
+      if (operation.deadline_ns != 0 && operation.link_timeout == nullptr) {
+        if (now_ns == 0) now_ns = monotonic_now_ns();
+        if (operation.deadline_ns <= now_ns) {
+          // Due already: it ends as its CQE would have ended it, without visiting the kernel.
+          queue_due_timer(operation);
+          continue;
+        }
       }
+      prepare_now(operation);
     }
-    prepare_now(operation);
   }
   hand_on_due_timers();
 }
@@ -399,7 +444,7 @@ void Loop::cancel(Operation& operation) {
       operation.complete(operation, -ECANCELED, 0);
       return;
     case OpState::unqueued:
-      unqueued_.erase(operation);
+      fifo_of(operation).erase(operation);
       operation.state = OpState::idle;
       // Never submitted: both records of a linked pair end here, as the kernel would end them.
       if (Operation* timeout = operation.link_timeout) timeout->complete(*timeout, -ECANCELED, 0);
@@ -410,8 +455,10 @@ void Loop::cancel(Operation& operation) {
       // link timeout with -ECANCELED by itself.
       if (operation.cancel_sent) return;
       operation.cancel_sent = true;
-      // Bypasses max_in_flight: at most one per operation, so the CQ (sized at twice the limit)
-      // still holds every CQE owed. Its own CQE carries user_data 0 and is only counted.
+      // Bypasses max_in_flight: a cancel must never wait behind what it would free, and there
+      // is at most one per operation, so what is owed stays within twice the budget (the
+      // overflow list holds what the CQ does not). Its own CQE carries user_data 0 and is
+      // only counted.
       io_uring_sqe& sqe = acquire_sqe();
       auto target = reinterpret_cast<std::uint64_t>(&operation);
       if (operation.is_timeout)
@@ -427,7 +474,7 @@ void Loop::cancel(Operation& operation) {
 
 bool Loop::try_close_detached(int fd) {
   check_thread("try_close_detached");
-  if (is_closed() || !unqueued_.empty() || in_flight_ >= max_in_flight_) return false;
+  if (is_closed() || !unqueued_.empty() || in_flight_ >= max_in_flight_ - reserve_) return false;
   io_uring_sqe& sqe = acquire_sqe();
   io_uring_prep_close(&sqe, fd);
   io_uring_sqe_set_data64(&sqe, 0);  // nobody awaits it: its CQE is only counted
@@ -436,11 +483,20 @@ bool Loop::try_close_detached(int fd) {
 }
 
 void Loop::reap_completions() {
+  if (ring_->cq_has_overflow()) ++stats_.cq_overflows;
   unsigned reaped = ring().reap(
       [this](const io_uring_cqe& cqe) {
+        auto* operation = reinterpret_cast<Operation*>(io_uring_cqe_get_data(&cqe));
+        if ((cqe.flags & IORING_CQE_F_MORE) != 0) {
+          // One of a stream (multishot, or SEND_ZC's result before its notification): the
+          // operation stays submitted and still owes its last CQE, the one counted in flight.
+          RINGLOOP_ASSERT(operation != nullptr && operation->state == OpState::submitted,
+                          "a CQE with F_MORE arrived for an operation that was not in flight");
+          operation->complete(*operation, cqe.res, cqe.flags);
+          return;
+        }
         RINGLOOP_ASSERT(in_flight_ > 0, "a CQE arrived that no operation was owed");
         --in_flight_;
-        auto* operation = reinterpret_cast<Operation*>(io_uring_cqe_get_data(&cqe));
         if (operation == nullptr) return;  // a cancel request's own answer
         RINGLOOP_ASSERT(operation->state == OpState::submitted,
                         "a CQE arrived for an operation that was not in flight");
@@ -450,17 +506,37 @@ void Loop::reap_completions() {
           queue_due_timer(*operation);  // completed after this reap's I/O, in deadline order
           return;
         }
+        // Read first: the last CQE of a multishot record may free it (its handle is gone).
+        Operation* timeout = operation->link_timeout;
         operation->complete(*operation, cqe.res, cqe.flags);
         // Its link timeout on the virtual clock ends as the kernel would end it: cancelled.
-        if (Operation* timeout = operation->link_timeout;
-            timeout != nullptr && timeout->state == OpState::timer) {
+        if (timeout != nullptr && timeout->state == OpState::timer) {
           erase_virtual_timer(*timeout);
           timeout->complete(*timeout, -ECANCELED, 0);
         }
       },
       kMaxReapBatch);
   stats_.cqes_reaped += reaped;
+  check_dropped_cqes();
   hand_on_due_timers();
+}
+
+// Under IORING_FEAT_NODROP the kernel loses a CQE only when it cannot allocate its overflow
+// entry: the operation then never completes. Nothing can recover it; it is counted and
+// reported, never silent.
+void Loop::check_dropped_cqes() noexcept {
+  unsigned dropped = ring_->dropped_cqes();
+  if (dropped == stats_.cqes_dropped) return;
+  stats_.cqes_dropped = dropped;
+  if (drop_reported_) return;
+  drop_reported_ = true;
+  try {
+    report_limit("the kernel dropped " + std::to_string(dropped) +
+                 " completion(s) (its CQ overflow list could not grow: out of memory); the "
+                 "operations they belonged to will never complete. Lower "
+                 "LoopOptions::max_in_flight");
+  } catch (...) {  // out of memory while formatting: the counter still says it
+  }
 }
 
 void Loop::wait_and_reap(bool may_block) {
@@ -487,7 +563,7 @@ bool Loop::run_once() {
   // closes: a program that waits only on them is deadlocked. (An SQE still in the SQ is
   // counted in in_flight_ already.)
   std::size_t owed = closing_ ? in_flight_ : in_flight_ - daemon_in_flight_;
-  bool waiting_on_kernel = owed != 0 || !unqueued_.empty();
+  bool waiting_on_kernel = owed != 0 || !unqueued_.empty() || !unqueued_priority_.empty();
   if (virtual_timers_.empty()) {
     if (!waiting_on_kernel && ready_.empty()) return false;
     if (waiting_on_kernel) wait_and_reap();  // nothing owed: nothing to submit or reap

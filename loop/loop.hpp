@@ -19,6 +19,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <string>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -40,10 +41,15 @@ using ExceptionHandler = std::function<void(Loop&, const ExceptionContext&)>;
 struct LoopOptions {
   // The ring's sizes and set-up flags.
   RingOptions ring{};
-  // How many CQEs may be owed at once by ordinary operations; further operations wait in a
-  // FIFO until completions free room. 0 means half the CQ: cancel requests bypass the limit (at
-  // most one per operation), so the total owed stays within the CQ and the kernel's overflow
-  // list stays empty (liburing #1063). Tests raise it past the CQ to exercise overflow.
+  // How many CQEs may be owed at once (the admission budget); further operations wait in a FIFO
+  // until completions free room. 0 means kDefaultOwedPerCqEntry times the CQ: the kernel keeps
+  // the CQEs that do not fit in the CQ on its overflow list (IORING_FEAT_NODROP, ~32 bytes each)
+  // and the loop drains it, so owing more than the CQ costs memory only when that many
+  // operations complete between two reaps (the arithmetic for 100k connections is in loop.cpp
+  // and the README). The last eighth of the budget is kept for priority operations (accepts,
+  // timers, the loop's own; Operation::priority) and cancel requests bypass it: idle reads
+  // cannot starve them. Reaching the budget is counted (LoopStats::operations_deferred) and
+  // reported once through the exception handler.
   unsigned max_in_flight = 0;
   // For run() (coro/task/run.hpp): SIGINT cancels the main task, as asyncio.run does, when run() is
   // called in the main thread and SIGINT still has its default action.
@@ -71,6 +77,9 @@ struct LoopStats {
   std::uint64_t operations_deferred = 0;   // waited in the FIFO for CQ room
   std::uint64_t cqes_reaped = 0;           // completions taken from the CQ
   std::uint64_t iterations = 0;            // run_once() calls
+  std::uint64_t peak_in_flight = 0;        // the most CQEs owed at once
+  std::uint64_t cq_overflows = 0;          // reaps that found CQEs on the kernel's overflow list
+  std::uint64_t cqes_dropped = 0;          // CQEs the kernel lost (its overflow list failed)
 };
 
 namespace detail {
@@ -208,7 +217,7 @@ class Loop {
   // CQEs the kernel still owes (operations and cancel requests), and operations in the FIFO.
   // With virtual time, the timeouts on the virtual clock count too.
   std::size_t in_flight() const noexcept {
-    return in_flight_ + unqueued_.size() + virtual_timers_.size();
+    return in_flight_ + unqueued_.size() + unqueued_priority_.size() + virtual_timers_.size();
   }
   // What of in_flight() and task_count() is the user's: the loop's own machinery (daemon
   // operations and tasks, such as run()'s SIGINT watch) left out.
@@ -254,6 +263,10 @@ class Loop {
   io_uring_sqe& take_sqe() noexcept;
   io_uring_sqe& acquire_sqe();
   bool has_room_for(const Operation& operation) const noexcept;
+  detail::IntrusiveList<Operation>& fifo_of(const Operation& operation) noexcept;
+  void defer(Operation& operation);
+  void check_dropped_cqes() noexcept;
+  void report_limit(const std::string& message) noexcept;  // in coro/exception_handler.cpp
   void prepare_now(Operation& operation);
   void submit_deferred();
   void reap_completions();
@@ -272,7 +285,10 @@ class Loop {
   std::unique_ptr<Wakeup> wakeup_;  // made when work first goes to another thread
   std::optional<Ring> ring_;
   detail::ReadyQueue ready_;
+  // Operations waiting for room in the budget, each class in its own FIFO: priority ones
+  // (Operation::priority, timeouts) go first and may use the reserve.
   detail::IntrusiveList<Operation> unqueued_;
+  detail::IntrusiveList<Operation> unqueued_priority_;
   detail::IntrusiveList<detail::TaskHook> tasks_;
   // A timeout on the virtual clock, and the operation it is linked to (for a link timeout).
   struct VirtualTimer {
@@ -298,6 +314,9 @@ class Loop {
   std::size_t daemon_tasks_ = 0;      // daemon tasks, within tasks_
   bool closing_ = false;              // close() drains daemon operations too
   std::size_t max_in_flight_ = 0;
+  std::size_t reserve_ = 0;  // of max_in_flight_, for priority operations only
+  bool limit_reported_ = false;
+  bool drop_reported_ = false;
   LoopStats stats_{};
   ExceptionHandler exception_handler_;
   std::thread::id owner_;

@@ -10,6 +10,11 @@
 // SQE with IOSQE_IO_LINK followed by an IORING_OP_LINK_TIMEOUT SQE for that record, so the
 // kernel itself cancels the operation at the deadline. Each record gets its own CQE, in either
 // order and possibly in different reaps; the awaiter owning both waits for the two.
+//
+// An operation may also be answered by a stream of CQEs (multishot accept and receive, SEND_ZC's
+// result before its notification): every CQE but the last carries IORING_CQE_F_MORE, and
+// complete() sees each one with its flags. Until the last, the record stays `submitted` (and
+// counts as one CQE owed), so the destructor's assertion covers the whole stream.
 #pragma once
 #include <ringloop/loop/detail/config.hpp>
 
@@ -74,6 +79,11 @@ struct Operation : detail::ListNode {
   // (a program waiting only on it is deadlocked) nor is reported as the user's pending work.
   // Change it in flight through Loop::set_daemon only. Never set with a link timeout.
   bool daemon = false;
+  // Admitted ahead of ordinary operations, into the budget's reserve (Loop::submit): accepts,
+  // the loop's own wake-up, and every standalone timeout (is_timeout) are. Idle reads, which
+  // may hold their CQE for hours, must never keep a server from accepting or a timer from
+  // firing (issue #18: the echo server stopped accepting at 16,384 idle connections).
+  bool priority = false;
 
   // How many CQEs the kernel will owe once this operation is submitted.
   unsigned cqe_cost() const noexcept { return link_timeout != nullptr ? 2u : 1u; }

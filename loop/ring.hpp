@@ -55,6 +55,9 @@ class Ring {
   template <class Fn>
   unsigned reap(Fn&& fn, unsigned max_cqes);
 
+  // liburing's ring, for registering resources with it (buffer rings: coro/io/buffer_ring.hpp)
+  // and probing opcodes. Loop thread only; never submit or reap through it.
+  io_uring& native() noexcept { return ring_; }
   // The SQ's size as the kernel set it up.
   unsigned sq_entries() const noexcept { return ring_.sq.ring_entries; }
   // The CQ's size as the kernel set it up.
@@ -82,6 +85,11 @@ class Ring {
     if ((ring_.flags & IORING_SETUP_TASKRUN_FLAG) != 0) return (flags & IORING_SQ_TASKRUN) != 0;
     return defers_taskrun();
   }
+  // CQEs the kernel lost: with IORING_FEAT_NODROP only when it could not allocate an entry of
+  // its overflow list (GFP_ATOMIC). An operation whose CQE is lost never completes.
+  unsigned dropped_cqes() const noexcept { return IO_URING_READ_ONCE(*ring_.cq.koverflow); }
+  // Whether CQEs wait on the kernel's overflow list (the CQ was full when they were posted).
+  bool cq_has_overflow() const noexcept { return io_uring_cq_has_overflow(&ring_); }
   // How many io_uring_enter calls this ring made (tests count batching with it).
   std::uint64_t enter_calls() const noexcept { return enter_calls_; }
   // How many of them handed the kernel at least one SQE. Batching is counted with this one: a

@@ -57,6 +57,16 @@ struct RawResult : ResultPolicy {
   static std::int32_t convert(std::int32_t result) noexcept { return result; }
 };
 
+// A prep that says `static constexpr bool priority = true` (accept) is admitted ahead of
+// ordinary operations (Operation::priority).
+template <class P>
+constexpr bool prep_has_priority() noexcept {
+  if constexpr (requires { P::priority; })
+    return P::priority;
+  else
+    return false;
+}
+
 template <class P>
 concept IoPrep = std::copy_constructible<P> && requires(const P& prep, io_uring_sqe& sqe) {
   { prep(sqe) }
@@ -215,10 +225,13 @@ class IoAwaiterBase : protected CancelPoint, protected Operation {
 template <IoPrep Prep, class Result = typename Prep::Result>
 class [[nodiscard]] OpAwaiter : IoAwaiterBase {
  public:
-  explicit OpAwaiter(Prep prep) noexcept : IoAwaiterBase(&prepare), prep_(std::move(prep)) {}
+  explicit OpAwaiter(Prep prep) noexcept : IoAwaiterBase(&prepare), prep_(std::move(prep)) {
+    priority = prep_has_priority<Prep>();
+  }
   // Movable until awaited, so that gather and wait_for can take operations by value.
   OpAwaiter(OpAwaiter&& other) noexcept : IoAwaiterBase(&prepare), prep_(other.prep_) {
     RINGLOOP_ASSERT(other.state == OpState::idle, "an operation was moved while in flight");
+    priority = prep_has_priority<Prep>();
   }
 
   bool await_ready() const noexcept { return false; }
@@ -248,6 +261,7 @@ class [[nodiscard]] TimedOpAwaiter : IoAwaiterBase {
   TimedOpAwaiter(Prep prep, std::int64_t due_ns) noexcept
       : IoAwaiterBase(&prepare), prep_(std::move(prep)), timeout_(*this, due_ns) {
     link_timeout = &timeout_;
+    priority = prep_has_priority<Prep>();
   }
 
   bool await_ready() const noexcept { return false; }

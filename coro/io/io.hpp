@@ -96,6 +96,7 @@ struct SendPrep {
 struct AcceptPrep {
   using Result = NewFdResult;
   static constexpr const char* name = "accept";
+  static constexpr bool priority = true;  // a server keeps accepting whatever its reads owe
   int fd;
   sockaddr* peer;
   socklen_t* peer_length;

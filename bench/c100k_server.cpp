@@ -1,0 +1,73 @@
+// The ringloop side of c100k (bench/c100k_driver.cpp drives it): `ringloop_c100k_server
+// <multishot|plain>` listens on 127.0.0.1 (a free port, printed as `port=N`), and serves each
+// connection with an idle deadline of 60 s, echoing what it reads, until SIGINT or SIGTERM.
+// plain: today's path, one accept SQE per connection and a recv into a 16 KiB buffer in each
+// connection's frame with a linked timeout. multishot: multishot_accept, and receive_multishot
+// through one BufferRing (1,024 x 4 KiB), so an idle connection pins no buffer.
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+
+#include <ringloop/ringloop.hpp>
+
+using namespace std::chrono_literals;
+using ringloop::Coro;
+using ringloop::Socket;
+
+namespace {
+
+Coro<> echo_plain(Socket connection) {
+  char buffer[16384];
+  for (;;) {
+    std::size_t n = co_await ringloop::wait_for(connection.recv(buffer, sizeof buffer), 60s);
+    if (n == 0) co_return;
+    co_await connection.send(buffer, n);
+  }
+}
+
+Coro<> echo_multishot(Socket connection, const ringloop::BufferRing& ring) {
+  auto received = ringloop::receive_multishot(connection, ring);
+  for (;;) {
+    std::optional<ringloop::Buffer> buffer = co_await ringloop::wait_for(received.next(), 60s);
+    if (!buffer) co_return;
+    co_await connection.send(buffer->data().data(), buffer->size());
+  }
+}
+
+// A connection's end (its client left, its deadline passed) ends its task quietly.
+template <class Body>
+Coro<> quietly(Body body) {
+  try {
+    co_await std::move(body);
+  } catch (const std::exception&) {
+  }
+}
+
+Coro<> serve(bool multishot) {
+  Socket listener = ringloop::listen_tcp("127.0.0.1", 0, 65535);
+  std::printf("port=%u\n", ringloop::local_port(listener));
+  std::fflush(stdout);
+  if (multishot) {
+    ringloop::BufferRing ring(*ringloop::Loop::current(), 1024, 4096);
+    auto accepts = ringloop::multishot_accept(listener);
+    for (;;) {
+      std::optional<Socket> connection = co_await accepts.next();
+      if (connection) ringloop::create_task(quietly(echo_multishot(std::move(*connection), ring)));
+    }
+  }
+  for (;;) {
+    Socket connection = co_await listener.accept();
+    ringloop::create_task(quietly(echo_plain(std::move(connection))));
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  bool multishot = argc > 1 && std::strcmp(argv[1], "multishot") == 0;
+  try {
+    ringloop::run(serve(multishot));
+  } catch (const ringloop::KeyboardInterrupt&) {
+  }
+  return 0;
+}

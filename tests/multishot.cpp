@@ -1,0 +1,120 @@
+// Multishot accept (coro/io/multishot.hpp): one SQE accepts every connection, a slow consumer
+// pauses it at its bound without losing a connection, and cancel ends the stream after the
+// kernel's last CQE.
+#include <catch2/catch.hpp>
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <set>
+#include <vector>
+
+#include <ringloop/coro/io/multishot.hpp>
+#include <ringloop/ringloop.hpp>
+
+using namespace std::chrono_literals;
+using ringloop::Coro;
+using ringloop::Socket;
+
+namespace {
+
+Socket connect_to(std::uint16_t port) {
+  Socket client(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  REQUIRE(client.fd() >= 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(port);
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::connect(client.fd(), reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
+  return client;
+}
+
+}  // namespace
+
+TEST_CASE("multishot accept gives every connection from one SQE", "[multishot]") {
+  constexpr int kClients = 50;
+  std::set<int> fds;
+  std::uint64_t arms = 0;
+  ringloop::run([](std::set<int>& seen, std::uint64_t& armed) -> Coro<> {
+    Socket listener = ringloop::listen_tcp("127.0.0.1", 0);
+    auto accepts = ringloop::multishot_accept(listener);
+    std::vector<Socket> clients;
+    for (int i = 0; i < kClients; ++i)
+      clients.push_back(connect_to(ringloop::local_port(listener)));
+    std::vector<Socket> accepted;
+    for (int i = 0; i < kClients; ++i) {
+      std::optional<Socket> connection = co_await accepts.next();
+      REQUIRE(connection.has_value());
+      seen.insert(connection->fd());
+      accepted.push_back(std::move(*connection));
+    }
+    armed = accepts.arms();
+  }(fds, arms));
+  CHECK(fds.size() == kClients);
+  CHECK(arms == 1);
+}
+
+TEST_CASE("cancelling a multishot accept ends the stream once its last CQE is in", "[multishot]") {
+  ringloop::run([]() -> Coro<> {
+    Socket listener = ringloop::listen_tcp("127.0.0.1", 0);
+    auto accepts = ringloop::multishot_accept(listener);
+    CHECK(accepts.armed());
+    accepts.cancel();
+    std::optional<Socket> end = co_await accepts.next();
+    CHECK_FALSE(end.has_value());
+    CHECK_FALSE(accepts.armed());  // the kernel's last CQE came before the end
+    std::optional<Socket> again = co_await accepts.next();
+    CHECK_FALSE(again.has_value());
+    CHECK(ringloop::Loop::current()->in_flight() == 0);
+  }());
+}
+
+constexpr std::size_t kSlowClients = 40;
+
+TEST_CASE("a slow consumer pauses multishot accept at its bound and loses no connection",
+          "[multishot]") {
+  ringloop::run([]() -> Coro<> {
+    Socket listener = ringloop::listen_tcp("127.0.0.1", 0);
+    auto accepts = ringloop::multishot_accept(listener, SOCK_CLOEXEC, /*max_queued=*/4);
+    std::vector<Socket> clients;
+    for (int i = 0; i < 4; ++i) clients.push_back(connect_to(ringloop::local_port(listener)));
+    co_await ringloop::sleep(20ms);  // the kernel accepts them: the queue is full, and paused
+    CHECK(accepts.queued() == 4);
+    CHECK_FALSE(accepts.armed());
+    while (clients.size() < kSlowClients)
+      clients.push_back(connect_to(ringloop::local_port(listener)));
+    co_await ringloop::sleep(20ms);
+    CHECK(accepts.queued() == 4);  // the others wait in the listen backlog, not in memory
+    std::set<int> fds;
+    std::vector<Socket> accepted;
+    for (std::size_t i = 0; i < kSlowClients; ++i) {
+      std::optional<Socket> connection = co_await accepts.next();
+      REQUIRE(connection.has_value());
+      fds.insert(connection->fd());
+      accepted.push_back(std::move(*connection));
+    }
+    CHECK(fds.size() == kSlowClients);
+    CHECK(accepts.arms() > 1);
+  }());
+}
+
+TEST_CASE("a multishot accept stream destroyed with connections queued closes them",
+          "[multishot]") {
+  ringloop::run([]() -> Coro<> {
+    Socket listener = ringloop::listen_tcp("127.0.0.1", 0);
+    std::vector<Socket> clients;
+    {
+      auto accepts = ringloop::multishot_accept(listener);
+      for (int i = 0; i < 3; ++i) clients.push_back(connect_to(ringloop::local_port(listener)));
+      for (int i = 0; i < 100 && accepts.queued() < 3; ++i) co_await ringloop::sleep(1ms);
+      CHECK(accepts.queued() == 3);
+    }  // cancelled; the record frees itself at its last CQE
+    co_await ringloop::sleep(10ms);
+    for (Socket& client : clients) {
+      char byte = 0;
+      CHECK(::recv(client.fd(), &byte, 1, MSG_DONTWAIT) == 0);  // the server's end was closed
+    }
+    CHECK(ringloop::Loop::current()->in_flight() == 0);
+  }());
+}
