@@ -42,22 +42,6 @@ struct SocketAddress {
   }
 };
 
-// "127.0.0.1:80", "[::1]:80": the address as messages name it.
-inline std::string to_string(const SocketAddress& address) {
-  char text[INET6_ADDRSTRLEN] = "?";
-  if (address.family() == AF_INET) {
-    ::inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in&>(address.storage).sin_addr, text,
-                sizeof text);
-    return std::string(text) + ":" + std::to_string(address.port());
-  }
-  if (address.family() == AF_INET6) {
-    ::inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6&>(address.storage).sin6_addr, text,
-                sizeof text);
-    return "[" + std::string(text) + "]:" + std::to_string(address.port());
-  }
-  return "(address family " + std::to_string(address.family()) + ")";
-}
-
 // A numeric IPv4 or IPv6 address ("127.0.0.1", "::1", "[::1]", or "localhost" for 127.0.0.1),
 // parsed on the spot; a host name takes getaddrinfo (coro/net/resolve.hpp), which awaits.
 inline SocketAddress make_address(std::string_view host, std::uint16_t port) {
