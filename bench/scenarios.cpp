@@ -219,6 +219,7 @@ Coro<std::string> scenario_coro(const Args& args) {
   if (s == "cancel_many") return cancel_many(args.n);
   if (s == "wait_for_io") return wait_for_io(args.n);
   if (s == "echo") return echo(args.conns, args.secs);
+  if (s == "unix_echo") return unix_echo(args.conns, args.secs);
   return {};
 }
 
