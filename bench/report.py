@@ -89,6 +89,7 @@ def cpu_pct(r):
 
 METRICS["lateness"].append(("cpu % (cpu / wall)", cpu_pct, "{:.1f}", True))
 METRICS["lateness_loaded"] = METRICS["lateness"]
+METRICS["unix_echo"] = METRICS["echo"]
 # Precision mode (ringloop only; the floor column is the floor's plain kernel timer, ran=...).
 METRICS["lateness_precise"] = [
     ("p50 us", _f("p50_us"), "{:.1f}", True),
@@ -118,7 +119,7 @@ METRICS["file_read"] = [
 METRICS["file_read_fixed"] = METRICS["file_read"]
 ORDER = ["sleep_many", "lateness", "lateness_loaded", "lateness_precise",
          "lateness_precise_loaded", "pacer_drift", "pacer_drift_precise", "spawn_gather",
-         "wait_for_fast", "wait_for_yield", "wait_for_io", "cancel_many", "echo", "echo_direct",
+         "wait_for_fast", "wait_for_yield", "wait_for_io", "cancel_many", "echo", "echo_direct", "unix_echo",
          "spawn_process", "udp_echo", "file_read", "file_read_fixed"]
 
 
@@ -153,7 +154,8 @@ def table(results):
              "| --- | --- | " + " | ".join("---:" for _ in SYSTEMS) + " |"]
     for key in results.keys():
         scenario, n = key
-        name = f"{scenario} {n}" if scenario != "echo" else f"echo {n} conn{'s' if n > 1 else ''}"
+        name = (f"{scenario} {n} conn{'s' if n > 1 else ''}" if scenario in ("echo", "unix_echo")
+                else f"{scenario} {n}")
         if scenario == "udp_echo":
             name = f"udp_echo {n} B"
         for label, fn, fmt, _ in METRICS.get(scenario, []):
@@ -236,11 +238,11 @@ def targets(results):
         for peer in ("node", "tokio_ct", "asio"):
             check(f"cancel_many {key[1]}: ahead of {peer}", key, peer, "ns/cancel", 1.0, True)
         check(f"cancel_many {key[1]}: <= 1.5x floor", key, "floor", "ns/cancel", 1.5)
-    for key in keys_of("echo"):
-        for peer in ("tokio_ct", "uvloop", "asio"):
+    for key in keys_of("echo") + keys_of("unix_echo"):
+        for peer in ("tokio_ct", "uvloop", "asio") if key[0] == "echo" else ("tokio_ct", "uvloop"):
             # Round trips per second: higher is better, so "ahead" is a ratio above 1.
             r = results.ratio(key, peer, "round trips") if key in results.runs else None
-            what = f"echo {key[1]} conn(s): round trips/s ahead of {peer}"
+            what = f"{key[0]} {key[1]} conn(s): round trips/s ahead of {peer}"
             if r is None:
                 out.append(("NOT RUN", what, results.skipped.get((key, "ringloop"), "no data")))
             else:
@@ -464,6 +466,11 @@ FAIRNESS = """\
   `recv_from`/`send_to`, a `recvmsg` and a `sendmsg` SQE; the floor the same SQEs by hand, its
   clients' send and recvmsg submitted together; tokio `UdpSocket`, Node `dgram`, asyncio/uvloop
   `create_datagram_endpoint`). datagrams/s counts round trips. One loop holds server and clients.
+- **unix_echo**: echo's work over a Unix socket in /tmp (1 and 100 connections); ringloop's
+  server is a `start_unix_server` Server (a handler task per connection) and its clients come
+  from `open_unix_connection`; tokio's `UnixListener`/`UnixStream`, Node's `net` with a path,
+  asyncio's and uvloop's `start_unix_server`/`open_unix_connection`, the floor's AF_UNIX
+  sockets on liburing. Asio is not run (its peer has no Unix-socket code).
 - **Python** is left out at N = 1M (tens of seconds and gigabytes per run).
 - **Node**: `setTimeout` always arms a timer; wait_for is `Promise.race` with a timer cleared in
   `finally`; it has no single awaitable I/O operation (wait_for_io skipped).
@@ -516,6 +523,7 @@ WHY = {
     "wait_for_io": "one io_uring_enter per op as in the floor (NOP + LINK_TIMEOUT); what remains "
     "is the awaiter and the loop iteration that resumes the caller.",
     "echo": "not profiled.",
+    "unix_echo": "not profiled.",
     "lateness_precise": "the spin ends within a loop turn of the deadline (p50 well under "
     "1 us); what remains in the tail is the spinning thread being preempted (on this shared "
     "2-core VM, by other builds: a CFS slice is ~3-4 ms) and kernel wake-ups later than the "

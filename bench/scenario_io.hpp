@@ -5,6 +5,9 @@
 //                server task and one client task per connection, in one loop, as the peers.
 //   echo_direct  the same with every socket also in the loop's DirectFileTable (installed after
 //                set-up), each recv and send with IOSQE_FIXED_FILE: ringloop against itself.
+//   unix_echo    the same over a Unix socket in /tmp, served as a user would: a Server from
+//                start_unix_server (one handler task per connection), clients from
+//                open_unix_connection.
 #pragma once
 
 #include <arpa/inet.h>
@@ -24,6 +27,7 @@
 
 #include <ringloop/coro/io/direct.hpp>
 #include <ringloop/coro/io/io.hpp>
+#include <ringloop/coro/net/unix_socket.hpp>
 #include "bench/scenario_util.hpp"
 
 namespace ringloop_bench {
@@ -116,6 +120,21 @@ ringloop::Coro<> run_client(End end, Clock::time_point deadline,
   co_await end.shutdown_write();  // the server's recv sees the end and its task ends
 }
 
+// The figures every echo scenario prints: round trips per second and their p99.
+inline std::string summary(std::vector<std::uint32_t>& rtt_ns, long conns, double secs,
+                           double elapsed_s) {
+  std::sort(rtt_ns.begin(), rtt_ns.end());
+  double p99_us = 0;
+  if (!rtt_ns.empty()) {
+    std::size_t rank = (rtt_ns.size() * 99 + 99) / 100;
+    p99_us = rtt_ns[rank - 1] / 1e3;
+  }
+  char extra[160];
+  std::snprintf(extra, sizeof extra, " conns=%ld secs=%g rtt_per_s=%.0f p99_us=%.1f", conns, secs,
+                static_cast<double>(rtt_ns.size()) / elapsed_s, p99_us);
+  return extra;
+}
+
 }  // namespace echo_detail
 
 inline ringloop::Coro<std::string> echo(long conns, double secs, bool direct = false) {
@@ -165,16 +184,36 @@ inline ringloop::Coro<std::string> echo(long conns, double secs, bool direct = f
   for (int fd : client_fds) ::close(fd);
   for (int fd : server_fds) ::close(fd);
   ::close(listener);
-  std::sort(rtt_ns.begin(), rtt_ns.end());
-  double p99_us = 0;
-  if (!rtt_ns.empty()) {
-    std::size_t rank = (rtt_ns.size() * 99 + 99) / 100;
-    p99_us = rtt_ns[rank - 1] / 1e3;
-  }
-  char extra[160];
-  std::snprintf(extra, sizeof extra, " conns=%ld secs=%g rtt_per_s=%.0f p99_us=%.1f", conns, secs,
-                static_cast<double>(rtt_ns.size()) / elapsed_s, p99_us);
-  co_return meter.line(direct ? "echo_direct" : "echo", conns) + extra;
+  co_return meter.line(direct ? "echo_direct" : "echo", conns) +
+            echo_detail::summary(rtt_ns, conns, secs, elapsed_s);
+}
+
+inline ringloop::Coro<std::string> unix_echo(long conns, double secs) {
+  using namespace echo_detail;
+  Meter meter;
+  std::string path = "/tmp/ringloop-bench-" + std::to_string(::getpid()) + ".sock";
+  ringloop::ServerOptions options{.backlog = 4096};  // not braced inside co_await: g++ 12
+  ringloop::Server server = co_await ringloop::start_unix_server(
+      [](ringloop::Stream stream) -> ringloop::Coro<> {
+        co_await serve_echo(PlainEnd{stream.socket().fd()});
+      },
+      path, options);
+  std::vector<ringloop::Stream> clients;
+  for (long i = 0; i < conns; ++i)  // untimed: every client connects before the clock starts
+    clients.push_back(co_await ringloop::open_unix_connection(path));
+  std::vector<std::uint32_t> rtt_ns;
+  rtt_ns.reserve(1 << 20);
+  auto start = Clock::now();
+  auto deadline =
+      start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(secs));
+  std::vector<ringloop::Coro<>> runs;
+  for (ringloop::Stream& client : clients)
+    runs.push_back(run_client(PlainEnd{client.socket().fd()}, deadline, rtt_ns));
+  co_await ringloop::gather(std::move(runs));
+  double elapsed_s = std::chrono::duration<double>(Clock::now() - start).count();
+  server.close();                 // removes the socket file
+  co_await server.wait_closed();  // the clients shut down their side: every handler ends
+  co_return meter.line("unix_echo", conns) + summary(rtt_ns, conns, secs, elapsed_s);
 }
 
 }  // namespace ringloop_bench

@@ -249,6 +249,7 @@ Coro<std::string> scenario_coro(const Args& args) {
   if (s == "file_read") return file_read("file_read", args.n, args.conns, false);
   if (s == "file_read_fixed") return file_read("file_read_fixed", args.n, args.conns, true);
   if (s == "udp_echo") return udp_echo(args.n, args.conns, args.secs);  // n: payload bytes
+  if (s == "unix_echo") return unix_echo(args.conns, args.secs);
   return {};
 }
 

@@ -5,8 +5,8 @@
 //
 // Usage: floor <scenario> <n> [conns] [secs]
 //   scenarios: sleep_many lateness lateness_loaded spawn_gather wait_for_fast
-//              wait_for_yield wait_for_io cancel_many echo udp_echo
-//   echo: n is the number of connections (a 3rd argument, if given, overrides
+//              wait_for_yield wait_for_io cancel_many echo unix_echo udp_echo
+//   echo, unix_echo: n is the number of connections (a 3rd argument, if given, overrides
 //         it); secs defaults to 2.
 //   udp_echo: n is the payload in bytes, conns the client sockets (1).
 // Prints exactly one `key=value ...` line on stdout (see bench/peers/README.md).
@@ -23,6 +23,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -338,32 +339,48 @@ static int cmp_u32(const void *a, const void *b) {
   return x < y ? -1 : x > y;
 }
 
-static void echo(long conns, double secs) {
+// echo over TCP, or (unix_echo) over a Unix socket at a path in /tmp: the same
+// loop, only the sockets' family differs.
+static void echo(const char *name, long conns, double secs, int unix_domain) {
   unsigned sq = conns * 4 < 256 ? 256 : (unsigned)conns * 4;
   ring_init(sq, sq * 2);
   uint64_t t0 = now_ns();
   double c0 = cpu_s();
 
-  int lfd = socket(AF_INET, SOCK_STREAM, 0);
+  int family = unix_domain ? AF_UNIX : AF_INET;
+  int lfd = socket(family, SOCK_STREAM, 0);
   if (lfd < 0) die("socket", errno);
   int one = 1;
-  setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  struct sockaddr_in addr = {.sin_family = AF_INET,
-                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-  if (bind(lfd, (struct sockaddr *)&addr, sizeof addr) < 0) die("bind", errno);
-  socklen_t alen = sizeof addr;
-  getsockname(lfd, (struct sockaddr *)&addr, &alen);
+  union {
+    struct sockaddr_in in;
+    struct sockaddr_un un;
+  } addr = {0};
+  socklen_t alen;
+  if (unix_domain) {
+    addr.un.sun_family = AF_UNIX;
+    snprintf(addr.un.sun_path, sizeof addr.un.sun_path, "/tmp/ringloop-floor-%d.sock",
+             (int)getpid());
+    unlink(addr.un.sun_path);
+    alen = sizeof addr.un;
+  } else {
+    setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    addr.in.sin_family = AF_INET;
+    addr.in.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    alen = sizeof addr.in;
+  }
+  if (bind(lfd, (struct sockaddr *)&addr, alen) < 0) die("bind", errno);
+  if (!unix_domain) getsockname(lfd, (struct sockaddr *)&addr, &alen);
   if (listen(lfd, 4096) < 0) die("listen", errno);
 
   conn_t *cs = calloc((size_t)conns, sizeof(conn_t));
   if (!cs) die("calloc", ENOMEM);
   // Set-up (untimed): connect each client, accept it through the ring.
   for (long i = 0; i < conns; i++) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    int fd = socket(family, SOCK_STREAM, 0);
     if (fd < 0) die("socket", errno);
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (!unix_domain) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     struct io_uring_sqe *sqe = io_uring_get_sqe(&ring);
-    io_uring_prep_connect(sqe, fd, (struct sockaddr *)&addr, sizeof addr);
+    io_uring_prep_connect(sqe, fd, (struct sockaddr *)&addr, alen);
     sqe->user_data = 1;
     sqe = io_uring_get_sqe(&ring);
     io_uring_prep_accept(sqe, lfd, NULL, NULL, 0);
@@ -380,7 +397,7 @@ static void echo(long conns, double secs) {
       seen++;
     }
     cs[i].cfd = fd;
-    setsockopt(cs[i].sfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (!unix_domain) setsockopt(cs[i].sfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   }
 
   size_t cap = 1 << 20, nsamp = 0;
@@ -469,13 +486,14 @@ static void echo(long conns, double secs) {
     close(cs[i].sfd);
   }
   close(lfd);
+  if (unix_domain) unlink(addr.un.sun_path);
   qsort(rtt, nsamp, sizeof *rtt, cmp_u32);
   double p99 = 0;
   if (nsamp) {
     size_t idx = (nsamp * 99 + 99) / 100;
     p99 = rtt[idx - 1] / 1e3;
   }
-  print_base("echo", conns, t0, c0);
+  print_base(name, conns, t0, c0);
   printf(" conns=%ld secs=%g rtt_per_s=%.0f p99_us=%.1f setup=%s\n", conns, secs,
          nsamp / ((end - start) / 1e9), p99, setup_name);
   free(rtt);
@@ -652,14 +670,14 @@ int main(int argc, char **argv) {
     wait_for_io(n);
   else if (!strcmp(sc, "cancel_many"))
     cancel_many(n);
-  else if (!strcmp(sc, "echo")) {
+  else if (!strcmp(sc, "echo") || !strcmp(sc, "unix_echo")) {
     long conns = argc > 3 ? atol(argv[3]) : n;
     double secs = argc > 4 ? atof(argv[4]) : 2.0;
     if (conns <= 0 || secs <= 0) {
       fprintf(stderr, "floor: bad conns/secs\n");
       return 2;
     }
-    echo(conns, secs);
+    echo(sc, conns, secs, !strcmp(sc, "unix_echo"));
   } else if (!strcmp(sc, "udp_echo")) {
     long conns = argc > 3 ? atol(argv[3]) : 1;
     double secs = argc > 4 ? atof(argv[4]) : 2.0;

@@ -2,7 +2,7 @@
 // Node.js (libuv) peer for the ringloop benchmarks.  No npm packages.
 //
 // Usage: node peer.js <scenario> <n> [conns] [secs]
-//   echo: n is the number of connections (a 3rd argument overrides it);
+//   echo, unix_echo (over a Unix socket in /tmp): n is the number of connections (a 3rd argument overrides it);
 //         secs defaults to 2.
 //   udp_echo: n is the payload in bytes, conns the client sockets (1).
 // Prints one `key=value ...` line on stdout (see bench/peers/README.md).
@@ -20,6 +20,7 @@
 // skipped.
 'use strict';
 
+const fs = require('fs');
 const net = require('net');
 const childProcess = require('child_process');
 const dgram = require('dgram');
@@ -184,51 +185,13 @@ const scenarios = {
     return `${base(m, peer, 'cancel_many', n)} ns_per_op=${(d / n).toFixed(1)}`;
   },
 
-  async echo(peer, n, conns, secs) {
-    const MSG = 64;
-    const m = meter();
-    // Server: echo back whatever arrives.
-    const server = net.createServer({ noDelay: true }, (s) => {
-      s.setNoDelay(true);
-      s.on('data', (d) => s.write(d));
-      s.on('error', () => {});
-    });
-    await new Promise((r) => server.listen(0, '127.0.0.1', r));
-    const port = server.address().port;
-    // Set-up (untimed): connect every client first.
-    const socks = await Promise.all(Array.from({ length: conns }, () =>
-      new Promise((resolve, reject) => {
-        const s = net.connect({ port, host: '127.0.0.1', noDelay: true }, () => resolve(s));
-        s.on('error', reject);
-      })));
-    const msg = Buffer.alloc(MSG, 'x');
-    const rtts = [];
-    const start = now();
-    const deadline = start + BigInt(Math.round(secs * 1e9));
-    // Client: send 64 bytes, wait until the 64-byte echo is back, repeat.
-    const client = (s) => new Promise((resolve) => {
-      let got = 0;
-      let t = now();
-      s.on('data', (d) => {
-        got += d.length;
-        if (got < MSG) return;
-        got -= MSG;
-        const e = now();
-        rtts.push(Number(e - t));
-        if (e >= deadline) { resolve(); return; }
-        t = e;
-        s.write(msg);
-      });
-      s.write(msg);
-    });
-    await Promise.all(socks.map(client));
-    const elapsed = Number(now() - start) / 1e9;
-    for (const s of socks) s.destroy();
-    server.close();
-    const sorted = Float64Array.from(rtts).sort();
-    const p99 = sorted.length ? pct(sorted, 99) / 1e3 : 0;
-    return `${base(m, peer, 'echo', conns)} conns=${conns} secs=${secs} ` +
-      `rtt_per_s=${(rtts.length / elapsed).toFixed(0)} p99_us=${p99.toFixed(1)}`;
+  async echo(peer, n, conns, secs) { return echoOver(peer, 'echo', conns, secs, null); },
+
+  // The same over a Unix socket at a path in /tmp.
+  async unix_echo(peer, n, conns, secs) {
+    const path = `/tmp/ringloop-node-${process.pid}.sock`;
+    try { fs.unlinkSync(path); } catch (e) { /* none left over */ }
+    return echoOver(peer, 'unix_echo', conns, secs, path);
   },
 
   async udp_echo(peer, n, conns, secs) {
@@ -272,6 +235,54 @@ const scenarios = {
   },
 };
 
+// echo over TCP on 127.0.0.1, or over a Unix socket at path.
+async function echoOver(peer, name, conns, secs, path) {
+  const MSG = 64;
+  const m = meter();
+  // Server: echo back whatever arrives.
+  const server = net.createServer({ noDelay: true }, (s) => {
+    s.setNoDelay(true);
+    s.on('data', (d) => s.write(d));
+    s.on('error', () => {});
+  });
+  await new Promise((r) => (path ? server.listen(path, r) : server.listen(0, '127.0.0.1', r)));
+  const where = path ? { path } : { port: server.address().port, host: '127.0.0.1' };
+  // Set-up (untimed): connect every client first.
+  const socks = await Promise.all(Array.from({ length: conns }, () =>
+    new Promise((resolve, reject) => {
+      const s = net.connect({ ...where, noDelay: true }, () => resolve(s));
+      s.on('error', reject);
+    })));
+  const msg = Buffer.alloc(MSG, 'x');
+  const rtts = [];
+  const start = now();
+  const deadline = start + BigInt(Math.round(secs * 1e9));
+  // Client: send 64 bytes, wait until the 64-byte echo is back, repeat.
+  const client = (s) => new Promise((resolve) => {
+    let got = 0;
+    let t = now();
+    s.on('data', (d) => {
+      got += d.length;
+      if (got < MSG) return;
+      got -= MSG;
+      const e = now();
+      rtts.push(Number(e - t));
+      if (e >= deadline) { resolve(); return; }
+      t = e;
+      s.write(msg);
+    });
+    s.write(msg);
+  });
+  await Promise.all(socks.map(client));
+  const elapsed = Number(now() - start) / 1e9;
+  for (const s of socks) s.destroy();
+  server.close();
+  const sorted = Float64Array.from(rtts).sort();
+  const p99 = sorted.length ? pct(sorted, 99) / 1e3 : 0;
+  return `${base(m, peer, name, conns)} conns=${conns} secs=${secs} ` +
+    `rtt_per_s=${(rtts.length / elapsed).toFixed(0)} p99_us=${p99.toFixed(1)}`;
+}
+
 async function main() {
   const [sc, nArg, connsArg, secsArg] = process.argv.slice(2);
   const n = parseInt(nArg, 10);
@@ -286,8 +297,8 @@ async function main() {
   }
   const conns = connsArg ? parseInt(connsArg, 10) : (sc === 'udp_echo' ? 1 : n);
   const secs = secsArg ? parseFloat(secsArg) : 2;
-  const line = sc === 'echo' || sc === 'udp_echo' ? await fn('node', n, conns, secs)
-    : await fn('node', n);
+  const line = sc === 'echo' || sc === 'udp_echo' || sc === 'unix_echo'
+    ? await fn('node', n, conns, secs) : await fn('node', n);
   process.stdout.write(line + '\n');
 }
 

@@ -4,7 +4,7 @@
 Usage: /usr/bin/python3 peer.py [--uvloop] <scenario> <n> [conns] [secs]
   without --uvloop -> peer=asyncio (the stdlib selector loop, epoll)
   with --uvloop    -> peer=uvloop  (Debian's python3-uvloop, libuv)
-  echo: n is the number of connections (a 3rd argument overrides it);
+  echo, unix_echo (over a Unix socket in /tmp): n is the number of connections (a 3rd argument overrides it);
         secs defaults to 2.
   udp_echo: n is the payload in bytes, conns the client sockets (1).
 Prints one `key=value ...` line on stdout (see bench/peers/README.md).
@@ -201,6 +201,20 @@ async def cancel_many(peer, n):
 
 
 async def echo(peer, n, conns, secs):
+    return await echo_over(peer, "echo", conns, secs, None)
+
+
+async def unix_echo(peer, n, conns, secs):
+    """echo over a Unix socket at a path in /tmp (asyncio removes it on close, 3.13; 3.11 not)."""
+    path = f"/tmp/ringloop-python-{os.getpid()}.sock"
+    try:
+        return await echo_over(peer, "unix_echo", conns, secs, path)
+    finally:
+        if os.path.exists(path):
+            os.unlink(path)
+
+
+async def echo_over(peer, name, conns, secs, path):
     MSG = 64
     m = Meter()
 
@@ -217,10 +231,14 @@ async def echo(peer, n, conns, secs):
             pass
         writer.close()
 
-    server = await asyncio.start_server(serve, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    # Set-up (untimed): connect every client first.
-    streams = [await asyncio.open_connection("127.0.0.1", port) for _ in range(conns)]
+    if path:
+        server = await asyncio.start_unix_server(serve, path)
+        streams = [await asyncio.open_unix_connection(path) for _ in range(conns)]
+    else:
+        server = await asyncio.start_server(serve, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        # Set-up (untimed): connect every client first.
+        streams = [await asyncio.open_connection("127.0.0.1", port) for _ in range(conns)]
     msg = b"x" * MSG
     rtts = []
     start = now()
@@ -245,7 +263,7 @@ async def echo(peer, n, conns, secs):
     await server.wait_closed()
     rtts.sort()
     p99 = pct(rtts, 99) / 1e3 if rtts else 0.0
-    return (f"{m.base(peer, 'echo', conns)} conns={conns} secs={secs:g} "
+    return (f"{m.base(peer, name, conns)} conns={conns} secs={secs:g} "
             f"rtt_per_s={len(rtts) / elapsed:.0f} p99_us={p99:.1f}")
 
 
@@ -316,6 +334,7 @@ SCENARIOS = {
     "echo": echo,
     "spawn_process": spawn_process,
     "udp_echo": udp_echo,
+    "unix_echo": unix_echo,
 }
 
 
@@ -338,7 +357,7 @@ def main():
         loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     fn = SCENARIOS[sc]
-    coro = fn(peer, n, conns, secs) if sc in ("echo", "udp_echo") else fn(peer, n)
+    coro = fn(peer, n, conns, secs) if sc in ("echo", "udp_echo", "unix_echo") else fn(peer, n)
     line = loop.run_until_complete(coro)
     loop.close()
     sys.stdout.write(line + "\n")

@@ -4,7 +4,7 @@
 //!   --ct (default) -> peer=tokio_ct, `current_thread` runtime
 //!   --mt           -> peer=tokio_mt, multi-thread runtime (one worker per core)
 //!   The env var TOKIO_PEER_RT=ct|mt does the same when no flag is given.
-//!   echo: n is the number of connections (a 3rd argument overrides it);
+//!   echo, unix_echo (over a Unix socket in /tmp): n is the number of connections (a 3rd argument overrides it);
 //!         secs defaults to 2.
 //!   udp_echo: n is the payload in bytes, conns the client sockets (1).
 //! Prints one `key=value ...` line on stdout (see bench/peers/README.md).
@@ -28,8 +28,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket, UnixListener, UnixStream};
 use tokio::task::JoinHandle;
 use tokio::time::{sleep, timeout};
 
@@ -426,6 +426,83 @@ async fn udp_echo(peer: &str, n: usize, conns: usize, secs: f64) -> String {
     )
 }
 
+// unix_echo: echo's work over a Unix socket at a path in /tmp (UnixListener,
+// UnixStream), with the same server and client loops.
+async fn serve_echo<S: AsyncRead + AsyncWrite + Unpin>(mut s: S) {
+    const MSG: usize = 64;
+    let mut buf = [0u8; MSG];
+    loop {
+        match s.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(k) => {
+                if s.write_all(&buf[..k]).await.is_err() {
+                    break;
+                }
+            }
+        }
+    }
+}
+
+async fn unix_echo(peer: &str, conns: usize, secs: f64) -> String {
+    const MSG: usize = 64;
+    let m = Meter::start();
+    let path = format!("/tmp/ringloop-tokio-{}.sock", std::process::id());
+    let _ = std::fs::remove_file(&path);
+    let listener = UnixListener::bind(&path).unwrap();
+    let acceptor = tokio::spawn(async move {
+        loop {
+            let (s, _) = listener.accept().await.unwrap();
+            tokio::spawn(serve_echo(s));
+        }
+    });
+    // Set-up (untimed): connect every client first.
+    let mut streams = Vec::with_capacity(conns);
+    for _ in 0..conns {
+        streams.push(UnixStream::connect(&path).await.unwrap());
+    }
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs_f64(secs);
+    let clients: Vec<_> = streams
+        .into_iter()
+        .map(|mut s| {
+            tokio::spawn(async move {
+                let msg = [b'x'; MSG];
+                let mut buf = [0u8; MSG];
+                let mut rtts: Vec<u32> = Vec::with_capacity(1 << 16);
+                loop {
+                    let t = Instant::now();
+                    s.write_all(&msg).await.unwrap();
+                    s.read_exact(&mut buf).await.unwrap();
+                    let now = Instant::now();
+                    rtts.push((now - t).as_nanos().min(u32::MAX as u128) as u32);
+                    if now >= deadline {
+                        break;
+                    }
+                }
+                rtts
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for c in clients {
+        all.extend(c.await.unwrap());
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    acceptor.abort();
+    let _ = acceptor.await;
+    let _ = std::fs::remove_file(&path);
+    all.sort_unstable();
+    let p99 = if all.is_empty() { 0.0 } else { pct(&all, 99) as f64 / 1e3 };
+    format!(
+        "{} conns={} secs={} rtt_per_s={:.0} p99_us={:.1}",
+        m.base(peer, "unix_echo", conns),
+        conns,
+        secs,
+        all.len() as f64 / elapsed,
+        p99
+    )
+}
+
 fn main() {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     let mut mt = std::env::var("TOKIO_PEER_RT").map(|v| v == "mt").unwrap_or(false);
@@ -471,6 +548,7 @@ fn main() {
             "echo" => echo(peer, conns, secs).await,
             "spawn_process" => spawn_process(peer, n).await,
             "udp_echo" => udp_echo(peer, n, conns, secs).await,
+            "unix_echo" => unix_echo(peer, conns, secs).await,
             _ => {
                 eprintln!("tokio_peer: unknown scenario {}", sc);
                 std::process::exit(2);
