@@ -280,8 +280,10 @@ TEST_CASE("stderr can go to stdout's pipe, to /dev/null or to its own pipe", "[s
   CHECK(outputs == std::vector<std::string>{"out\nerr\n", "", "out\n", "out\n", "err\n", "|0"});
 }
 
-TEST_CASE("a stream that is not a pipe, or input to a stdin that is not, is a logic_error",
-          "[subprocess]") {
+TEST_CASE(
+    "a stream that is not a pipe, input to a stdin that is not, or a moved-from Process is a "
+    "logic_error",
+    "[subprocess]") {
   ringloop::run([]() -> Coro<> {
     Process p = co_await ringloop::create_subprocess_exec("true");
     CHECK_THROWS_AS(p.stdin(), std::logic_error);
@@ -293,7 +295,10 @@ TEST_CASE("a stream that is not a pipe, or input to a stdin that is not, is a lo
       threw = true;
     }
     CHECK(threw);
-    co_await p.wait();
+    Process moved = std::move(p);
+    CHECK(p.pid() == -1);  // NOLINT(bugprone-use-after-move): the moved-from state is the test
+    CHECK_THROWS_AS(p.returncode(), std::logic_error);
+    co_await moved.wait();
     threw = false;
     try {
       std::vector<std::string> args{std::string("a\0b", 3)};

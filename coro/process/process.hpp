@@ -63,6 +63,7 @@ class Process {
   Process& operator=(Process&&) noexcept;
   ~Process();
 
+  // -1 for a Process moved from; its other members throw std::logic_error.
   pid_t pid() const noexcept;
   // The exit status once the child has exited and been reaped (checked now, without
   // blocking): its exit code, or minus the signal number that killed it (-9 for SIGKILL).
@@ -93,6 +94,8 @@ class Process {
   void kill();       // SIGKILL
 
  private:
+  detail::ProcessState& state() const;
+
   std::unique_ptr<detail::ProcessState> state_;
 };
 

@@ -377,11 +377,16 @@ Process::Process(Process&&) noexcept = default;
 Process& Process::operator=(Process&&) noexcept = default;
 Process::~Process() = default;
 
-pid_t Process::pid() const noexcept { return state_->pid; }
+pid_t Process::pid() const noexcept { return state_ ? state_->pid : -1; }
+
+detail::ProcessState& Process::state() const {
+  if (!state_) throw std::logic_error("Process: used after it was moved from");
+  return *state_;
+}
 
 std::optional<int> Process::returncode() {
-  state_->collect();
-  return state_->returncode;
+  state().collect();
+  return state().returncode;
 }
 
 namespace {
@@ -393,12 +398,12 @@ Stream& piped(Stream& stream, const char* name) {
 }
 }  // namespace
 
-Stream& Process::stdin() { return piped(state_->stdin_pipe, "stdin"); }
-Stream& Process::stdout() { return piped(state_->stdout_pipe, "stdout"); }
-Stream& Process::stderr() { return piped(state_->stderr_pipe, "stderr"); }
+Stream& Process::stdin() { return piped(state().stdin_pipe, "stdin"); }
+Stream& Process::stdout() { return piped(state().stdout_pipe, "stdout"); }
+Stream& Process::stderr() { return piped(state().stderr_pipe, "stderr"); }
 
 Coro<int> Process::wait() {
-  detail::ProcessState& state = *state_;
+  detail::ProcessState& state = this->state();
   struct InFlight {
     unsigned& count;
     explicit InFlight(unsigned& c) noexcept : count(++c) {}
@@ -459,7 +464,7 @@ Coro<> feed(Stream& stream, std::optional<std::string> input) {
 }  // namespace
 
 Coro<std::pair<std::string, std::string>> Process::communicate(std::optional<std::string> input) {
-  detail::ProcessState& state = *state_;
+  detail::ProcessState& state = this->state();
   if (input && !state.stdin_pipe.socket().valid())
     throw std::logic_error(
         "Process::communicate: input given, but stdin is not a pipe (SubprocessOptions::stdin = "
@@ -473,12 +478,12 @@ Coro<std::pair<std::string, std::string>> Process::communicate(std::optional<std
 }
 
 void Process::send_signal(int signal) {
-  if (state_->collect()) return;
-  if (::syscall(SYS_pidfd_send_signal, state_->pidfd.fd(), signal, nullptr, 0) != 0 &&
-      errno != ESRCH)
+  detail::ProcessState& state = this->state();
+  if (state.collect()) return;
+  if (::syscall(SYS_pidfd_send_signal, state.pidfd.fd(), signal, nullptr, 0) != 0 && errno != ESRCH)
     throw std::system_error(
         errno, std::system_category(),
-        "send_signal " + std::to_string(signal) + " to child " + std::to_string(state_->pid));
+        "send_signal " + std::to_string(signal) + " to child " + std::to_string(state.pid));
 }
 void Process::terminate() { send_signal(SIGTERM); }
 void Process::kill() { send_signal(SIGKILL); }
