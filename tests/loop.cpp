@@ -171,7 +171,7 @@ TEST_CASE("a full SQ is flushed, never an error", "[ring]") {
 TEST_CASE("operations beyond the CQ budget wait their turn and all complete", "[ring]") {
   ringloop::LoopOptions options;
   options.ring.sq_entries = 16;
-  options.ring.cq_entries = 64;  // budget: 32 in flight
+  options.ring.cq_entries = 64;  // budget: 256 owed (4x the CQ)
   int woke = 0;
   std::uint64_t deferred = 0;
   ringloop::run(
