@@ -32,6 +32,7 @@
 
 #include <ringloop/coro/exception_handler.hpp>
 #include <ringloop/coro/net/address.hpp>
+#include <ringloop/coro/net/resolve.hpp>
 #include <ringloop/coro/net/stream.hpp>
 #include <ringloop/coro/sync/event.hpp>
 #include <ringloop/coro/task/gather.hpp>
@@ -417,12 +418,24 @@ inline Socket bind_stream_socket(const SocketAddress& address, const ServerOptio
 
 }  // namespace detail
 
-// The addresses start_server binds for host and port: host numeric (IPv4 or IPv6), or "" for
-// every interface (0.0.0.0 and ::, as asyncio's host=None). The one place a host becomes
-// addresses, so that a resolver can take over here.
-inline std::vector<SocketAddress> addresses_to_bind(std::string_view host, std::uint16_t port) {
-  if (host.empty()) return {make_address("0.0.0.0", port), make_address("::", port)};
-  return {make_address(host, port)};
+// The addresses start_server binds for host and port: "" for every interface (0.0.0.0 and ::, as
+// asyncio's host=None), else every address the host resolves to (getaddrinfo with AI_PASSIVE,
+// off the loop for a name, at once for a numeric address; duplicates dropped), as asyncio binds
+// each of them. A name that does not resolve is a GaiError naming it.
+inline Coro<std::vector<SocketAddress>> addresses_to_bind(std::string host, std::uint16_t port) {
+  if (host.empty()) co_return {make_address("0.0.0.0", port), make_address("::", port)};
+  if (host == "localhost") co_return {make_address("127.0.0.1", port)};  // as make_address
+  std::vector<AddrInfo> infos =
+      co_await getaddrinfo(std::move(host), port, AF_UNSPEC, SOCK_STREAM, 0, AI_PASSIVE);
+  std::vector<SocketAddress> addresses;
+  for (const AddrInfo& info : infos) {
+    bool seen = false;
+    for (const SocketAddress& address : addresses)
+      seen = seen || (address.length == info.address.length &&
+                      std::memcmp(&address.storage, &info.address.storage, address.length) == 0);
+    if (!seen) addresses.push_back(info.address);
+  }
+  co_return addresses;
 }
 
 // asyncio's Server: listening sockets and the connections accepted on them, one task each
@@ -551,7 +564,8 @@ Coro<Server> start_server(Handler handler, std::vector<std::string> hosts, std::
                           ServerOptions options = {}) {
   std::vector<detail::Listener> listeners;
   for (const std::string& host : hosts) {
-    for (const SocketAddress& address : addresses_to_bind(host, port)) {
+    std::vector<SocketAddress> addresses = co_await addresses_to_bind(host, port);
+    for (const SocketAddress& address : addresses) {
       std::string description = "'" + host + "' port " + std::to_string(port);
       try {
         listeners.push_back({detail::bind_stream_socket(address, options, description)});
