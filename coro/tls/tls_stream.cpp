@@ -18,6 +18,7 @@
 #include <optional>
 
 #include <ringloop/coro/errors.hpp>
+#include <ringloop/coro/net/open_connection.hpp>
 #include <ringloop/coro/sync/lock.hpp>
 #include <ringloop/coro/task/wait_for.hpp>
 #include <ringloop/coro/tls/detail/ktls.hpp>
@@ -508,6 +509,15 @@ Coro<TlsStream> tls_accept(Stream stream, TlsContext context, TlsOptions options
       std::make_unique<detail::TlsConnection>(std::move(stream), context, std::move(options));
   connection->start_server();
   TlsStream tls = co_await handshake(std::move(connection));
+  co_return tls;
+}
+
+Coro<TlsStream> open_connection(std::string host, std::uint16_t port, TlsContext context,
+                                std::string server_name, TlsOptions options) {
+  Stream stream = co_await open_connection(host, port);
+  if (server_name.empty()) server_name = host;
+  TlsStream tls = co_await tls_connect(std::move(stream), std::move(context),
+                                       std::move(server_name), std::move(options));
   co_return tls;
 }
 

@@ -10,6 +10,7 @@
 #include <ringloop/loop/detail/config.hpp>
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -92,6 +93,11 @@ Coro<TlsStream> tls_connect(Stream stream, TlsContext context, std::string serve
 // The server's handshake over stream (an accepted connection). The same errors; a client that
 // speaks something else than TLS is a TlsError.
 Coro<TlsStream> tls_accept(Stream stream, TlsContext context, TlsOptions options = {});
+// asyncio's open_connection(host, port, ssl=context): the TCP connection, then tls_connect with
+// server_name (host when empty, as asyncio's server_hostname defaults to it).
+Coro<TlsStream> open_connection(std::string host, std::uint16_t port, TlsContext context,
+                                std::string server_name = "", TlsOptions options = {});
+
 // Whether this kernel can carry TLS records (the TLS ULP attaches to a TCP socket: Linux >= 4.13
 // with the tls module loaded, or loadable by a process with CAP_NET_ADMIN).
 bool kernel_tls_available() noexcept;
