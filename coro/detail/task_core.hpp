@@ -75,7 +75,30 @@ inline std::uint64_t next_task_number() noexcept {
   return counter.fetch_add(1, std::memory_order_relaxed) + 1;
 }
 
-class TaskCore : public TaskHook {
+// A stand-in coroutine frame through which the loop runs a task's first step. The ready queue
+// holds coroutine handles, and resuming one calls the function pointer at the start of its
+// frame with the frame's address (the frame layout GCC, Clang and MSVC share: resume, then
+// destroy). Scheduling this record instead of the root lets the first step look at the task
+// before its coroutine runs: one cancelled before it started then ends cancelled without being
+// resumed, so without a C++ throw (asyncio throws CancelledError into the coroutine before its
+// first step, which never runs its body either). It must stay the first base of TaskCore.
+struct FirstStepFrame {
+  using StepFn = void (*)(void* self);
+  StepFn resume_fn = nullptr;
+  StepFn destroy_fn = &never_destroyed;
+
+  // The handle to schedule; resuming it calls resume_fn(this).
+  std::coroutine_handle<> first_step_handle() noexcept {
+    return std::coroutine_handle<>::from_address(static_cast<void*>(this));
+  }
+
+ private:
+  static void never_destroyed(void*) {
+    RINGLOOP_ASSERT(false, "a task's first-step record was destroyed as a coroutine frame");
+  }
+};
+
+class TaskCore : public FirstStepFrame, public TaskHook {
  public:
   TaskCore() noexcept {
     cancel_task = &cancel_from_loop;
