@@ -94,11 +94,11 @@ class PromiseBase {
 
   bool is_root() const noexcept { return task == &core; }
 
+  TaskCore core;                         // used when this coroutine is a task's root
   TaskCore* task = nullptr;              // the task this coroutine runs in
   std::coroutine_handle<> continuation;  // the coroutine awaiting this one (not for a root)
   std::exception_ptr error;
-  StartState start = StartState::not_started;
-  TaskCore core;  // used when this coroutine is a task's root
+  StartState start = StartState::not_started;  // last: Promise<T>'s flag shares its padding
 
   // Turns this coroutine into a task's root on loop; the task holds one reference for its run.
   template <class Promise>
@@ -151,7 +151,7 @@ class PromiseBase {
   // own reference): asyncio's "Task exception was never retrieved".
   ~PromiseBase() {
     if (is_root() && core.done && error && !core.cancelled && !core.exception_retrieved)
-      report_unretrieved_exception(core.loop, error, core.created_at);
+      report_unretrieved_exception(core.loop, error, core.created_at());
   }
   PromiseBase() = default;
   PromiseBase(const PromiseBase&) = delete;
@@ -210,8 +210,8 @@ class Promise : public PromiseBase {
           "awaiter (or combinator) can take it");
   }
 
+  bool value_taken_ = false;  // first: it fits in PromiseBase's tail padding
   std::optional<T> value_;
-  bool value_taken_ = false;
 };
 
 template <>

@@ -134,7 +134,7 @@ class TaskCore : public FirstStepFrame, public TaskHook {
 
   // Debug mode: tells the loop which task the running step belongs to (its slow-step report).
   void note_running() const noexcept {
-    if (loop->debug()) loop->note_step_task(created_at.file, created_at.line, created_at.function);
+    if (loop->debug()) loop->note_step_task(created_file, created_line, created_function);
   }
 
   void throw_if_cancel_pending() {
@@ -212,20 +212,32 @@ class TaskCore : public FirstStepFrame, public TaskHook {
     }
   }
 
+  // Where create_task was called: for reports.
+  CreatedAt created_at() const noexcept { return {created_file, created_line, created_function}; }
+  void set_created_at(const CreatedAt& where) noexcept {
+    created_file = where.file;
+    created_line = where.line;
+    created_function = where.function;
+  }
+
+  // The flags and the 32-bit fields come first: they fill the tail padding of TaskHook (the
+  // layout's size is the size of every coroutine frame, tests/task_size.cpp prints it).
+  bool must_cancel : 1 = false;
+  bool done : 1 = false;
+  bool failed : 1 = false;     // ended with an exception (CancelledError included)
+  bool cancelled : 1 = false;  // ended with CancelledError
+  bool exception_retrieved : 1 = false;
+  std::uint32_t created_line = 0;
+  std::uint32_t refs = 0;             // Task handles, plus one while the coroutine has not finished
+  std::uint32_t cancel_requests = 0;  // asyncio's Task.cancelling()
   Loop* loop = nullptr;
   std::coroutine_handle<> frame;  // the root coroutine
   CancelPoint* waiting_on = nullptr;
-  CreatedAt created_at;                // where create_task was called: for reports
+  const char* created_file = nullptr;
+  const char* created_function = nullptr;
   std::unique_ptr<TaskExtras> extras;  // null for most tasks
   std::uint64_t number = 0;            // asyncio's N in "Task-N"; 0 until the coroutine is a task
   IntrusiveList<TaskWaiter> waiters;
-  std::uint32_t refs = 0;             // Task handles, plus one while the coroutine has not finished
-  std::uint32_t cancel_requests = 0;  // asyncio's Task.cancelling()
-  bool must_cancel = false;
-  bool done = false;
-  bool failed = false;     // ended with an exception (CancelledError included)
-  bool cancelled = false;  // ended with CancelledError
-  bool exception_retrieved = false;
 
  private:
   static void cancel_from_loop(TaskHook& hook) noexcept { static_cast<TaskCore&>(hook).cancel(); }

@@ -256,7 +256,7 @@ Task<T> start_task(Loop& loop, Coro<T> coro, TaskOptions options, CreatedAt crea
   }
   root.promise().make_root(loop, root);
   TaskCore& core = root.promise().core;
-  core.created_at = created_at;
+  core.set_created_at(created_at);
   if (options.name) core.set_name(std::move(*options.name));
   Task<T> task = Task<T>::adopt(root);  // before an eager step, which may finish the task
   if (options.eager)
