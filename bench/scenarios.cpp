@@ -171,8 +171,9 @@ Coro<long> yield_once(long i) {
   co_return i;
 }
 
-// wait_for on a coroutine that suspends once: the timer SQE is submitted, then removed when the
-// coroutine finishes first (TIMEOUT_REMOVE), and both CQEs are awaited.
+// wait_for on a coroutine that suspends once: the timer is armed; the coroutine finishes within
+// the next iteration, before the loop gives the timer an SQE, so it is removed in user space
+// (a timer still pending at the submit point would go to the kernel, and a TIMEOUT_REMOVE after).
 Coro<std::string> wait_for_yield(long n) {
   Meter meter;
   auto start = Clock::now();

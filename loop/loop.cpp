@@ -24,6 +24,14 @@ std::int64_t monotonic_now_ns() noexcept {
   return std::int64_t{now.tv_sec} * 1'000'000'000 + now.tv_nsec;
 }
 
+// Timers waiting for their SQE (Loop::submit) beyond this many go to the SQ at once, oldest
+// first, as before laziness: a step that arms thousands of timers (gather starting 100k sleeping
+// tasks) keeps handing them to the kernel in SQ-sized batches while it runs. Held back, all of
+// them would be armed in one burst at the submit point, late, while the first ones expire (on
+// this VM that took 3x the CPU time for 100k sleeps). What laziness is for, a wait_for's timer
+// removed within the iteration, needs a handful.
+constexpr std::size_t kMaxLazyTimers = 256;
+
 // Reaping is bounded per call so one iteration cannot starve the ready queue; the CQ size
 // is the natural bound (a full CQ is reaped in one go).
 constexpr unsigned kMaxReapBatch = 65536;
@@ -390,11 +398,20 @@ void Loop::submit(Operation& operation) {
     add_virtual_timer(operation, nullptr);
     return;
   }
-  if (fifo_of(operation).empty() && has_room_for(operation)) {
-    prepare_now(operation);
+  Operation* admitted = &operation;
+  if (operation.is_timeout && operation.deadline_ns != 0 && operation.link_timeout == nullptr) {
+    operation.state = OpState::lazy;  // wait_for's timer is often removed within the iteration
+    lazy_timers_.push_back(operation);
+    if (lazy_timers_.size() <= kMaxLazyTimers) return;
+    admitted = &lazy_timers_.pop_front();  // past the bound: the oldest goes now
+    admitted->state = OpState::idle;
+    if (lazy_aged_ > 0) --lazy_aged_;
+  }
+  if (fifo_of(*admitted).empty() && has_room_for(*admitted)) {
+    prepare_now(*admitted);
     return;
   }
-  defer(operation);
+  defer(*admitted);
 }
 
 // The budget is full for this operation's class: it waits its turn. The first time, the limit
@@ -434,11 +451,38 @@ void Loop::submit_deferred() {
   hand_on_due_timers();
 }
 
+// The loop's submit point: the oldest `count` lazy timers get their SQEs (or wait in the FIFO
+// like any operation, or end as due when their deadline has passed already).
+void Loop::flush_lazy_timers(std::size_t count) {
+  std::int64_t now_ns = 0;
+  for (; count > 0 && !lazy_timers_.empty(); --count) {
+    Operation& timer = lazy_timers_.pop_front();
+    timer.state = OpState::idle;
+    if (now_ns == 0) now_ns = monotonic_now_ns();
+    if (timer.deadline_ns <= now_ns) {
+      queue_due_timer(timer);
+    } else if (fifo_of(timer).empty() && has_room_for(timer)) {
+      prepare_now(timer);
+    } else {
+      defer(timer);
+    }
+  }
+  lazy_aged_ = 0;
+  // Timers found due here complete after this iteration's reap, behind its I/O completions
+  // (reap_completions hands them on), as one reaped with -ETIME would.
+}
+
 void Loop::cancel(Operation& operation) {
   switch (operation.state) {
     case OpState::idle:
     case OpState::due:
       return;  // completed already: its result is on its way to the awaiter
+    case OpState::lazy:
+      // Never given an SQE: it ends here, and the kernel never hears of it.
+      lazy_timers_.erase(operation);
+      operation.state = OpState::idle;
+      operation.complete(operation, -ECANCELED, 0);
+      return;
     case OpState::timer:
       erase_virtual_timer(operation);
       operation.complete(operation, -ECANCELED, 0);
@@ -541,7 +585,11 @@ void Loop::check_dropped_cqes() noexcept {
 
 void Loop::wait_and_reap(bool may_block) {
   Ring& r = ring();
-  bool must_wait = may_block && ready_.empty() && !stop_requested_;
+  // Blocking with a timer still lazy could wait past its deadline: all go before a blocking
+  // enter; otherwise those that have waited an iteration already.
+  bool idle = may_block && ready_.empty() && !stop_requested_;
+  flush_lazy_timers(idle ? lazy_timers_.size() : lazy_aged_);
+  bool must_wait = idle && due_timers_.empty();
   if (must_wait)
     r.submit_and_wait_one();
   else if (r.queued_sqes() != 0 || r.completions_pending_in_kernel())
@@ -553,6 +601,7 @@ void Loop::wait_and_reap(bool may_block) {
 bool Loop::run_once() {
   check_thread("run_once");
   ++stats_.iterations;
+  lazy_aged_ = lazy_timers_.size();
   // Run only what was ready when the iteration began: a coroutine that reschedules itself
   // (sleep(0) in a loop) runs again after the next enter, so it cannot starve I/O.
   if (debug_)
@@ -563,7 +612,8 @@ bool Loop::run_once() {
   // closes: a program that waits only on them is deadlocked. (An SQE still in the SQ is
   // counted in in_flight_ already.)
   std::size_t owed = closing_ ? in_flight_ : in_flight_ - daemon_in_flight_;
-  bool waiting_on_kernel = owed != 0 || !unqueued_.empty() || !unqueued_priority_.empty();
+  bool waiting_on_kernel = owed != 0 || !unqueued_.empty() || !unqueued_priority_.empty() ||
+                           !lazy_timers_.empty();
   if (virtual_timers_.empty()) {
     if (!waiting_on_kernel && ready_.empty()) return false;
     if (waiting_on_kernel) wait_and_reap();  // nothing owed: nothing to submit or reap

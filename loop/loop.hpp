@@ -133,7 +133,10 @@ class Loop {
   };
   [[nodiscard]] ScheduleAwaiter schedule() noexcept { return ScheduleAwaiter(*this); }
   // Hands an operation to the kernel: its SQE goes into the SQ at once, or, when the CQ is at
-  // its limit, the operation waits in a FIFO. Either way it completes exactly once. With a
+  // its limit, the operation waits in a FIFO. Either way it completes exactly once. A timer on
+  // its own (an operation with is_timeout and a deadline) gets its SQE at the loop's submit
+  // point instead, one iteration later unless the loop is about to block: cancelled before
+  // that, it completes with -ECANCELED without an SQE or a CQE. With a
   // link_timeout record, the two SQEs go in together and each record completes exactly once.
   void submit(Operation& operation);
   // Asks for an operation to end early, whatever its state: one still in the FIFO completes
@@ -217,7 +220,8 @@ class Loop {
   // CQEs the kernel still owes (operations and cancel requests), and operations in the FIFO.
   // With virtual time, the timeouts on the virtual clock count too.
   std::size_t in_flight() const noexcept {
-    return in_flight_ + unqueued_.size() + unqueued_priority_.size() + virtual_timers_.size();
+    return in_flight_ + unqueued_.size() + unqueued_priority_.size() + lazy_timers_.size() +
+           virtual_timers_.size();
   }
   // What of in_flight() and task_count() is the user's: the loop's own machinery (daemon
   // operations and tasks, such as run()'s SIGINT watch) left out.
@@ -272,6 +276,7 @@ class Loop {
   void reap_completions();
   void wait_and_reap(bool may_block = true);
   bool waits_for_threads() const noexcept;
+  void flush_lazy_timers(std::size_t count);
   void add_virtual_timer(Operation& timer, Operation* linked);
   void erase_virtual_timer(Operation& timer) noexcept;
   void fire_due_virtual_timers() noexcept;
@@ -300,6 +305,12 @@ class Loop {
   // Timers whose expiry was reaped, and the loop's own coroutine that completes them when the
   // ready queue reaches it (made on first use; only when steps were queued before them).
   std::vector<Operation*> due_timers_;
+  // Timers (sleep, wait_for's and timeout()'s deadlines) submitted and not yet given an SQE: one
+  // cancelled before the loop's next submit point is dropped here, without reaching the kernel.
+  // lazy_aged_ counts those that were here when the iteration began (they go at its submit
+  // point; the newer ones wait one iteration more, unless the loop is about to block).
+  detail::IntrusiveList<Operation> lazy_timers_;
+  std::size_t lazy_aged_ = 0;
   std::coroutine_handle<> timer_dispatch_;
   bool timer_dispatch_queued_ = false;
   std::uint64_t timers_armed_ = 0;

@@ -36,6 +36,7 @@ enum class OpState : std::uint8_t {
   submitted,  // its SQE is in the SQ or in the kernel; a CQE is owed
   timer,      // a timeout kept on a virtual clock by the loop (LoopOptions::virtual_time)
   due,        // a timer whose expiry was reaped; completed once the steps queued before it ran
+  lazy,       // a timer not yet prepared: its SQE is made at the loop's submit point (Loop::submit)
 };
 
 // The record of one operation the kernel will answer with a CQE, whose address is the SQE's

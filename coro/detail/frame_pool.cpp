@@ -17,9 +17,11 @@
 namespace ringloop::detail {
 namespace {
 
-// Frames up to this size are pooled, by 64-byte classes; larger ones go to the allocator.
-constexpr std::size_t kGranule = 64;
-constexpr std::size_t kClasses = 32;
+// Frames up to this size are pooled, by 16-byte classes (malloc's own granule: a coarser class
+// rounds a task's frame up, 232 bytes to 256 with 64-byte classes); larger ones go to the
+// allocator.
+constexpr std::size_t kGranule = 16;
+constexpr std::size_t kClasses = 128;
 // Each class keeps at most this many free frames, so a burst of a million frames gives its
 // memory back instead of holding it for the life of the thread.
 constexpr std::size_t kMaxFreePerClass = 4096;
@@ -49,6 +51,7 @@ thread_local Pool pool;
 // per thread; a frame freed on another thread simply joins that thread's list.
 std::atomic<std::size_t> frames_alive{0};
 thread_local long allocations_until_failure = -1;
+thread_local std::size_t last_size = 0;
 
 std::size_t class_of(std::size_t size) noexcept { return (size + kGranule - 1) / kGranule - 1; }
 
@@ -69,9 +72,12 @@ std::size_t live_frames() noexcept { return frames_alive.load(std::memory_order_
 
 void fail_frame_allocations_after(long count) noexcept { allocations_until_failure = count; }
 
+std::size_t last_frame_size() noexcept { return last_size; }
+
 void* allocate_frame(std::size_t size) {
   if (allocations_until_failure >= 0 && allocations_until_failure-- == 0) throw std::bad_alloc();
   void* frame = take_frame(size);
+  last_size = size;
   frames_alive.fetch_add(
       1, std::memory_order_relaxed);  // after the allocation: a bad_alloc counts nothing
   return frame;

@@ -14,6 +14,10 @@ void deallocate_frame(void* frame, std::size_t size) noexcept;
 // Coroutine frames of ringloop's types alive in the process: tests check it returns to zero.
 std::size_t live_frames() noexcept;
 
+// The size the compiler asked for in this thread's latest frame allocation (tests and benches
+// print the frame of a task).
+std::size_t last_frame_size() noexcept;
+
 // Test seam: after `count` more frames on this thread, allocation throws std::bad_alloc.
 // A negative count (the default) never fails.
 void fail_frame_allocations_after(long count) noexcept;

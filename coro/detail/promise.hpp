@@ -74,7 +74,9 @@ class PromiseBase {
   }
 
   // A root whose task was cancelled before it ever ran ends at once with CancelledError,
-  // without running its body (asyncio throws into the coroutine before its first step).
+  // without running its body (asyncio throws into the coroutine before its first step). A task
+  // started by the loop never gets here with a cancel pending (first_step ends it without a
+  // throw); a root resumed directly (wait_for's inline start) may.
   struct InitialAwaiter {
     PromiseBase& promise;
     bool await_ready() const noexcept { return false; }
@@ -92,21 +94,39 @@ class PromiseBase {
 
   bool is_root() const noexcept { return task == &core; }
 
+  TaskCore core;                         // used when this coroutine is a task's root
   TaskCore* task = nullptr;              // the task this coroutine runs in
   std::coroutine_handle<> continuation;  // the coroutine awaiting this one (not for a root)
   std::exception_ptr error;
-  StartState start = StartState::not_started;
-  TaskCore core;  // used when this coroutine is a task's root
+  StartState start = StartState::not_started;  // last: Promise<T>'s flag shares its padding
 
   // Turns this coroutine into a task's root on loop; the task holds one reference for its run.
-  void make_root(Loop& loop, std::coroutine_handle<> self) noexcept {
+  template <class Promise>
+  void make_root(Loop& loop, std::coroutine_handle<Promise> self) noexcept {
     task = &core;
     core.loop = &loop;
     core.frame = self;
     core.refs = 1;
     core.number = next_task_number();
+    core.resume_fn = &first_step<Promise>;
     start = StartState::running;
     loop.adopt_task(core);
+  }
+
+  // What the loop runs for a task's first step (FirstStepFrame): the coroutine, unless the task
+  // was cancelled before it started. Then it ends cancelled there without running its body,
+  // and without a C++ throw: the CancelledError is made by make_exception_ptr, which libstdc++
+  // builds in place (no unwind).
+  template <class Promise>
+  static void first_step(void* record) {
+    auto& core = static_cast<TaskCore&>(*static_cast<FirstStepFrame*>(record));
+    auto handle = std::coroutine_handle<Promise>::from_address(core.frame.address());
+    if (!core.must_cancel) {
+      handle.resume();
+      return;
+    }
+    core.note_running();
+    if (handle.promise().finish_task()) handle.destroy();
   }
 
  protected:
@@ -131,7 +151,7 @@ class PromiseBase {
   // own reference): asyncio's "Task exception was never retrieved".
   ~PromiseBase() {
     if (is_root() && core.done && error && !core.cancelled && !core.exception_retrieved)
-      report_unretrieved_exception(core.loop, error, core.created_at);
+      report_unretrieved_exception(core.loop, error, core.created_at());
   }
   PromiseBase() = default;
   PromiseBase(const PromiseBase&) = delete;
@@ -190,8 +210,8 @@ class Promise : public PromiseBase {
           "awaiter (or combinator) can take it");
   }
 
+  bool value_taken_ = false;  // first: it fits in PromiseBase's tail padding
   std::optional<T> value_;
-  bool value_taken_ = false;
 };
 
 template <>

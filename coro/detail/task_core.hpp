@@ -75,7 +75,30 @@ inline std::uint64_t next_task_number() noexcept {
   return counter.fetch_add(1, std::memory_order_relaxed) + 1;
 }
 
-class TaskCore : public TaskHook {
+// A stand-in coroutine frame through which the loop runs a task's first step. The ready queue
+// holds coroutine handles, and resuming one calls the function pointer at the start of its
+// frame with the frame's address (the frame layout GCC, Clang and MSVC share: resume, then
+// destroy). Scheduling this record instead of the root lets the first step look at the task
+// before its coroutine runs: one cancelled before it started then ends cancelled without being
+// resumed, so without a C++ throw (asyncio throws CancelledError into the coroutine before its
+// first step, which never runs its body either). It must stay the first base of TaskCore.
+struct FirstStepFrame {
+  using StepFn = void (*)(void* self);
+  StepFn resume_fn = nullptr;
+  StepFn destroy_fn = &never_destroyed;
+
+  // The handle to schedule; resuming it calls resume_fn(this).
+  std::coroutine_handle<> first_step_handle() noexcept {
+    return std::coroutine_handle<>::from_address(static_cast<void*>(this));
+  }
+
+ private:
+  static void never_destroyed(void*) {
+    RINGLOOP_ASSERT(false, "a task's first-step record was destroyed as a coroutine frame");
+  }
+};
+
+class TaskCore : public FirstStepFrame, public TaskHook {
  public:
   TaskCore() noexcept {
     cancel_task = &cancel_from_loop;
@@ -111,7 +134,7 @@ class TaskCore : public TaskHook {
 
   // Debug mode: tells the loop which task the running step belongs to (its slow-step report).
   void note_running() const noexcept {
-    if (loop->debug()) loop->note_step_task(created_at.file, created_at.line, created_at.function);
+    if (loop->debug()) loop->note_step_task(created_file, created_line, created_function);
   }
 
   void throw_if_cancel_pending() {
@@ -189,20 +212,32 @@ class TaskCore : public TaskHook {
     }
   }
 
+  // Where create_task was called: for reports.
+  CreatedAt created_at() const noexcept { return {created_file, created_line, created_function}; }
+  void set_created_at(const CreatedAt& where) noexcept {
+    created_file = where.file;
+    created_line = where.line;
+    created_function = where.function;
+  }
+
+  // The flags and the 32-bit fields come first: they fill the tail padding of TaskHook (the
+  // layout's size is the size of every coroutine frame, tests/task_size.cpp prints it).
+  bool must_cancel : 1 = false;
+  bool done : 1 = false;
+  bool failed : 1 = false;     // ended with an exception (CancelledError included)
+  bool cancelled : 1 = false;  // ended with CancelledError
+  bool exception_retrieved : 1 = false;
+  std::uint32_t created_line = 0;
+  std::uint32_t refs = 0;             // Task handles, plus one while the coroutine has not finished
+  std::uint32_t cancel_requests = 0;  // asyncio's Task.cancelling()
   Loop* loop = nullptr;
   std::coroutine_handle<> frame;  // the root coroutine
   CancelPoint* waiting_on = nullptr;
-  CreatedAt created_at;                // where create_task was called: for reports
+  const char* created_file = nullptr;
+  const char* created_function = nullptr;
   std::unique_ptr<TaskExtras> extras;  // null for most tasks
   std::uint64_t number = 0;            // asyncio's N in "Task-N"; 0 until the coroutine is a task
   IntrusiveList<TaskWaiter> waiters;
-  std::uint32_t refs = 0;             // Task handles, plus one while the coroutine has not finished
-  std::uint32_t cancel_requests = 0;  // asyncio's Task.cancelling()
-  bool must_cancel = false;
-  bool done = false;
-  bool failed = false;     // ended with an exception (CancelledError included)
-  bool cancelled = false;  // ended with CancelledError
-  bool exception_retrieved = false;
 
  private:
   static void cancel_from_loop(TaskHook& hook) noexcept { static_cast<TaskCore&>(hook).cancel(); }

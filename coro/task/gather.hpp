@@ -64,9 +64,11 @@ template <class T>
 Outcome<T> take_child_outcome(Task<T>& task) {
   TaskCore& core = task.core();
   if (core.failed) {
-    // Handed over as it is: rethrowing only to catch it again costs an unwind per child.
+    // Handed over as it is: rethrowing only to catch it again costs an unwind per child. Moved
+    // out when gather holds the only reference (nobody can ask the task for it again).
     core.exception_retrieved = true;
-    return Outcome<T>::from_exception(task.handle().promise().error);
+    std::exception_ptr& error = task.handle().promise().error;
+    return Outcome<T>::from_exception(core.refs == 1 ? std::move(error) : error);
   }
   return Outcome<T>::from_value(take_task_result(task));
 }

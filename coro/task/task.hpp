@@ -256,13 +256,13 @@ Task<T> start_task(Loop& loop, Coro<T> coro, TaskOptions options, CreatedAt crea
   }
   root.promise().make_root(loop, root);
   TaskCore& core = root.promise().core;
-  core.created_at = created_at;
+  core.set_created_at(created_at);
   if (options.name) core.set_name(std::move(*options.name));
   Task<T> task = Task<T>::adopt(root);  // before an eager step, which may finish the task
   if (options.eager)
     root.resume();
   else
-    loop.schedule(root);
+    loop.schedule(core.first_step_handle());  // a cancel before it runs costs no throw
   return task;
 }
 

@@ -6,8 +6,9 @@
 // deadline (taken when wait_for is called) races the child. When the timer fires, the child is
 // cancelled and waited for; if it ends cancelled, wait_for throws TimeoutError, and if it
 // swallowed the cancel and returned a value, the value wins. When the child finishes first, the
-// timer is removed (TIMEOUT_REMOVE) and its CQE awaited: the awaiter, which holds the timespec,
-// outlives both. Cancelling the awaiting task cancels the child and ends with CancelledError,
+// timer is removed: in user space if the loop has not given it an SQE yet (Loop::submit makes
+// timers' SQEs at its submit point, an iteration late), else by TIMEOUT_REMOVE, whose CQE is
+// awaited: the awaiter, which holds the timespec, outlives both. Cancelling the awaiting task cancels the child and ends with CancelledError,
 // never TimeoutError; the deadline stays armed while the child unwinds, and cancels it again if
 // it passes first (3.12's wait_for is `async with timeout()`).
 //

@@ -1,0 +1,47 @@
+// What a task costs in memory: the sizes of its records and of a trivial task's frame, printed
+// (run with "[task_size]" -s to see them) and held to bounds, so growth is a decision, not an
+// accident. A task's frame holds its promise, which holds the TaskCore; gather adds a waiter per
+// child.
+#include <catch2/catch.hpp>
+
+#include <cstdio>
+
+#include <ringloop/ringloop.hpp>
+
+using namespace std::chrono_literals;
+using ringloop::Coro;
+
+namespace {
+
+Coro<long> trivial(long i) { co_return i; }
+
+Coro<> sleep_an_hour() { co_await ringloop::sleep(1h); }
+
+}  // namespace
+
+TEST_CASE("a task's records and a trivial task's frame stay within their sizes", "[task_size]") {
+  namespace detail = ringloop::detail;
+  std::size_t trivial_frame = 0;
+  std::size_t sleep_frame = 0;
+  ringloop::run([&]() -> Coro<> {
+    // Handed to create_task, the frames escape: the compiler cannot elide their allocation.
+    ringloop::Task<long> quick = ringloop::create_task(trivial(1));
+    trivial_frame = detail::last_frame_size();
+    ringloop::Task<> sleeper = ringloop::create_task(sleep_an_hour());
+    sleep_frame = detail::last_frame_size();
+    sleeper.cancel();
+    co_await ringloop::gather(ringloop::return_exceptions, quick, sleeper);
+  }());
+  std::printf(
+      "task_size: TaskCore %zu, Promise<long> %zu, Promise<void> %zu, frame of a trivial "
+      "Coro<long> %zu, of a Coro<> awaiting sleep %zu, SleepAwaiter %zu, gather per child %zu "
+      "(waiter) + %zu (Task handle)\n",
+      sizeof(detail::TaskCore), sizeof(detail::Promise<long>), sizeof(detail::Promise<void>),
+      trivial_frame, sleep_frame, sizeof(detail::SleepAwaiter),
+      sizeof(detail::GatherState::ChildWaiter), sizeof(ringloop::Task<long>));
+  CHECK(sizeof(detail::TaskCore) <= 144);
+  CHECK(sizeof(detail::Promise<long>) <= 192);
+  CHECK(trivial_frame > 0);
+  CHECK(trivial_frame <= 256);  // g++ 12: 248
+  CHECK(sleep_frame <= 384);    // g++ 12: 360
+}
