@@ -55,6 +55,7 @@
 #include <ringloop/coro/time/timeout.hpp>
 #include <ringloop/coro/tls/context.hpp>
 #include <ringloop/coro/tls/sendfile.hpp>
+#include <ringloop/coro/tls/tls_server.hpp>
 #include <ringloop/coro/tls/tls_stream.hpp>
 #include <ringloop/loop/loop.hpp>
 #include <ringloop/loop/probe.hpp>

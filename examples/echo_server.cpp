@@ -1,5 +1,7 @@
-// echo_server [port [idle_seconds [host]]] [--unix PATH]: an echo server on ringloop, on TCP and,
-// with --unix, on a Unix socket too ('@name' for an abstract one). A Server runs one task per
+// echo_server [port [idle_seconds [host]]] [--unix PATH] [--tls CERT KEY]: an echo server on
+// ringloop, on TCP and, with --unix, on a Unix socket too ('@name' for an abstract one); with
+// --tls, the TCP port speaks TLS (CERT: the PEM chain, leaf first; KEY: its private key), its
+// records through the kernel (kTLS) where it can carry them. A Server runs one task per
 // connection; a connection idle for idle_seconds (default 10) in either direction (the client
 // sends nothing, or stops reading its echoes) is closed. SIGINT or SIGTERM
 // shuts it down cleanly: the signals are blocked and read from a signalfd through the ring, then
@@ -80,16 +82,53 @@ Coro<> echo(Stream stream, std::chrono::milliseconds idle, Counters& counters) {
   }
 }
 
-// Serves until SIGINT or SIGTERM arrives on signal_fd: on host:port, and on the Unix socket at
-// unix_path when one is given.
+// The same over TLS: a client silent for `idle` (or one that stops reading for `idle`) is closed.
+// A failed handshake never reaches here: the Server reports it and closes that connection.
+Coro<> echo_tls(ringloop::TlsStream stream, std::chrono::milliseconds idle, Counters& counters) {
+  ++counters.accepted;
+  try {
+    for (;;) {
+      std::string data = co_await ringloop::wait_for(stream.read(), idle);
+      if (data.empty()) break;  // close_notify
+      co_await ringloop::wait_for(stream.write(data), idle);
+    }
+    co_await stream.close();
+  } catch (const ringloop::TimeoutError&) {
+    ++counters.closed_idle;
+  } catch (const std::exception&) {  // a reset, an EOF without close_notify
+    ++counters.failed;
+  }
+}
+
+struct TlsFiles {
+  std::string certificate;
+  std::string key;
+};
+
+// Serves until SIGINT or SIGTERM arrives on signal_fd: on host:port (with TLS when tls names
+// the files), and on the Unix socket at unix_path when one is given.
 Coro<> serve_until_signal(int signal_fd, std::string host, std::uint16_t port,
-                          std::string unix_path, std::chrono::milliseconds idle) {
+                          std::string unix_path, TlsFiles tls, std::chrono::milliseconds idle) {
   Counters counters;
   auto handler = [idle, &counters](Stream s) { return echo(std::move(s), idle, counters); };
   // A deep accept queue: a benchmark opens its connections all at once.
   ringloop::ServerOptions options{.backlog = 4096};
   std::vector<ringloop::Server> servers;
-  servers.push_back(co_await ringloop::start_server(handler, host, port, options));
+  if (tls.certificate.empty()) {
+    servers.push_back(co_await ringloop::start_server(handler, host, port, options));
+  } else {
+    ringloop::TlsContext context = ringloop::TlsContext::server();
+    context.load_cert_chain(tls.certificate, tls.key);
+    ringloop::TlsOptions tls_options;
+    tls_options.handshake_timeout = idle;
+    auto tls_handler = [idle, &counters](ringloop::TlsStream s) {
+      return echo_tls(std::move(s), idle, counters);
+    };
+    servers.push_back(
+        co_await ringloop::start_server(tls_handler, host, port, context, options, tls_options));
+    std::printf("echo_server: TLS with %s (kernel TLS %s)\n", tls.certificate.c_str(),
+                ringloop::kernel_tls_available() ? "available" : "not available here");
+  }
   std::printf("echo_server: listening on %s port %u, closing connections idle for %.3f s\n",
               host.c_str(), static_cast<unsigned>(ringloop::local_port(servers[0].sockets()[0])),
               std::chrono::duration<double>(idle).count());
@@ -120,8 +159,9 @@ Coro<> serve_until_signal(int signal_fd, std::string host, std::uint16_t port,
 }  // namespace
 
 int main(int argc, char** argv) {
-  // --unix PATH, anywhere; the other arguments by position.
+  // --unix PATH and --tls CERT KEY, anywhere; the other arguments by position.
   std::string unix_path;
+  TlsFiles tls;
   std::vector<std::string> positional;
   bool usage_error = false;
   for (int i = 1; i < argc; ++i) {
@@ -130,6 +170,13 @@ int main(int argc, char** argv) {
         usage_error = true;
       else
         unix_path = argv[++i];
+    } else if (std::string_view(argv[i]) == "--tls") {
+      if (i + 2 >= argc) {
+        usage_error = true;
+        break;
+      }
+      tls.certificate = argv[++i];
+      tls.key = argv[++i];
     } else {
       positional.emplace_back(argv[i]);
     }
@@ -140,7 +187,7 @@ int main(int argc, char** argv) {
   if (usage_error || positional.size() > 3 || port < 0 || port > 65535 || !(idle_seconds > 0)) {
     std::fprintf(stderr,
                  "usage: echo_server [port (7007)] [idle_seconds (10)] [host (127.0.0.1)] "
-                 "[--unix PATH ('@name': abstract)]\n");
+                 "[--unix PATH ('@name': abstract)] [--tls CERT KEY]\n");
     return 2;
   }
   // The abstract namespace from the command line: '@' for the leading NUL, as ss(8) shows it.
@@ -167,8 +214,8 @@ int main(int argc, char** argv) {
   }
   auto idle = std::chrono::milliseconds(static_cast<long>(idle_seconds * 1000));
   try {
-    ringloop::run(
-        serve_until_signal(signal_fd, host, static_cast<std::uint16_t>(port), unix_path, idle));
+    ringloop::run(serve_until_signal(signal_fd, host, static_cast<std::uint16_t>(port), unix_path,
+                                     std::move(tls), idle));
   } catch (const std::exception& error) {
     std::fprintf(stderr, "echo_server: %s\n", error.what());
     return 1;

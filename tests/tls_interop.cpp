@@ -251,15 +251,16 @@ asyncio.run(main(sys.argv[1], sys.argv[2]))
   CHECK(answer == "python says hello python\n");
 }
 
-TEST_CASE(
-    "examples/tls_echo_server serves a Python asyncio client that verifies it, and "
-    "openssl s_client",
-    "[tls][interop]") {
-  // The example is built next to the tests: build/<config>/examples/tls_echo_server.
+namespace {
+
+// An example TLS echo server (built next to the tests: build/<config>/examples/NAME), started
+// with arguments made from the certificate directory, serves a Python asyncio client that
+// verifies it, and openssl s_client.
+void check_tls_echo_example(const std::string& name, const std::string& arguments_with_dir) {
   char self[4096] = {};
   ssize_t length = ::readlink("/proc/self/exe", self, sizeof(self) - 1);
   std::string exe(self, length > 0 ? static_cast<std::size_t>(length) : 0);
-  std::string example = exe.substr(0, exe.rfind("/tests/") + 1) + "examples/tls_echo_server";
+  std::string example = exe.substr(0, exe.rfind("/tests/") + 1) + "examples/" + name;
   if (!have_program("python3") || !have_program("openssl") ||
       ::access(example.c_str(), X_OK) != 0) {
     WARN("python3, openssl or " << example << " missing: skipped");
@@ -267,8 +268,10 @@ TEST_CASE(
   }
   const auto& certs = test_tls::certificates();
   write_python_client();
-  PeerServer server(
-      "exec " + example + " " + certs.dir + "/server.pem " + certs.dir + "/server.key 0", " port ");
+  std::string arguments = arguments_with_dir;
+  for (std::size_t at = arguments.find("DIR"); at != std::string::npos; at = arguments.find("DIR"))
+    arguments.replace(at, 3, certs.dir);
+  PeerServer server("exec " + example + " " + arguments, " port ");
   REQUIRE(server.port != 0);
   std::string port = std::to_string(server.port);
   std::string out = certs.dir + "/example-client.out";
@@ -302,4 +305,20 @@ asyncio.run(main(int(sys.argv[1]), sys.argv[2]))
                            .c_str());
   CHECK(status == 0);
   CHECK_THAT(read_file(out), Catch::Contains("hello from s_client"));
+}
+
+}  // namespace
+
+TEST_CASE(
+    "examples/tls_echo_server serves a Python asyncio client that verifies it, and "
+    "openssl s_client",
+    "[tls][interop]") {
+  check_tls_echo_example("tls_echo_server", "DIR/server.pem DIR/server.key 0");
+}
+
+TEST_CASE(
+    "examples/echo_server --tls serves a Python asyncio client that verifies it, and "
+    "openssl s_client",
+    "[tls][interop]") {
+  check_tls_echo_example("echo_server", "0 10 127.0.0.1 --tls DIR/server.pem DIR/server.key");
 }
