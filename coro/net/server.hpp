@@ -423,8 +423,10 @@ inline Socket bind_stream_socket(const SocketAddress& address, const ServerOptio
 // off the loop for a name, at once for a numeric address; duplicates dropped), as asyncio binds
 // each of them. A name that does not resolve is a GaiError naming it.
 inline Coro<std::vector<SocketAddress>> addresses_to_bind(std::string host, std::uint16_t port) {
-  if (host.empty()) co_return {make_address("0.0.0.0", port), make_address("::", port)};
-  if (host == "localhost") co_return {make_address("127.0.0.1", port)};  // as make_address
+  if (host.empty())
+    co_return std::vector<SocketAddress>{make_address("0.0.0.0", port), make_address("::", port)};
+  if (host == "localhost")  // as make_address has it
+    co_return std::vector<SocketAddress>{make_address("127.0.0.1", port)};
   std::vector<AddrInfo> infos =
       co_await getaddrinfo(std::move(host), port, AF_UNSPEC, SOCK_STREAM, 0, AI_PASSIVE);
   std::vector<SocketAddress> addresses;
