@@ -2,6 +2,9 @@
 // cancelled in every state of what it waits on, and reports exceptions nobody retrieved.
 #include <catch2/catch.hpp>
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -168,12 +171,19 @@ TEST_CASE("a cancel before the sleep reaches the kernel is not lost", "[task][ca
       options);
 }
 
-TEST_CASE("a cancel while the sleep's SQE is still in the SQ is not lost", "[task][cancel]") {
-  // The sleeper queues its TIMEOUT SQE; in the same loop step, before any io_uring_enter, the
-  // canceller cancels it: TIMEOUT_REMOVE follows the TIMEOUT in the same batch.
+TEST_CASE("a cancel while the operation's SQE is still in the SQ is not lost", "[task][cancel]") {
+  // The reader queues its READ SQE; in the same loop step, before any io_uring_enter, the
+  // canceller cancels it: ASYNC_CANCEL follows the READ in the same batch. (A sleep would not
+  // do: its TIMEOUT is prepared lazily, at the submit point, and a cancel before then never
+  // reaches the kernel: lazy_timers.cpp.)
   ringloop::run([]() -> Coro<> {
     auto start = std::chrono::steady_clock::now();
-    auto sleeper = ringloop::create_task(sleep_forever());
+    int fds[2];
+    REQUIRE(::pipe2(fds, O_CLOEXEC) == 0);
+    auto sleeper = ringloop::create_task([](int fd) -> Coro<> {
+      char byte = 0;
+      co_await ringloop::io::read(fd, &byte, 1);  // nothing is ever written
+    }(fds[0]));
     unsigned queued_at_cancel = 0;
     auto canceller = ringloop::create_task([](Task<> target, unsigned& queued) -> Coro<> {
       queued = ringloop::Loop::current()->ring().queued_sqes();
@@ -184,6 +194,8 @@ TEST_CASE("a cancel while the sleep's SQE is still in the SQ is not lost", "[tas
     co_await canceller;
     CHECK(queued_at_cancel >= 1);
     CHECK(test_support::seconds_since(start) < 1.0);
+    ::close(fds[0]);
+    ::close(fds[1]);
   }());
 }
 

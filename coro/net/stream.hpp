@@ -426,6 +426,9 @@ class Stream {
 
   // The descriptor (for a pipe too: Socket is only its owner here). Empty once closed.
   Socket& socket() { return state().socket; }
+  // Whether there is a descriptor: false for a default-constructed or moved-from Stream, and
+  // once closed.
+  bool has_descriptor() const noexcept { return state_ && state_->socket.valid(); }
   StreamKind kind() const { return state().kind; }
 
   // ---------------------------------------------------------------------------------- reading

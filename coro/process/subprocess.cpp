@@ -391,7 +391,7 @@ std::optional<int> Process::returncode() {
 
 namespace {
 Stream& piped(Stream& stream, const char* name) {
-  if (!stream.socket().valid())
+  if (!stream.has_descriptor())
     throw std::logic_error(std::string("Process::") + name + "(): the child's " + name +
                            " is not a pipe (SubprocessOptions::" + name + " = Redirect::pipe)");
   return stream;
@@ -440,7 +440,7 @@ Coro<int> Process::wait() {
 namespace {
 Coro<std::string> read_to_end(Stream& stream) {
   std::string all;
-  if (!stream.socket().valid()) co_return all;
+  if (!stream.has_descriptor()) co_return all;
   for (;;) {
     std::string chunk = co_await stream.read();
     if (chunk.empty()) break;
@@ -465,7 +465,7 @@ Coro<> feed(Stream& stream, std::optional<std::string> input) {
 
 Coro<std::pair<std::string, std::string>> Process::communicate(std::optional<std::string> input) {
   detail::ProcessState& state = this->state();
-  if (input && !state.stdin_pipe.socket().valid())
+  if (input && !state.stdin_pipe.has_descriptor())
     throw std::logic_error(
         "Process::communicate: input given, but stdin is not a pipe (SubprocessOptions::stdin = "
         "Redirect::pipe)");
