@@ -352,6 +352,39 @@ TEST_CASE("start_server binds each host of a list, and \"\" binds every interfac
   }());
 }
 
+TEST_CASE("start_server binds every address a host name resolves to", "[server][host]") {
+  // The machine's own name, as asyncio's start_server(host=name) binds each of its addresses
+  // (the same list getaddrinfo gives with AI_PASSIVE); each socket answers on its address.
+  char name[256] = {};
+  REQUIRE(::gethostname(name, sizeof name - 1) == 0);
+  ringloop::run([](std::string host) -> Coro<> {
+    std::vector<ringloop::AddrInfo> infos =
+        co_await ringloop::getaddrinfo(host, 0, AF_UNSPEC, SOCK_STREAM, 0, AI_PASSIVE);
+    REQUIRE_FALSE(infos.empty());
+    Server server = co_await ringloop::start_server(&echo_lines, host, 0);
+    REQUIRE_FALSE(server.sockets().empty());
+    CHECK(server.sockets().size() <= infos.size());
+    // An address without its port, as text: "127.0.1.1", "[::1]".
+    auto host_of = [](const ringloop::SocketAddress& address) {
+      std::string text = ringloop::to_string(address);
+      return text.substr(0, text.rfind(':'));
+    };
+    for (std::size_t i = 0; i < server.sockets().size(); ++i) {
+      ringloop::SocketAddress bound;
+      bound.length = sizeof bound.storage;
+      REQUIRE(::getsockname(server.sockets()[i].fd(), reinterpret_cast<sockaddr*>(&bound.storage),
+                            &bound.length) == 0);
+      bool listed = false;
+      for (const ringloop::AddrInfo& info : infos)
+        listed = listed || host_of(info.address) == host_of(bound);
+      CHECK(listed);
+      Stream stream = co_await ringloop::open_connection(host_of(bound), bound.port());
+      std::string reply = co_await round_trip(stream, "by name\n");
+      CHECK(reply == "by name\n");
+    }
+  }(name));
+}
+
 TEST_CASE("accept backs off under EMFILE, reports once per episode, and serves again", "[server]") {
   int results[2];
   REQUIRE(::pipe2(results, O_CLOEXEC) == 0);
