@@ -1,6 +1,6 @@
 // Socket addresses: SocketAddress holds a sockaddr of any family; make_address parses a numeric
-// IPv4 or IPv6 address (no name resolution: that would block the loop); local_port reads the
-// port a socket is bound to.
+// IPv4 or IPv6 address on the spot (a host name goes through getaddrinfo, resolve.hpp, which
+// awaits); local_port reads the port a socket is bound to.
 #pragma once
 #include <ringloop/loop/detail/config.hpp>
 
