@@ -13,6 +13,7 @@
 #include <vector>
 
 #include <ringloop/ringloop.hpp>
+#include "tests/loopback.hpp"
 #include "tests/support.hpp"
 
 using namespace std::chrono_literals;
@@ -20,6 +21,8 @@ using ringloop::Coro;
 using ringloop::Socket;
 
 namespace {
+
+using test_support::connect_to;
 
 struct Server {
   int accepted = 0;
@@ -45,17 +48,6 @@ Coro<> accept_forever(const Socket& listener, Server& server) {
 
 // A blocking connect over loopback: the kernel completes the handshake from the backlog,
 // without waiting for the server to accept.
-Socket connect_to(std::uint16_t port) {
-  Socket client(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  REQUIRE(client.fd() >= 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_port = htons(port);
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::connect(client.fd(), reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
-  return client;
-}
-
 Coro<bool> wait_until_accepted(const Server& server, int count) {
   auto start = std::chrono::steady_clock::now();
   while (server.accepted < count) {

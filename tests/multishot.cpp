@@ -12,6 +12,7 @@
 
 #include <ringloop/coro/io/multishot.hpp>
 #include <ringloop/ringloop.hpp>
+#include "tests/loopback.hpp"
 
 using namespace std::chrono_literals;
 using ringloop::Coro;
@@ -19,16 +20,7 @@ using ringloop::Socket;
 
 namespace {
 
-Socket connect_to(std::uint16_t port) {
-  Socket client(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  REQUIRE(client.fd() >= 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_port = htons(port);
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::connect(client.fd(), reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
-  return client;
-}
+using test_support::connect_to;
 
 }  // namespace
 

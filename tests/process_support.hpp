@@ -108,12 +108,4 @@ inline std::string test_binary_dir() {
   return text.substr(0, text.rfind('/'));
 }
 
-// How many file descriptors this process has open.
-inline int open_fd_count() {
-  int count = 0;
-  for (int fd = 0; fd < 4096; ++fd)
-    if (::fcntl(fd, F_GETFD) != -1) ++count;
-  return count;
-}
-
 }  // namespace test_support

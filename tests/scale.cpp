@@ -10,6 +10,7 @@
 #include <vector>
 
 #include <ringloop/ringloop.hpp>
+#include "tests/loopback.hpp"
 #include "tests/support.hpp"
 
 using namespace std::chrono_literals;
@@ -20,23 +21,14 @@ using ringloop::Socket;
 
 namespace {
 
+using test_support::connect_to;
+
 constexpr int kIdle = 2000;
 
 struct Counters {
   int accepted = 0;
   int echoed = 0;
 };
-
-Socket connect_to(std::uint16_t port) {
-  Socket client(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  REQUIRE(client.fd() >= 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_port = htons(port);
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::connect(client.fd(), reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
-  return client;
-}
 
 Coro<> echo(Socket connection, const BufferRing& ring, Counters& counters) {
   auto received = ringloop::receive_multishot(connection, ring);

@@ -10,22 +10,14 @@
 
 #include <ringloop/coro/io/send_zc.hpp>
 #include <ringloop/ringloop.hpp>
+#include "tests/loopback.hpp"
 
 using ringloop::Coro;
 using ringloop::Socket;
 
 namespace {
 
-Socket connect_to(std::uint16_t port) {
-  Socket client(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  REQUIRE(client.fd() >= 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_port = htons(port);
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::connect(client.fd(), reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
-  return client;
-}
+using test_support::connect_to;
 
 // Sends data with send_zc over loopback TCP; returns what the other end read, and whether the
 // sends went as SEND_ZC.

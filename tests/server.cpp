@@ -3,7 +3,6 @@
 // and accept's back-off under EMFILE (in a child process with a lowered RLIMIT_NOFILE).
 #include <catch2/catch.hpp>
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <netinet/tcp.h>
 #include <sys/resource.h>
@@ -27,15 +26,6 @@ using ringloop::ServerOptions;
 using ringloop::Stream;
 
 namespace {
-
-std::size_t open_fds() {
-  std::size_t count = 0;
-  DIR* dir = ::opendir("/proc/self/fd");
-  while (dirent* entry = ::readdir(dir))
-    if (entry->d_name[0] != '.') ++count;
-  ::closedir(dir);
-  return count - 1;  // the directory's own fd
-}
 
 Coro<> echo_lines(Stream stream) {
   for (;;) {
@@ -195,7 +185,7 @@ TEST_CASE("serve_forever ends when another task closes the server, and on cancel
 }
 
 TEST_CASE("a server closed while handlers run loses none of them and closes every fd", "[server]") {
-  std::size_t fds_before = open_fds();
+  int fds_before = test_support::open_fd_count();
   Outcomes outcomes;
   ringloop::run([&outcomes]() -> Coro<> {
     Server server = co_await ringloop::start_server(
@@ -214,7 +204,7 @@ TEST_CASE("a server closed while handlers run loses none of them and closes ever
     CHECK(outcomes.cancelled == 3);
     CHECK(outcomes.finished == 3);
   }());
-  CHECK(open_fds() == fds_before);
+  CHECK(test_support::open_fd_count() == fds_before);
 }
 
 TEST_CASE("close_clients cancels the handlers; abort_clients ends their reads", "[server]") {
@@ -364,10 +354,8 @@ TEST_CASE("start_server binds every address a host name resolves to", "[server][
     Server server = co_await ringloop::start_server(&echo_lines, host, 0);
     REQUIRE_FALSE(server.sockets().empty());
     CHECK(server.sockets().size() <= infos.size());
-    // An address without its port, as text: "127.0.1.1", "[::1]".
     auto host_of = [](const ringloop::SocketAddress& address) {
-      std::string text = ringloop::to_string(address);
-      return text.substr(0, text.rfind(':'));
+      return ringloop::detail::host_text(address);  // "127.0.1.1", "::1"
     };
     for (std::size_t i = 0; i < server.sockets().size(); ++i) {
       ringloop::SocketAddress bound;

@@ -4,7 +4,6 @@
 // write to a child that has gone (EPIPE, not SIGPIPE), descriptors that must not leak.
 #include <catch2/catch.hpp>
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -20,6 +19,7 @@
 #include <vector>
 
 #include <ringloop/ringloop.hpp>
+#include "tests/support.hpp"
 
 using namespace std::chrono_literals;
 using ringloop::CancelledError;
@@ -43,14 +43,6 @@ bool no_zombie_children() {
   siginfo_t info{};
   int result = ::waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT);
   return (result == -1 && errno == ECHILD) || (result == 0 && info.si_pid == 0);
-}
-
-std::size_t open_fd_count() {
-  std::size_t count = 0;
-  DIR* dir = ::opendir("/proc/self/fd");
-  while (::readdir(dir) != nullptr) ++count;
-  ::closedir(dir);
-  return count;
 }
 
 SubprocessOptions piped(Redirect in, Redirect out, Redirect err = Redirect::inherit) {
@@ -419,7 +411,7 @@ TEST_CASE("no descriptor leaks into the parent after children, nor into a child"
   // A descriptor opened without O_CLOEXEC, as a careless library would: the child must not get it.
   int careless = ::open("/dev/null", O_RDONLY);
   REQUIRE(careless >= 0);
-  std::size_t before = open_fd_count();
+  int before = test_support::open_fd_count();
   std::string listing = ringloop::run([]() -> Coro<std::string> {
     for (int i = 0; i < 20; ++i) {
       Process cat = co_await exec("cat", piped(Redirect::pipe, Redirect::pipe, Redirect::pipe));
@@ -431,7 +423,7 @@ TEST_CASE("no descriptor leaks into the parent after children, nor into a child"
     auto [out, err] = co_await ls.communicate();
     co_return out;
   }());
-  CHECK(open_fd_count() == before);
+  CHECK(test_support::open_fd_count() == before);
   ::close(careless);
   // 0, 1, 2 and the descriptor ls opened to list the directory.
   CHECK(listing == "0\n1\n2\n3\n");

@@ -6,6 +6,7 @@
 // a variable, then check it. CHECK_THROWS* evaluate their expression once and are fine.
 #pragma once
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -19,6 +20,18 @@
 #include <string>
 
 namespace test_support {
+
+// How many file descriptors this process has open (the entries of /proc/self/fd, less the one
+// the listing itself holds). Tests compare it before and after to find leaks.
+inline int open_fd_count() {
+  int count = 0;
+  DIR* dir = ::opendir("/proc/self/fd");
+  if (dir == nullptr) return -1;
+  while (dirent* entry = ::readdir(dir))
+    if (entry->d_name[0] != '.') ++count;
+  ::closedir(dir);
+  return count - 1;
+}
 
 inline double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

@@ -3,7 +3,6 @@
 // descriptors passed with send_fds / recv_fds (SCM_RIGHTS), MSG_CTRUNC included.
 #include <catch2/catch.hpp>
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -15,6 +14,7 @@
 #include <vector>
 
 #include <ringloop/ringloop.hpp>
+#include "tests/support.hpp"
 
 using namespace std::chrono_literals;
 using ringloop::Coro;
@@ -23,15 +23,6 @@ using ringloop::Socket;
 using ringloop::Stream;
 
 namespace {
-
-std::size_t open_fds() {
-  std::size_t count = 0;
-  DIR* dir = ::opendir("/proc/self/fd");
-  while (dirent* entry = ::readdir(dir))
-    if (entry->d_name[0] != '.') ++count;
-  ::closedir(dir);
-  return count - 1;  // the directory's own fd
-}
 
 std::string temp_path(const char* name) {
   return "/tmp/ringloop-unix-" + std::to_string(::getpid()) + "-" + name;
@@ -227,7 +218,7 @@ TEST_CASE("send_fds passes descriptors that recv_fds receives close-on-exec", "[
 TEST_CASE("recv_fds reports MSG_CTRUNC and leaks none of the descriptors", "[unix]") {
   int pair[2];
   REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) == 0);
-  std::size_t before = open_fds();
+  int before = test_support::open_fd_count();
   ringloop::run([&pair]() -> Coro<> {
     Socket a(pair[0]);
     Socket b(pair[1]);
@@ -249,6 +240,7 @@ TEST_CASE("recv_fds reports MSG_CTRUNC and leaks none of the descriptors", "[uni
     CHECK(end.data.empty());
     CHECK(end.fds.empty());
   }());
-  CHECK(open_fds() == before - 2);  // the pair closed; not one received descriptor left open
+  CHECK(test_support::open_fd_count() ==
+        before - 2);  // the pair closed; not one received descriptor left open
   CHECK_THROWS_AS(ringloop::run(ringloop::send_fds(Socket(), "", {})), std::invalid_argument);
 }
