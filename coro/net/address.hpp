@@ -80,20 +80,29 @@ inline std::uint16_t local_port(const Socket& socket) {
   return ntohs(reinterpret_cast<sockaddr_in&>(storage).sin_port);
 }
 
+namespace detail {
+
+// "127.0.0.1", "::1": the numeric host of an IPv4 or IPv6 address, without its port.
+inline std::string host_text(const SocketAddress& address) {
+  char text[INET6_ADDRSTRLEN] = "?";
+  const void* raw = address.family() == AF_INET6
+                        ? static_cast<const void*>(
+                              &reinterpret_cast<const sockaddr_in6&>(address.storage).sin6_addr)
+                        : static_cast<const void*>(
+                              &reinterpret_cast<const sockaddr_in&>(address.storage).sin_addr);
+  ::inet_ntop(address.family(), raw, text, sizeof text);
+  return text;
+}
+
+}  // namespace detail
+
 // "127.0.0.1:8080", "[::1]:8080", a Unix socket's path ("@name" for an abstract one), "" for an
 // empty address (a pipe's, say): what asyncio's peername tuple says, as one string.
 inline std::string to_string(const SocketAddress& address) {
-  char host[INET6_ADDRSTRLEN] = {};
-  if (address.family() == AF_INET) {
-    const auto& v4 = reinterpret_cast<const sockaddr_in&>(address.storage);
-    ::inet_ntop(AF_INET, &v4.sin_addr, host, sizeof(host));
-    return std::string(host) + ":" + std::to_string(ntohs(v4.sin_port));
-  }
-  if (address.family() == AF_INET6) {
-    const auto& v6 = reinterpret_cast<const sockaddr_in6&>(address.storage);
-    ::inet_ntop(AF_INET6, &v6.sin6_addr, host, sizeof(host));
-    return "[" + std::string(host) + "]:" + std::to_string(ntohs(v6.sin6_port));
-  }
+  if (address.family() == AF_INET)
+    return detail::host_text(address) + ":" + std::to_string(address.port());
+  if (address.family() == AF_INET6)
+    return "[" + detail::host_text(address) + "]:" + std::to_string(address.port());
   if (address.family() == AF_UNIX) {
     const auto& un = reinterpret_cast<const sockaddr_un&>(address.storage);
     std::size_t offset = offsetof(sockaddr_un, sun_path);

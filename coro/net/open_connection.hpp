@@ -72,18 +72,6 @@ class ConnectError : public std::system_error {
 
 namespace detail {
 
-// "127.0.0.1", "::1": the numeric host of an address, as connect's errors name it.
-inline std::string host_text(const SocketAddress& address) {
-  char text[INET6_ADDRSTRLEN] = "?";
-  const void* raw = address.family() == AF_INET6
-                        ? static_cast<const void*>(
-                              &reinterpret_cast<const sockaddr_in6&>(address.storage).sin6_addr)
-                        : static_cast<const void*>(
-                              &reinterpret_cast<const sockaddr_in&>(address.storage).sin_addr);
-  ::inet_ntop(address.family(), raw, text, sizeof text);
-  return text;
-}
-
 // asyncio's _interleave_addrinfos: the first `first_family_count` addresses of the first family,
 // then the families in turn.
 inline std::vector<SocketAddress> interleave_addresses(std::vector<SocketAddress> addresses,
