@@ -74,38 +74,30 @@ std::vector<unsigned char> crypto_info(std::uint16_t suite,
   unsigned char rec_seq[8];
   for (int i = 0; i < 8; ++i) rec_seq[i] = static_cast<unsigned char>(sequence >> (56 - 8 * i));
   std::vector<unsigned char> out;
-  auto as_bytes = [&out](const auto& info) {
+  // Every kernel crypto_info starts with the version and cipher, then the key, (salt,) iv and
+  // the record sequence; AES-GCM splits TLS 1.3's 12-byte IV into the kernel's salt (4 bytes)
+  // and iv (8), ChaCha20-Poly1305 takes it whole.
+  auto fill = [&](auto info, unsigned short cipher) {
+    info.info.version = TLS_1_3_VERSION;
+    info.info.cipher_type = cipher;
+    std::memcpy(info.key, key, sizeof(info.key));
+    if constexpr (requires { info.salt; }) {
+      std::memcpy(info.salt, iv, sizeof(info.salt));
+      std::memcpy(info.iv, iv + sizeof(info.salt), sizeof(info.iv));
+    } else {
+      std::memcpy(info.iv, iv, sizeof(info.iv));
+    }
+    std::memcpy(info.rec_seq, rec_seq, sizeof(info.rec_seq));
     const auto* bytes = reinterpret_cast<const unsigned char*>(&info);
     out.assign(bytes, bytes + sizeof(info));
+    OPENSSL_cleanse(&info, sizeof(info));
   };
-  // TLS 1.3's 12-byte IV is the kernel's salt (4 bytes) and iv (8) for AES-GCM.
-  if (suite == 0x1301) {
-    tls12_crypto_info_aes_gcm_128 info{};
-    info.info.version = TLS_1_3_VERSION;
-    info.info.cipher_type = TLS_CIPHER_AES_GCM_128;
-    std::memcpy(info.key, key, sizeof(info.key));
-    std::memcpy(info.salt, iv, 4);
-    std::memcpy(info.iv, iv + 4, 8);
-    std::memcpy(info.rec_seq, rec_seq, 8);
-    as_bytes(info);
-  } else if (suite == 0x1302) {
-    tls12_crypto_info_aes_gcm_256 info{};
-    info.info.version = TLS_1_3_VERSION;
-    info.info.cipher_type = TLS_CIPHER_AES_GCM_256;
-    std::memcpy(info.key, key, sizeof(info.key));
-    std::memcpy(info.salt, iv, 4);
-    std::memcpy(info.iv, iv + 4, 8);
-    std::memcpy(info.rec_seq, rec_seq, 8);
-    as_bytes(info);
-  } else if (suite == 0x1303) {
-    tls12_crypto_info_chacha20_poly1305 info{};
-    info.info.version = TLS_1_3_VERSION;
-    info.info.cipher_type = TLS_CIPHER_CHACHA20_POLY1305;
-    std::memcpy(info.key, key, sizeof(info.key));
-    std::memcpy(info.iv, iv, 12);
-    std::memcpy(info.rec_seq, rec_seq, 8);
-    as_bytes(info);
-  }
+  if (suite == 0x1301)
+    fill(tls12_crypto_info_aes_gcm_128{}, TLS_CIPHER_AES_GCM_128);
+  else if (suite == 0x1302)
+    fill(tls12_crypto_info_aes_gcm_256{}, TLS_CIPHER_AES_GCM_256);
+  else if (suite == 0x1303)
+    fill(tls12_crypto_info_chacha20_poly1305{}, TLS_CIPHER_CHACHA20_POLY1305);
   OPENSSL_cleanse(key, sizeof(key));
   OPENSSL_cleanse(iv, sizeof(iv));
   return out;
