@@ -1,9 +1,15 @@
 #include <ringloop/loop/ring.hpp>
 
+#include <sched.h>
+
 #include <cerrno>
 #include <cstring>
 #include <fstream>
 #include <system_error>
+
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#endif
 
 #include <ringloop/loop/assert.hpp>
 
@@ -11,6 +17,20 @@ namespace ringloop {
 namespace {
 
 thread_local unsigned busy_submits_to_inject = 0;
+
+// Valgrind runs one thread at a time and does not treat io_uring_enter as a call that may
+// block: a loop asleep in it keeps every other thread from running, so a worker whose result
+// wakes the ring (to_thread, getaddrinfo) never runs and both wait forever. Under valgrind the
+// wait is cut into 10 ms slices with a sched_yield (where valgrind hands over) between them;
+// natively this is false and the wait is one enter.
+bool waits_in_slices() noexcept {
+#ifdef RUNNING_ON_VALGRIND
+  static const bool under_valgrind = RUNNING_ON_VALGRIND != 0;
+  return under_valgrind;
+#else
+  return false;
+#endif
+}
 thread_local int setup_errors_to_inject[Ring::kMaxInjectedSetupErrors] = {};
 thread_local unsigned setup_errors_injected = 0;  // how many of them are still to come
 thread_local unsigned setup_error_next = 0;
@@ -140,9 +160,20 @@ int Ring::enter_until_accepted(unsigned wait_nr) {
   }
   for (;;) {
     ++enter_calls_;
-    int result = wait_nr == 0 ? (defers_taskrun() ? io_uring_submit_and_get_events(&ring_)
-                                                  : io_uring_submit(&ring_))
-                              : io_uring_submit_and_wait(&ring_, wait_nr);
+    int result = 0;
+    if (wait_nr == 0) {
+      result = defers_taskrun() ? io_uring_submit_and_get_events(&ring_) : io_uring_submit(&ring_);
+    } else if (waits_in_slices()) {
+      __kernel_timespec slice{.tv_sec = 0, .tv_nsec = 10'000'000};
+      io_uring_cqe* cqe = nullptr;
+      result = io_uring_submit_and_wait_timeout(&ring_, &cqe, wait_nr, &slice, nullptr);
+      if (result == -ETIME) {  // a slice ended: let the others run; the caller waits again
+        ::sched_yield();
+        result = 0;
+      }
+    } else {
+      result = io_uring_submit_and_wait(&ring_, wait_nr);
+    }
     // A signal interrupted the wait (stdexec #1111): nothing was lost, enter again.
     if (result == -EINTR) continue;
     // EBUSY / EAGAIN: the kernel wants its completions reaped first; the caller reaps next.
