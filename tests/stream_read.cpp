@@ -277,21 +277,21 @@ TEST_CASE("read_exactly and the reads into a caller's buffer", "[stream]") {
     std::string zero = co_await fed.stream.read_exactly(0);  // test_readexactly_zero_or_less
     CHECK(zero.empty());
     fed.feed("0123456789");
-    std::byte four[4];
+    std::byte four[4]{};
     std::size_t n = co_await fed.stream.read_into(four);  // a recv straight into it
     CHECK(n == 4);
     CHECK(std::memcmp(four, "0123", 4) == 0);
     std::string two = co_await fed.stream.read_exactly(2);  // through the buffer
     CHECK(two == "45");
-    std::byte more[4];
+    std::byte more[4]{};
     co_await fed.stream.read_exactly_into(more);
     CHECK(std::memcmp(more, "6789", 4) == 0);
     auto feeder = ringloop::create_task(feed_later(fed, {"ab", "cd", "ef"}, true));
-    std::byte six[6];
+    std::byte six[6]{};
     co_await fed.stream.read_exactly_into(six);  // three recvs
     CHECK(std::memcmp(six, "abcdef", 6) == 0);
     co_await feeder;
-    std::byte three[3];
+    std::byte three[3]{};
     try {
       co_await fed.stream.read_exactly_into(three);
       FAIL("read_exactly_into past the end returned");
