@@ -373,12 +373,13 @@ TEST_CASE("start_server binds every address a host name resolves to", "[server][
   }(name));
 }
 
-TEST_CASE("accept backs off under EMFILE, reports once per episode, and serves again", "[server]") {
+TEST_CASE("accept backs off under EMFILE, reports once per episode, and serves again", "[server][rlimit]") {
   int results[2];
   REQUIRE(::pipe2(results, O_CLOEXEC) == 0);
   std::fflush(nullptr);
   pid_t child = ::fork();
   if (child == 0) {
+    test_support::in_forked_child();
     ::close(results[0]);
     int out = results[1];
     ringloop::run([out]() -> Coro<> {

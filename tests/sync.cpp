@@ -897,6 +897,7 @@ std::string abort_message(Coro<> (*make)()) {
     std::fflush(nullptr);
     pid_t pid = ::fork();
     if (pid == 0) {
+      test_support::in_forked_child();
       ::signal(SIGABRT, SIG_DFL);
       ringloop::run(make());
       ::_exit(0);
