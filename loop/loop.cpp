@@ -695,6 +695,10 @@ void Loop::close() {
     // they are gone: cancel everything and drive the loop until the kernel owes nothing.
     RunningScope scope(*this);
     cancel_all_tasks();
+    while (!close_hooks_.empty()) {
+      detail::CloseHook& hook = close_hooks_.pop_front();
+      hook.fn(hook);
+    }
     while (run_once()) {
     }
   }

@@ -93,6 +93,17 @@ struct TaskHook : ListNode {
   // Loop::set_daemon.
   bool daemon = false;
 };
+// Something the loop ends when it closes, whoever holds it (asyncio's loop closes its
+// transports, tokio's runtime drops its registrations): an operation that re-arms itself, a
+// multishot stream held outside any task, would otherwise keep the kernel owing the loop CQEs
+// and the loop's close would wait for ever. fn asks it to end; it need not have ended by then
+// (close() goes on reaping until nothing is owed). Unlinked by the loop before fn runs.
+struct CloseHook : ListNode {
+  using Fn = void (*)(CloseHook&) noexcept;
+  CloseHook(Fn on_close, void* of) noexcept : fn(on_close), owner(of) {}
+  Fn fn;
+  void* owner;
+};
 }  // namespace detail
 
 // The event loop (asyncio's event loop): one per thread, driven by run_forever(),
@@ -249,6 +260,12 @@ class Loop {
     tasks_.for_each(fn);
   }
   void abandon_stuck_tasks() noexcept;
+  // What close() ends besides the tasks (detail::CloseHook). A hook leaves by remove_close_hook
+  // when what holds it goes first.
+  void add_close_hook(detail::CloseHook& hook) noexcept { close_hooks_.push_back(hook); }
+  void remove_close_hook(detail::CloseHook& hook) noexcept {
+    if (hook.linked()) close_hooks_.erase(hook);
+  }
 
   // Makes this loop the thread's running loop for a scope; nests are refused (asyncio's rule).
   class RunningScope {
@@ -295,6 +312,7 @@ class Loop {
   detail::IntrusiveList<Operation> unqueued_;
   detail::IntrusiveList<Operation> unqueued_priority_;
   detail::IntrusiveList<detail::TaskHook> tasks_;
+  detail::IntrusiveList<detail::CloseHook> close_hooks_;
   // A timeout on the virtual clock, and the operation it is linked to (for a link timeout).
   struct VirtualTimer {
     Operation* timer;

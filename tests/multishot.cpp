@@ -1,18 +1,21 @@
 // Multishot accept (coro/io/multishot.hpp): one SQE accepts every connection, a slow consumer
 // pauses it at its bound without losing a connection, and cancel ends the stream after the
-// kernel's last CQE.
+// kernel's last CQE, also when the loop closes with the stream held outside any task.
 #include <catch2/catch.hpp>
 
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <optional>
 #include <set>
+#include <utility>
 #include <vector>
 
 #include <ringloop/coro/io/multishot.hpp>
 #include <ringloop/ringloop.hpp>
 #include "tests/loopback.hpp"
+#include "tests/support.hpp"
 
 using namespace std::chrono_literals;
 using ringloop::Coro;
@@ -109,4 +112,35 @@ TEST_CASE("a multishot accept stream destroyed with connections queued closes th
     }
     CHECK(ringloop::Loop::current()->in_flight() == 0);
   }());
+}
+
+TEST_CASE("a multishot stream held outside any task ends when its loop closes, and may outlive it",
+          "[multishot]") {
+  using Accepts = decltype(ringloop::multishot_accept(std::declval<const Socket&>()));
+  int fds_before = test_support::open_fd_count();
+  std::optional<Socket> listener;
+  std::optional<Accepts> held;  // no task holds it: Loop::close must end it
+  std::vector<Socket> clients;
+  {
+    ringloop::Loop loop;
+    loop.run_until_complete(
+        [](std::optional<Socket>& l, std::optional<Accepts>& h, std::vector<Socket>& c) -> Coro<> {
+          l.emplace(ringloop::listen_tcp("127.0.0.1", 0));
+          h.emplace(ringloop::multishot_accept(*l));
+          c.push_back(connect_to(ringloop::local_port(*l)));
+          for (int i = 0; i < 1000 && h->queued() < 1; ++i) co_await ringloop::sleep(1ms);
+        }(listener, held, clients));
+    REQUIRE(held->queued() == 1);
+    CHECK(held->armed());
+    loop.close();  // cancels the accept and reaps its last CQE (it waited for ever before)
+    CHECK_FALSE(held->armed());
+    CHECK(held->queued() == 1);  // what was accepted stays, to be taken or released
+    CHECK(loop.in_flight() == 0);
+  }
+  held.reset();  // after the loop is gone: closes the queued connection, touches no loop
+  char byte = 0;
+  CHECK(::recv(clients[0].fd(), &byte, 1, MSG_DONTWAIT) == 0);  // the server's end was closed
+  clients.clear();
+  listener.reset();
+  CHECK(test_support::open_fd_count() == fds_before);
 }

@@ -11,9 +11,9 @@
 // listen backlog, bytes in the socket with TCP's flow control) and re-armed when the consumer
 // drains it. The bound is soft by what the kernel posted before its cancel took effect.
 //
-// A stream must end before its loop closes: it does when the task holding it is cancelled (as
-// Loop::close cancels every task) and its frame unwinds. A handle kept outside any task keeps
-// its operation armed, and the loop's close waits for it.
+// A stream ends when its loop closes, held by a task or not: Loop::close cancels the operation
+// (a detail::CloseHook) and reaps its last CQE; next() then gives what was queued, then nullopt,
+// and the handle may outlive the loop.
 #pragma once
 #include <ringloop/loop/detail/config.hpp>
 
@@ -80,8 +80,13 @@ class MultishotRecord final : public Operation {
         op_(std::move(op)),
         max_queued_(max_queued == 0 ? 1 : max_queued) {
     priority = Op::priority;
+    loop_.add_close_hook(close_hook_);
   }
-  ~MultishotRecord() { op_.forget(arm_waiter_); }
+  ~MultishotRecord() {
+    // Unlinked once the loop has closed: the loop may be gone by now, and is not touched.
+    if (close_hook_.linked()) loop_.remove_close_hook(close_hook_);
+    op_.forget(arm_waiter_);
+  }
 
   bool armed() const noexcept { return state != OpState::idle; }
 
@@ -113,6 +118,12 @@ class MultishotRecord final : public Operation {
   // Called back by what can_arm() waited for: arms, and wakes the consumer if that ended it.
   ArmWaiter arm_waiter_{[](void* self) noexcept { static_cast<MultishotRecord*>(self)->pump(); },
                         this};
+  // The loop closes: the stream ends as if cancelled (the handle, if any, still frees it).
+  detail::CloseHook close_hook_{
+      [](detail::CloseHook& hook) noexcept {
+        static_cast<MultishotRecord*>(hook.owner)->close(/*detach=*/false);
+      },
+      this};
   std::deque<MultishotCqe> queue_;
   std::coroutine_handle<> waiter_;
   std::size_t max_queued_;
