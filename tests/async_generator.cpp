@@ -268,7 +268,7 @@ TEST_CASE("next() on an empty async generator is a clear error", "[async_generat
   }());
 }
 
-TEST_CASE("a million synchronous items do not grow the stack", "[async_generator]") {
+TEST_CASE("a million synchronous items do not grow the stack", "[async_generator][stack]") {
   constexpr int kItems = 1'000'000;
   auto sum = ringloop::run([]() -> Coro<std::int64_t> {
     auto gen = count_to(kItems);
