@@ -57,6 +57,8 @@ static_assert(kReadBufferBytes >= 2 * http::kMaxHeadBytes);
 // reset that could destroy the response in flight (nginx's lingering close).
 constexpr std::chrono::milliseconds kLingerTime{1000};
 constexpr std::size_t kLingerBytes = 64 * 1024;
+// The Stream's default high-water mark: above it, drain() waits.
+constexpr std::size_t kDrainAboveBytes = 64 * 1024;
 
 // The Date field, and the whole keep-alive response (the one nearly every request gets), made
 // again when the second changes: a loop checks the coarse clock once per read, a vDSO call.
@@ -212,8 +214,9 @@ Coro<> linger(const Socket& socket, std::span<char> buffer) {
 }
 
 // One connection: read, answer every complete request in the buffer, send the answers together,
-// read again. The Stream's socket is used directly (one recv and one send SQE per round, no
-// buffer copy): the batching is the protocol's, not the Stream's.
+// read again. Reads go to the socket directly into the connection's buffer (the scanner needs
+// the bytes in one piece); writes go through the Stream, whose flush task sends in the
+// background.
 Coro<> serve_http(Stream stream, LoopState& loop) {
   ++loop.accepted;
   const Socket& socket = stream.socket();
@@ -264,17 +267,21 @@ Coro<> serve_http(Stream stream, LoopState& loop) {
       used -= start;
       tracked.touch(Clock::now());
     }
-    // Every answer of this read in one send (more only if the kernel takes part of it).
-    for (std::string_view pending = out; !pending.empty();) {
-      std::size_t sent = 0;
-      try {
-        sent = co_await socket.send(pending.data(), pending.size());
-      } catch (const std::system_error&) {  // a reset, or the idle sweep's shutdown
-        open = false;
-        closing = false;
-        break;
+    // Every answer of this read in one send, not awaited: the Stream's flush task prepares the
+    // send at once, so it reaches the kernel in the same io_uring_enter as the next recv (one
+    // enter per round instead of two). A client that does not read its answers lets them queue
+    // up to the Stream's high-water mark, and then reading waits for the queue (drain()).
+    try {
+      if (out.empty()) {
+      } else if (open) {
+        stream.write(out);
+        if (stream.get_write_buffer_size() > kDrainAboveBytes) co_await stream.drain();
+      } else {
+        co_await stream.write(out);  // the last answer, sent before the lingering close
       }
-      pending.remove_prefix(sent);
+    } catch (const std::exception&) {  // a reset, or the idle sweep's shutdown
+      open = false;
+      closing = false;
     }
     out.clear();
   }
