@@ -15,7 +15,8 @@ import subprocess
 import sys
 from collections import defaultdict
 
-SYSTEMS = ["ringloop", "floor", "asio", "tokio_ct", "tokio_mt", "node", "asyncio", "uvloop", "fio"]
+SYSTEMS = ["ringloop", "floor", "asio", "tokio_ct", "tokio_mt", "node", "asyncio", "uvloop", "fio",
+           "nginx"]
 PEERS = SYSTEMS[1:]
 SLEEP_S = 0.1  # sleep_many's sleep: its overhead is wall - 0.1 s
 
@@ -117,10 +118,19 @@ METRICS["file_read"] = [
     ("cpu s", _f("cpu_s"), "{:.3f}", True),
 ]
 METRICS["file_read_fixed"] = METRICS["file_read"]
+# http_plaintext (issue #19): n is the loops (nginx: worker_processes); wrk -t1 -c64 on the same
+# 2 cores, so the server's CPU seconds and the requests per CPU second are the fairer figures.
+METRICS["http_plaintext"] = [
+    ("requests/s", _f("req_per_s"), "{:.0f}", False),
+    ("p99 us", _f("p99_us"), "{:.0f}", True),
+    ("server cpu s", _f("cpu_s"), "{:.2f}", True),
+    ("requests per cpu s", _f("req_per_cpu_s"), "{:.0f}", False),
+    ("wrk cpu s", _f("wrk_cpu_s"), "{:.2f}", True),
+]
 ORDER = ["sleep_many", "lateness", "lateness_loaded", "lateness_precise",
          "lateness_precise_loaded", "pacer_drift", "pacer_drift_precise", "spawn_gather",
          "wait_for_fast", "wait_for_yield", "wait_for_io", "cancel_many", "echo", "echo_direct", "unix_echo",
-         "spawn_process", "udp_echo", "file_read", "file_read_fixed"]
+         "spawn_process", "udp_echo", "file_read", "file_read_fixed", "http_plaintext"]
 
 
 def median_of(runs, metric):
@@ -158,6 +168,8 @@ def table(results):
                 else f"{scenario} {n}")
         if scenario == "udp_echo":
             name = f"udp_echo {n} B"
+        if scenario == "http_plaintext":
+            name = f"http_plaintext {n} loop{'s' if n > 1 else ''}"
         for label, fn, fmt, _ in METRICS.get(scenario, []):
             cells = []
             mine = median_of(results.runs[key].get("ringloop", []), fn)
@@ -247,6 +259,16 @@ def targets(results):
                 out.append(("NOT RUN", what, results.skipped.get((key, "ringloop"), "no data")))
             else:
                 out.append(("MET" if r > 1 else "NOT MET", what, f"{r:.3f}"))
+    for key in keys_of("http_plaintext"):
+        # Higher is better for both: "ahead" is a ratio above 1.
+        for label, what in (("requests/s", "requests/s ahead of nginx"),
+                            ("requests per cpu", "requests per CPU second ahead of nginx")):
+            r = results.ratio(key, "nginx", label) if key in results.runs else None
+            text = f"http_plaintext {key[1]} loop(s): {what}"
+            if r is None:
+                out.append(("NOT RUN", text, "no measurement"))
+            else:
+                out.append(("MET" if r > 1 else "NOT MET", text, f"{r:.3f}"))
     return out
 
 
@@ -491,6 +513,13 @@ FAIRNESS = """\
   `subprocess.Popen` and a thread per child (ThreadedChildWatcher); Node: libuv's `uv_spawn`
   and SIGCHLD; tokio: `std::process::Command` and SIGCHLD. Most of the time is the kernel's
   process creation and exec, the same for all.
+- **http_plaintext**: Debian's `wrk -t1 -c64 --latency` for the same seconds against
+  `examples/http_server PORT --loops N` and Debian's nginx (`worker_processes N`, `access_log
+  off`, `return 200 "Hello, World!"`, `default_type text/plain`, `keepalive_requests` raised so
+  that no side reconnects, each worker and each loop with its own `SO_REUSEPORT` socket), both
+  started by `bench/http_plaintext.sh`, which checks the body before measuring. wrk shares the 2
+  cores: `server cpu s` is the server's user+system time over the run (/proc/PID/stat, every
+  nginx process summed), `requests per cpu s` the requests over it.
 - **Rounds**: scenarios at N = 1M and echo run at most 3 rounds in the full mode, to fit in
   ~20 minutes on a 2-core VM; `n` is the number of tasks or operations (echo: connections).
 """
@@ -524,6 +553,7 @@ WHY = {
     "is the awaiter and the loop iteration that resumes the caller.",
     "echo": "not profiled.",
     "unix_echo": "not profiled.",
+    "http_plaintext": "not profiled.",
     "lateness_precise": "the spin ends within a loop turn of the deadline (p50 well under "
     "1 us); what remains in the tail is the spinning thread being preempted (on this shared "
     "2-core VM, by other builds: a CFS slice is ~3-4 ms) and kernel wake-ups later than the "
@@ -584,6 +614,9 @@ def main():
     rows = targets(results)
     print("\n== medians (ratio ringloop / peer)\n")
     print(table(results))
+    if results.failed:
+        print("\nFAILED runs: " + ", ".join(f"{p} {k[0]} {k[1]} ({e})"
+                                            for k, p, e in results.failed))
     print("\n== targets\n")
     print(targets_text(rows))
     plots = [p for p in (
