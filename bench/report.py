@@ -21,7 +21,8 @@ SLEEP_S = 0.1  # sleep_many's sleep: its overhead is wall - 0.1 s
 
 
 def parse(path):
-    """{(scenario, n): {system: [run dict, ...]}}; failed and skipped runs kept apart."""
+    """{(scenario, n, bytes): {system: [run dict, ...]}}; failed and skipped runs kept apart.
+    bytes is the message size of tls_echo (0 elsewhere): its rows differ in size and count."""
     runs = defaultdict(lambda: defaultdict(list))
     skipped, failed = {}, []
     with open(path) as raw:
@@ -29,7 +30,8 @@ def parse(path):
             fields = dict(f.split("=", 1) for f in line.split() if "=" in f)
             if "peer" not in fields or "scenario" not in fields:
                 continue
-            key = (fields["scenario"], int(fields.get("n", 0)))
+            key = (fields["scenario"], int(fields.get("n", 0)),
+                   int(fields.get("bytes", 0)) if fields["scenario"] == "tls_echo" else 0)
             if "skipped" in fields:
                 skipped[(key, fields["peer"])] = fields["skipped"]
             elif "error" in fields:
@@ -117,10 +119,21 @@ METRICS["file_read"] = [
     ("cpu s", _f("cpu_s"), "{:.3f}", True),
 ]
 METRICS["file_read_fixed"] = METRICS["file_read"]
+# TLS (issue #17): one client program against every server; the server's CPU time per
+# operation (from /proc over the timed part) compares the servers whoever bounds the rate.
+TLS_CPU = [("server CPU us/op", _f("server_cpu_us_per_op"), "{:.1f}", True),
+           ("client CPU %", _f("client_cpu_pct"), "{:.0f}", True)]
+METRICS["tls_echo"] = METRICS["echo"] + TLS_CPU
+METRICS["tls_handshake"] = [("handshakes/s", _f("handshakes_per_s"), "{:.0f}", False),
+                            ("p99 us", _f("p99_us"), "{:.0f}", True)] + TLS_CPU
+METRICS["tls_bulk"] = [("MB/s", _f("mb_per_s"), "{:.0f}", False),
+                       ("server CPU us/MiB", _f("server_cpu_us_per_op"), "{:.0f}", True),
+                       ("client CPU %", _f("client_cpu_pct"), "{:.0f}", True)]
 ORDER = ["sleep_many", "lateness", "lateness_loaded", "lateness_precise",
          "lateness_precise_loaded", "pacer_drift", "pacer_drift_precise", "spawn_gather",
          "wait_for_fast", "wait_for_yield", "wait_for_io", "cancel_many", "echo", "echo_direct", "unix_echo",
-         "spawn_process", "udp_echo", "file_read", "file_read_fixed"]
+         "spawn_process", "udp_echo", "file_read", "file_read_fixed", "tls_echo", "tls_handshake",
+         "tls_bulk"]
 
 
 def median_of(runs, metric):
@@ -133,8 +146,9 @@ class Results:
         self.runs, self.skipped, self.failed = runs, skipped, failed
 
     def keys(self):
-        seen = set(self.runs) | {k for k, _ in self.skipped}
-        return sorted(seen, key=lambda k: (ORDER.index(k[0]) if k[0] in ORDER else 99, k[1]))
+        # Failed runs keep their row (and their targets read NOT RUN): no silent hole.
+        seen = set(self.runs) | {k for k, _ in self.skipped} | {k for k, _, _ in self.failed}
+        return sorted(seen, key=lambda k: (ORDER.index(k[0]) if k[0] in ORDER else 99, k[2], k[1]))
 
     def median(self, key, system, label):
         for name, fn, _, _ in METRICS.get(key[0], []):
@@ -153,11 +167,16 @@ def table(results):
     lines = ["| scenario | metric | " + " | ".join(SYSTEMS) + " |",
              "| --- | --- | " + " | ".join("---:" for _ in SYSTEMS) + " |"]
     for key in results.keys():
-        scenario, n = key
-        name = (f"{scenario} {n} conn{'s' if n > 1 else ''}" if scenario in ("echo", "unix_echo")
+        scenario, n, size = key
+        conns = f"{n} conn{'s' if n > 1 else ''}"
+        name = (f"{scenario} {conns}" if scenario in ("echo", "unix_echo", "tls_handshake")
                 else f"{scenario} {n}")
         if scenario == "udp_echo":
             name = f"udp_echo {n} B"
+        if scenario == "tls_echo":
+            name = f"tls_echo {conns} {size} B"
+        if scenario == "tls_bulk":
+            name = f"tls_bulk {n} MiB"
         for label, fn, fmt, _ in METRICS.get(scenario, []):
             cells = []
             mine = median_of(results.runs[key].get("ringloop", []), fn)
@@ -247,6 +266,30 @@ def targets(results):
                 out.append(("NOT RUN", what, results.skipped.get((key, "ringloop"), "no data")))
             else:
                 out.append(("MET" if r > 1 else "NOT MET", what, f"{r:.3f}"))
+    # Issue #17: ahead of every peer on round trips/s and bulk MB/s; handshakes/s within 10% of
+    # Node's (both are OpenSSL's arithmetic). Higher is better in all three.
+    tls_rows = [("tls_echo", "round trips/s", ("asio", "node", "uvloop", "asyncio"), 1.0),
+                ("tls_bulk", "MB/s", ("asio", "node", "uvloop", "asyncio"), 1.0),
+                ("tls_handshake", "handshakes/s", ("node",), 0.9)]
+    for scenario, label, peers, limit in tls_rows:
+        for key in keys_of(scenario):
+            name = {"tls_echo": f"tls_echo {key[1]} conn(s) {key[2]} B",
+                    "tls_bulk": f"tls_bulk {key[1]} MiB"}.get(scenario, f"{scenario} {key[1]} conn(s)")
+            for peer in peers:
+                r = results.ratio(key, peer, label) if key in results.runs else None
+                what = (f"{name}: {label} ahead of {peer}" if limit == 1.0
+                        else f"{name}: {label} within 10% of {peer}")
+                if r is None:
+                    out.append(("NOT RUN", what, "no measurement"))
+                else:
+                    met = r > limit if limit == 1.0 else r >= limit
+                    out.append(("MET" if met else "NOT MET", what, f"{r:.3f}"))
+    tls_keys = [k for k in results.keys() if k[0].startswith("tls_")]
+    if tls_keys and not any(r.get("records") == "ktls" for k in tls_keys
+                            for r in results.runs[k].get("ringloop", [])):
+        out.append(("NOT RUN", "tls_*: ringloop with kTLS records (and the 1 GiB sendfile over "
+                    "kTLS)", f"not measured: this kernel ({platform.release()}) has no kTLS "
+                    "(CONFIG_TLS); a host kernel with it would measure it"))
     return out
 
 
@@ -430,8 +473,8 @@ def machine():
 
 FAIRNESS = """\
 - **Ratios** are ringloop / peer on the medians of this invocation; below 1 means ringloop is
-  faster or smaller, except for echo's round trips/s and udp_echo's datagrams/s where above 1
-  means ringloop is ahead.
+  faster or smaller, except for echo's round trips/s, udp_echo's datagrams/s and TLS's round
+  trips/s, handshakes/s and MB/s, where above 1 means ringloop is ahead.
 - **tokio's timer wheel has 1 ms slots and rounds a sleep up**: its `lateness` (about 1 ms more
   than the others) is a design choice, not slowness.
 - **tokio's `timeout` polls the inner future first and arms no timer when it is ready**:
@@ -491,6 +534,22 @@ FAIRNESS = """\
   `subprocess.Popen` and a thread per child (ThreadedChildWatcher); Node: libuv's `uv_spawn`
   and SIGCHLD; tokio: `std::process::Command` and SIGCHLD. Most of the time is the kernel's
   process creation and exec, the same for all.
+- **TLS (tls_echo, tls_handshake, tls_bulk; issue #17)**: each system runs its own TLS echo
+  server in its own process (ringloop: `start_server` with a `TlsContext`, records through
+  OpenSSL in user space since this kernel has no kTLS; Node `tls.createServer` piped into itself;
+  asyncio/uvloop `start_server(ssl=)`; Asio `ssl::stream` on its io_uring backend), started
+  fresh for each run with the same EC P-256 certificate made at run time; and one client
+  program (`bench/tls/tls_bench_client`: plain OpenSSL 3, non-blocking sockets and epoll in one
+  thread, read-ahead on; handshakes: one blocking thread per connection) drives them all, so the
+  client's half of the crypto and its system calls are the same for every server. It offers only
+  TLS 1.3, `TLS_AES_128_GCM_SHA256` and X25519, checks that every connection got them and
+  verifies the certificate. Higher is better for round trips/s, handshakes/s and MB/s. The
+  client and the server share the 2 CPUs: `client CPU %` near 100 means the client bounds the
+  rate, and `server CPU us/op` (the server's utime + stime from /proc over the timed part, per
+  round trip, handshake or MiB) compares the servers whatever bounds it. A handshake is: connect,
+  full handshake (no resumption), one byte echoed, close_notify, close. tls_bulk streams the MiB
+  through the echo server one way while reading the echo back (the server decrypts and
+  re-encrypts every byte); MB/s is one way. kTLS is not measured on this host (no CONFIG_TLS).
 - **Rounds**: scenarios at N = 1M and echo run at most 3 rounds in the full mode, to fit in
   ~20 minutes on a 2-core VM; `n` is the number of tasks or operations (echo: connections).
 """
@@ -584,6 +643,9 @@ def main():
     rows = targets(results)
     print("\n== medians (ratio ringloop / peer)\n")
     print(table(results))
+    if results.failed:
+        print("\nFAILED runs: " + ", ".join(f"{p} {k[0]} {k[1]} ({e})"
+                                           for k, p, e in results.failed))
     print("\n== targets\n")
     print(targets_text(rows))
     plots = [p for p in (
