@@ -582,6 +582,16 @@ WHY = {
     "wait_for_io": "one io_uring_enter per op as in the floor (NOP + LINK_TIMEOUT); what remains "
     "is the awaiter and the loop iteration that resumes the caller.",
     "echo": "not profiled.",
+    "tls_echo": "perf on ringloop's server (100 connections, 64 B): ~9-14% of its CPU is memset, "
+    "from `TlsConnection::read_into` growing its std::string by 16 KiB (zero-filled) before "
+    "every SSL_read_ex, twice per record (the WANT_READ try, then the real one); ~4% is "
+    "OpenSSL's ERR_clear_error; then coroutine frames and the Stream write queue (each record "
+    "is copied into Stream::write's queue and flushed by a task). Asio's engine decrypts into "
+    "the caller's buffer and writes from its own: ~6 us of server CPU per round trip against "
+    "ringloop's ~9.5. Not fixed here (coro/tls/).",
+    "tls_handshake": "OpenSSL's arithmetic dominates (~500 us of server CPU per handshake for "
+    "ringloop and Asio alike); each ringloop handshake also tries the kTLS ULP "
+    "(setsockopt(TCP_ULP) fails with ENOENT on this kernel, ~50 us under strace).",
     "unix_echo": "not profiled.",
     "lateness_precise": "the spin ends within a loop turn of the deadline (p50 well under "
     "1 us); what remains in the tail is the spinning thread being preempted (on this shared "

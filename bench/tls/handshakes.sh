@@ -20,6 +20,7 @@ declare -A port=()
 start() {  # start NAME COMMAND...: runs the server on a free port, waits for "listening on port N"
   local name=$1
   shift
+  : >"$work/$name.out"  # before the job, which opens its redirections asynchronously
   "$@" "$cert" "$key" 0 >"$work/$name.out" 2>"$work/$name.err" &
   local pid=$! tries=0
   until port[$name]=$(sed -n 's/^listening on port \([0-9]*\)$/\1/p' "$work/$name.out") &&

@@ -82,6 +82,9 @@ case $scenario in
   *) fail "unknown scenario $scenario (tls_echo, tls_handshake, tls_bulk)" ;;
 esac
 
+# Made before the server starts: the background job opens its redirections asynchronously.
+: >"$work/server.out"
+: >"$work/server.err"
 "${server[@]}" >"$work/server.out" 2>"$work/server.err" &
 server_pid=$!
 port=""
