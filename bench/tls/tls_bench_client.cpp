@@ -152,7 +152,7 @@ int connect_loopback(int port) {
 std::string negotiated(SSL* ssl) {
   std::string version = SSL_get_version(ssl);
   const char* cipher = SSL_get_cipher_name(ssl);
-  const char* group = SSL_group_to_name(ssl, SSL_get_negotiated_group(ssl));
+  const char* group = SSL_group_to_name(ssl, static_cast<int>(SSL_get_negotiated_group(ssl)));
   if (version != kVersion || cipher == nullptr || std::strcmp(cipher, kCipher) != 0 ||
       group == nullptr || ::strcasecmp(group, kGroup) != 0)  // OpenSSL says "x25519"
     die("negotiated %s %s %s, not %s %s %s", version.c_str(), cipher ? cipher : "?",
@@ -250,7 +250,8 @@ class EchoClient {
       int ready = ::epoll_wait(epoll_, events.data(), static_cast<int>(events.size()), 10'000);
       if (ready < 0 && errno == EINTR) continue;
       if (ready <= 0) die("no echo for 10 s (%zu connections waiting)", active_);
-      for (int i = 0; i < ready; ++i) step(*static_cast<EchoConnection*>(events[i].data.ptr));
+      for (int i = 0; i < ready; ++i)
+        step(*static_cast<EchoConnection*>(events[static_cast<std::size_t>(i)].data.ptr));
     }
   }
 
