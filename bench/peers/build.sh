@@ -6,7 +6,8 @@
 # Usage: bench/peers/build.sh [BUILD_DIR]
 #
 # stdout: one line per runnable peer, "<peer> <command>", where <command> is
-# a wrapper in BUILD_DIR/bin that takes `<scenario> <n> [conns] [secs]`.
+# a wrapper in BUILD_DIR/bin that takes `<scenario> <n> [conns] [secs]`; and
+# "asio_tls_server <binary>", the Asio TLS echo server bench/tls/tls_peer.sh starts.
 # Progress and warnings go to stderr.
 set -euo pipefail
 
@@ -20,8 +21,9 @@ log() { echo "build.sh: $*" >&2; }
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 # gcc/g++ (C, C++20 coroutines), liburing 2.3, standalone Asio 1.22, Debian's
-# Rust toolchain + tokio 1.24 source crates, uvloop for Debian's python3.
-PKGS="gcc g++ fio liburing-dev libasio-dev cargo rustc librust-tokio-dev python3 python3-uvloop"
+# Rust toolchain + tokio 1.24 source crates, uvloop for Debian's python3; OpenSSL 3 for
+# Asio's ssl::stream.
+PKGS="gcc g++ fio liburing-dev libasio-dev libssl-dev cargo rustc librust-tokio-dev python3 python3-uvloop"
 missing=""
 for p in $PKGS; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
@@ -45,6 +47,11 @@ gcc -O2 -Wall -Wextra -o "$BUILD_DIR/floor" "$HERE/floor/floor.c" -luring
 log "asio"
 g++ -std=c++20 -O2 -Wall -DASIO_HAS_IO_URING -DASIO_DISABLE_EPOLL \
   -o "$BUILD_DIR/asio_peer" "$HERE/asio/asio_peer.cpp" -luring -pthread
+
+# The TLS echo server of the tls_* scenarios (bench/tls/tls_peer.sh): ssl::stream over
+# OpenSSL 3 on the same io_uring backend.
+g++ -std=c++20 -O2 -Wall -DASIO_HAS_IO_URING -DASIO_DISABLE_EPOLL \
+  -o "$BUILD_DIR/asio_tls_echo" "$HERE/asio/asio_tls_echo.cpp" -luring -lssl -lcrypto -pthread
 
 # ------------------------------------------------------------ tokio (Rust, offline)
 # Debian's cargo and rustc explicitly (a rustup toolchain may be first in
@@ -77,6 +84,8 @@ wrap() {  # wrap NAME COMMAND...
 }
 wrap floor "$BUILD_DIR/floor"
 wrap asio "$BUILD_DIR/asio_peer"
+# Not a peer of the scenario command line: a server that tls_peer.sh starts (CERT KEY PORT).
+echo "asio_tls_server $BUILD_DIR/asio_tls_echo"
 wrap tokio_ct "$BUILD_DIR/tokio_peer --ct"
 wrap tokio_mt "$BUILD_DIR/tokio_peer --mt"
 wrap node "$NODE $BUILD_DIR/peer.js"

@@ -1,5 +1,7 @@
-# asyncio (or uvloop with --uvloop) TLS echo server, the peer of examples/tls_echo_server in
-# bench/tls/handshakes.sh. /usr/bin/python3 python_tls_echo.py CERT KEY PORT [--uvloop]
+# asyncio (or uvloop with --uvloop) TLS echo server for the tls_* scenarios
+# (bench/tls/tls_peer.sh) and bench/tls/handshakes.sh: start_server(..., ssl=context) with
+# PROTOCOL_TLS_SERVER's defaults. /usr/bin/python3 python_tls_echo.py CERT KEY PORT [--uvloop]
+# (PORT 0: a free port); the first line on stdout is "listening on port N".
 import asyncio, ssl, sys
 
 async def echo(reader, writer):
@@ -15,7 +17,7 @@ async def main(cert, key, port):
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
     server = await asyncio.start_server(echo, '127.0.0.1', port, ssl=context)
-    print('python tls echo listening on port', port, flush=True)
+    print('listening on port', server.sockets[0].getsockname()[1], flush=True)
     await server.serve_forever()
 
 if '--uvloop' in sys.argv:
