@@ -9,6 +9,8 @@
 #include <openssl/hmac.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <cerrno>
 #include <cstring>
 #include <string_view>
 
@@ -22,6 +24,16 @@
 namespace ringloop::detail {
 
 namespace {
+
+// The kernel has no "tls" ULP (CONFIG_TLS unset, module absent): seen once, never tried again,
+// since each try costs a failed module load (~50 us) on every handshake.
+std::atomic<bool> tls_ulp_missing{false};
+
+bool attach_tls_ulp(int fd) noexcept {
+  if (::setsockopt(fd, IPPROTO_TCP, TCP_ULP, "tls", sizeof("tls")) == 0) return true;
+  if (errno == ENOENT) tls_ulp_missing.store(true, std::memory_order_relaxed);
+  return false;
+}
 
 constexpr unsigned char kRecordAlert = 21;
 constexpr unsigned char kRecordHandshake = 22;
@@ -143,7 +155,7 @@ void KernelTls::try_enable(SSL* ssl, Stream& stream, const TlsContext& context,
       std::vector<unsigned char> rx =
           crypto_info(suite, server ? client_secret_ : server_secret_, 0);
       int fd = stream.socket().fd();
-      if (!tx.empty() && ::setsockopt(fd, IPPROTO_TCP, TCP_ULP, "tls", sizeof("tls")) == 0) {
+      if (!tx.empty() && !tls_ulp_missing.load(std::memory_order_relaxed) && attach_tls_ulp(fd)) {
         send_ =
             ::setsockopt(fd, SOL_TLS, TLS_TX, tx.data(), static_cast<socklen_t>(tx.size())) == 0;
         if (send_ && receive_too)
