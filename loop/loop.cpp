@@ -1,6 +1,7 @@
 #include <ringloop/loop/loop.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -12,10 +13,12 @@
 #include <system_error>
 #include <vector>
 
+#include <fcntl.h>
+#include <unistd.h>
+
 namespace ringloop {
 namespace {
 
-thread_local Loop* running_loop = nullptr;
 thread_local std::vector<const Loop*> loops_of_this_thread;
 
 std::int64_t monotonic_now_ns() noexcept {
@@ -87,6 +90,11 @@ Loop::Loop(const LoopOptions& options) : owner_(std::this_thread::get_id()) {
   debug_ = options.debug || (env != nullptr && env[0] != '\0' && std::strcmp(env, "0") != 0);
   slow_step_ns_ = options.slow_step.count();
   virtual_now_ = monotonic_now_ns();  // on the real clock's scale, so absolute times mix
+  static std::atomic<std::uint64_t> loops_made{0};
+  name_ = options.name.empty()
+              ? "loop-" + std::to_string(loops_made.fetch_add(1, std::memory_order_relaxed) + 1)
+              : options.name;
+  msg_ring_doorbells_ = options.msg_ring_doorbells && ring_->probe().has(IORING_OP_MSG_RING);
   loops_of_this_thread.push_back(this);
 }
 
@@ -141,13 +149,25 @@ class Loop::Wakeup : public Operation {
   explicit Wakeup(Loop& loop)
       : Operation(&prepare, &complete, false),
         loop_(loop),
-        inbox_(std::make_shared<ThreadInbox>()) {
+        inbox_(std::make_shared<ThreadInbox>()),
+        doorbell_(*this) {
     priority = true;  // other threads' completions must not wait behind idle reads
+    if (!loop.msg_ring_doorbells_) return;
+    // A duplicate, not the fd itself: a sender's MSG_RING SQE names it until the sender's
+    // enter, and the duplicate (closed with the inbox, which senders hold) keeps that fd
+    // meaning this ring even after the loop has closed and another file took its number.
+    int copy = ::fcntl(loop.ring().native().ring_fd, F_DUPFD_CLOEXEC, 0);
+    if (copy >= 0) inbox_->set_doorbell(copy, reinterpret_cast<std::uint64_t>(&doorbell_));
   }
 
   void expect() {
     ++expected_;
     arm();
+  }
+  void unexpect() noexcept {
+    RINGLOOP_ASSERT(expected_ > 0, "a thread completion taken back that nobody expected");
+    --expected_;
+    if (state != OpState::idle && !wanted()) loop_.cancel(*this);
   }
   void arm() {
     if (state == OpState::idle && wanted()) loop_.submit(*this);
@@ -193,8 +213,34 @@ class Loop::Wakeup : public Operation {
     self.arm();
   }
 
+  // The record other loops' MSG_RING doorbells name: each of its CQEs drains the inbox. The
+  // eventfd read stays in flight beside it (threads that are not loops still write the eventfd),
+  // and is what keeps the loop waiting in the kernel while it is open to posts.
+  struct Doorbell : Operation {
+    explicit Doorbell(Wakeup& owner) noexcept
+        : Operation(&never_prepared, &rung, false), wakeup(owner) {
+      unsolicited = true;
+    }
+    static void never_prepared(Operation&, io_uring_sqe&) noexcept {
+      RINGLOOP_ASSERT(false, "the doorbell record was submitted; only other rings post its CQEs");
+    }
+    static void rung(Operation& operation, std::int32_t, std::uint32_t) noexcept {
+      Wakeup& self = static_cast<Doorbell&>(operation).wakeup;
+      ++self.loop_.stats_.doorbells_answered;
+      self.drain(self.inbox_->take_all());
+      // The read is not what completed: cancel it if the drain took the last reason for it (a
+      // closing loop waits for every CQE owed).
+      if (self.state == OpState::idle)
+        self.arm();
+      else if (!self.wanted())
+        self.loop_.cancel(self);
+    }
+    Wakeup& wakeup;
+  };
+
   Loop& loop_;
   std::shared_ptr<ThreadInbox> inbox_;
+  Doorbell doorbell_;
   std::uint64_t counter_ = 0;  // the kernel writes the eventfd's count here
   std::size_t expected_ = 0;   // loop thread only
   bool door_closed_ = false;
@@ -248,12 +294,75 @@ void Loop::complete_due_timers(Loop& loop) noexcept {
   }
 }
 
+// A MSG_RING doorbell from this loop's ring to another loop's: the SQE names the other ring
+// through the duplicate fd its inbox holds, and this record holds the inbox (so that fd) until
+// its own CQE has come back here. The sender's CQE is not skipped (IOSQE_CQE_SKIP_SUCCESS):
+// that CQE is what tells the record it may go, and a failure (-EOVERFLOW: the target's CQ and
+// overflow list are full) must fall back to the eventfd, or the target would sleep on its post.
+class Loop::DoorbellSend : public Operation {
+ public:
+  explicit DoorbellSend(std::shared_ptr<ThreadInbox> target)
+      : Operation(&prepare, &complete, false), target_(std::move(target)) {
+    priority = true;  // a wake-up must never wait behind idle reads
+  }
+
+ private:
+  static void prepare(Operation& operation, io_uring_sqe& sqe) noexcept {
+    auto& self = static_cast<DoorbellSend&>(operation);
+    io_uring_prep_msg_ring(&sqe, self.target_->ring_fd(), 0, self.target_->doorbell_user_data(), 0);
+  }
+  static void complete(Operation& operation, std::int32_t result, std::uint32_t) noexcept {
+    auto* self = static_cast<DoorbellSend*>(&operation);
+    if (result < 0) self->target_->wake();
+    delete self;
+  }
+
+  std::shared_ptr<ThreadInbox> target_;
+};
+
+Loop::Wakeup& Loop::wakeup() {
+  if (!wakeup_) wakeup_ = std::make_unique<Wakeup>(*this);
+  return *wakeup_;
+}
+
+std::shared_ptr<ThreadInbox> Loop::thread_inbox() {
+  check_thread("thread_inbox");
+  if (is_closed()) throw std::logic_error("the event loop " + name_ + " is closed");
+  return wakeup().inbox();
+}
+
+bool Loop::post_to(const std::shared_ptr<ThreadInbox>& target, ThreadCompletion& completion) {
+  switch (target->post_quietly(completion)) {
+    case ThreadInbox::Posted::refused:
+      return false;
+    case ThreadInbox::Posted::queued:
+      return true;
+    case ThreadInbox::Posted::needs_wake:
+      break;
+  }
+  if (msg_ring_doorbells_ && target->ring_fd() >= 0 && !is_closed() && on_owner_thread()) {
+    try {
+      submit(*new DoorbellSend(target));
+      ++stats_.doorbells_rung;
+      return true;
+    } catch (...) {  // out of memory: the post is queued already, and must not go unrung
+    }
+  }
+  target->wake();
+  ++stats_.eventfd_wakes_sent;
+  return true;
+}
+
 bool Loop::waits_for_threads() const noexcept { return wakeup_ && wakeup_->expects_work(); }
 
 void Loop::expect_thread_completion() {
   check_thread("expect_thread_completion");
-  if (!wakeup_) wakeup_ = std::make_unique<Wakeup>(*this);
-  wakeup_->expect();
+  wakeup().expect();
+}
+
+void Loop::unexpect_thread_completion() noexcept {
+  RINGLOOP_ASSERT(wakeup_ != nullptr, "unexpect_thread_completion without expect");
+  wakeup_->unexpect();
 }
 
 void Loop::post_from_thread(ThreadCompletion& completion) noexcept {
@@ -265,37 +374,34 @@ void Loop::post_from_thread(ThreadCompletion& completion) noexcept {
 std::shared_ptr<ThreadInbox> Loop::open_to_threads() {
   check_thread("open_to_threads");
   if (is_closed()) throw std::logic_error("LoopHandle: the event loop is closed");
-  if (!wakeup_) wakeup_ = std::make_unique<Wakeup>(*this);
-  wakeup_->inbox()->add_keep_alive();
+  wakeup().inbox()->add_keep_alive();
   wakeup_->arm();
   return wakeup_->inbox();
 }
 
-Loop* Loop::current() noexcept { return running_loop; }
-
 Loop& Loop::running(const char* caller) {
-  if (running_loop == nullptr)
+  if (current_loop_ == nullptr)
     throw std::logic_error(std::string(caller) +
                            ": no running event loop on this thread; call it from a coroutine "
                            "run by ringloop::run() or Loop::run_until_complete()");
-  return *running_loop;
+  return *current_loop_;
 }
 
 Loop::RunningScope::RunningScope(Loop& loop) : loop_(loop) {
-  if (running_loop != nullptr)
+  if (current_loop_ != nullptr)
     throw std::logic_error(
         "a ringloop event loop is already running on this thread: run() and "
         "run_until_complete() cannot be nested; await the coroutine instead");
   loop.check_thread("running");
   if (loop.is_closed()) throw std::logic_error("the event loop is closed");
-  running_loop = &loop;
+  current_loop_ = &loop;
   loop.running_ = true;
 }
 
 Loop::RunningScope::~RunningScope() {
   loop_.running_ = false;
   loop_.stop_requested_ = false;
-  running_loop = nullptr;
+  current_loop_ = nullptr;
 }
 
 Ring& Loop::ring() {
@@ -531,6 +637,10 @@ void Loop::reap_completions() {
   unsigned reaped = ring().reap(
       [this](const io_uring_cqe& cqe) {
         auto* operation = reinterpret_cast<Operation*>(io_uring_cqe_get_data(&cqe));
+        if (operation != nullptr && operation->unsolicited) {
+          operation->complete(*operation, cqe.res, cqe.flags);  // another loop's doorbell
+          return;
+        }
         if ((cqe.flags & IORING_CQE_F_MORE) != 0) {
           // One of a stream (multishot, or SEND_ZC's result before its notification): the
           // operation stays submitted and still owes its last CQE, the one counted in flight.
@@ -612,8 +722,8 @@ bool Loop::run_once() {
   // closes: a program that waits only on them is deadlocked. (An SQE still in the SQ is
   // counted in in_flight_ already.)
   std::size_t owed = closing_ ? in_flight_ : in_flight_ - daemon_in_flight_;
-  bool waiting_on_kernel = owed != 0 || !unqueued_.empty() || !unqueued_priority_.empty() ||
-                           !lazy_timers_.empty();
+  bool waiting_on_kernel =
+      owed != 0 || !unqueued_.empty() || !unqueued_priority_.empty() || !lazy_timers_.empty();
   if (virtual_timers_.empty()) {
     if (!waiting_on_kernel && ready_.empty()) return false;
     if (waiting_on_kernel) wait_and_reap();  // nothing owed: nothing to submit or reap
