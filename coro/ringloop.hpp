@@ -44,6 +44,7 @@
 #include <ringloop/coro/task/task_group.hpp>
 #include <ringloop/coro/task/wait.hpp>
 #include <ringloop/coro/task/wait_for.hpp>
+#include <ringloop/coro/thread/channel.hpp>
 #include <ringloop/coro/thread/cross_loop_call.hpp>
 #include <ringloop/coro/thread/loop_group.hpp>
 #include <ringloop/coro/thread/loop_handle.hpp>
