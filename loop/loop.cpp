@@ -141,6 +141,41 @@ void Loop::fire_due_virtual_timers() noexcept {
   }
 }
 
+// The record of this loop's MSG_RING doorbells to one other loop: one per target, kept as long
+// as this loop's Wakeup, so it outlives every CQE of its SQEs. The SQE names the other ring
+// through the duplicate fd its inbox holds, and the record holds that inbox (so that fd). Sent
+// with IOSQE_CQE_SKIP_SUCCESS: a doorbell that rang posts nothing here, so the sender is not
+// woken by its own CQE (in a ping-pong that CQE came first, and cost each side an extra enter
+// and iteration per message). Only a failure (-EOVERFLOW: the target's CQ and overflow list
+// full) comes back, unsolicited like another loop's doorbell, and falls back to the eventfd so
+// the target still wakes. With no CQE to count, these SQEs are not in flight: the loop submits
+// what is in its SQ before it stops or closes (run_once, close), so no doorbell is left unsent.
+class Loop::DoorbellSend : public Operation {
+ public:
+  explicit DoorbellSend(std::shared_ptr<ThreadInbox> target)
+      : Operation(&never_submitted, &failed, false), target_(std::move(target)) {
+    unsolicited = true;
+  }
+  const ThreadInbox* target() const noexcept { return target_.get(); }
+
+  void prepare_sqe(io_uring_sqe& sqe) noexcept {
+    io_uring_prep_msg_ring(&sqe, target_->ring_fd(), 0, target_->doorbell_user_data(), 0);
+    sqe.flags |= IOSQE_CQE_SKIP_SUCCESS;  // after prep: liburing's prep functions clear flags
+    io_uring_sqe_set_data(&sqe, this);
+  }
+
+ private:
+  static void never_submitted(Operation&, io_uring_sqe&) noexcept {
+    RINGLOOP_ASSERT(false, "a doorbell record went through Loop::submit");
+  }
+  static void failed(Operation& operation, std::int32_t result, std::uint32_t) noexcept {
+    RINGLOOP_ASSERT(result < 0, "a doorbell sent with CQE_SKIP_SUCCESS posted a success");
+    static_cast<DoorbellSend&>(operation).target_->wake();
+  }
+
+  std::shared_ptr<ThreadInbox> target_;
+};
+
 // The read of the inbox's eventfd that other threads complete to wake the loop. It is in flight
 // while work the loop waits for is on another thread (expected), or while a LoopHandle keeps
 // the loop open to posts; its CQE runs what was posted.
@@ -174,6 +209,12 @@ class Loop::Wakeup : public Operation {
   }
   const std::shared_ptr<ThreadInbox>& inbox() const noexcept { return inbox_; }
   bool expects_work() const noexcept { return expected_ > 0; }
+  // This loop's doorbell record for target (made on first use; a group has a few loops).
+  DoorbellSend& doorbell_to(const std::shared_ptr<ThreadInbox>& target) {
+    for (auto& known : doorbell_sends_)
+      if (known->target() == target.get()) return *known;
+    return *doorbell_sends_.emplace_back(std::make_unique<DoorbellSend>(target));
+  }
 
   // The loop is closing: no new posts; what was posted and not run is discarded (or run, for
   // a completion the loop expects); the read stays only for expected completions.
@@ -241,6 +282,7 @@ class Loop::Wakeup : public Operation {
   Loop& loop_;
   std::shared_ptr<ThreadInbox> inbox_;
   Doorbell doorbell_;
+  std::vector<std::unique_ptr<DoorbellSend>> doorbell_sends_;  // one per loop this one rang
   std::uint64_t counter_ = 0;  // the kernel writes the eventfd's count here
   std::size_t expected_ = 0;   // loop thread only
   bool door_closed_ = false;
@@ -294,32 +336,6 @@ void Loop::complete_due_timers(Loop& loop) noexcept {
   }
 }
 
-// A MSG_RING doorbell from this loop's ring to another loop's: the SQE names the other ring
-// through the duplicate fd its inbox holds, and this record holds the inbox (so that fd) until
-// its own CQE has come back here. The sender's CQE is not skipped (IOSQE_CQE_SKIP_SUCCESS):
-// that CQE is what tells the record it may go, and a failure (-EOVERFLOW: the target's CQ and
-// overflow list are full) must fall back to the eventfd, or the target would sleep on its post.
-class Loop::DoorbellSend : public Operation {
- public:
-  explicit DoorbellSend(std::shared_ptr<ThreadInbox> target)
-      : Operation(&prepare, &complete, false), target_(std::move(target)) {
-    priority = true;  // a wake-up must never wait behind idle reads
-  }
-
- private:
-  static void prepare(Operation& operation, io_uring_sqe& sqe) noexcept {
-    auto& self = static_cast<DoorbellSend&>(operation);
-    io_uring_prep_msg_ring(&sqe, self.target_->ring_fd(), 0, self.target_->doorbell_user_data(), 0);
-  }
-  static void complete(Operation& operation, std::int32_t result, std::uint32_t) noexcept {
-    auto* self = static_cast<DoorbellSend*>(&operation);
-    if (result < 0) self->target_->wake();
-    delete self;
-  }
-
-  std::shared_ptr<ThreadInbox> target_;
-};
-
 Loop::Wakeup& Loop::wakeup() {
   if (!wakeup_) wakeup_ = std::make_unique<Wakeup>(*this);
   return *wakeup_;
@@ -331,7 +347,10 @@ std::shared_ptr<ThreadInbox> Loop::thread_inbox() {
   return wakeup().inbox();
 }
 
-bool Loop::post_to(const std::shared_ptr<ThreadInbox>& target, ThreadCompletion& completion) {
+bool Loop::post_to(const std::shared_ptr<ThreadInbox>& target_ref, ThreadCompletion& completion) {
+  // A copy first: target_ref often lives in the state being posted, which the other loop may
+  // free as soon as it sees the post (ThreadSanitizer caught the read after it).
+  std::shared_ptr<ThreadInbox> target = target_ref;
   switch (target->post_quietly(completion)) {
     case ThreadInbox::Posted::refused:
       return false;
@@ -342,7 +361,7 @@ bool Loop::post_to(const std::shared_ptr<ThreadInbox>& target, ThreadCompletion&
   }
   if (msg_ring_doorbells_ && target->ring_fd() >= 0 && !is_closed() && on_owner_thread()) {
     try {
-      submit(*new DoorbellSend(target));
+      wakeup().doorbell_to(target).prepare_sqe(acquire_sqe());
       ++stats_.doorbells_rung;
       return true;
     } catch (...) {  // out of memory: the post is queued already, and must not go unrung
@@ -724,6 +743,8 @@ bool Loop::run_once() {
   std::size_t owed = closing_ ? in_flight_ : in_flight_ - daemon_in_flight_;
   bool waiting_on_kernel =
       owed != 0 || !unqueued_.empty() || !unqueued_priority_.empty() || !lazy_timers_.empty();
+  // Doorbells have no CQE to wait for: a loop with nothing else owed still sends them now.
+  if (!waiting_on_kernel && ring_ && ring_->queued_sqes() != 0) ring_->submit();
   if (virtual_timers_.empty()) {
     if (!waiting_on_kernel && ready_.empty()) return false;
     if (waiting_on_kernel) wait_and_reap();  // nothing owed: nothing to submit or reap
@@ -810,6 +831,7 @@ void Loop::close() {
   }
   RINGLOOP_ASSERT(in_flight() == 0, "the loop closed with operations in flight");
   abandon_stuck_tasks();
+  if (ring_->queued_sqes() != 0) ring_->submit();  // doorbells, which nothing counts
   ring_.reset();
 }
 
