@@ -3,7 +3,7 @@
 // trip). Figures: p50/p99 of the round trip and messages/s. cross_loop rings the other loop with
 // IORING_OP_MSG_RING; cross_loop_eventfd forces the eventfd path (LoopOptions::
 // msg_ring_doorbells = false), as on a kernel without MSG_RING. The loops are pinned to the
-// first two CPUs when the process may use two. Not inside run(): a group runs its own loops.
+// first two CPUs with RINGLOOP_BENCH_PIN=1. Not inside run(): a group runs its own loops.
 #pragma once
 
 #include <sched.h>
@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -33,7 +34,11 @@ inline void cross_loop_once(long n, bool msg_ring, CrossLoopRun& out) {
   options.loop.msg_ring_doorbells = msg_ring;
   cpu_set_t allowed;
   CPU_ZERO(&allowed);
-  if (::sched_getaffinity(0, sizeof allowed, &allowed) == 0 && CPU_COUNT(&allowed) >= 2) {
+  // Pinned only when asked (RINGLOOP_BENCH_PIN=1): the peers are not, and on a shared 2-core
+  // machine a pinned loop waits for its core while the other one is free.
+  const char* pin = std::getenv("RINGLOOP_BENCH_PIN");
+  if (pin != nullptr && pin[0] == '1' && ::sched_getaffinity(0, sizeof allowed, &allowed) == 0 &&
+      CPU_COUNT(&allowed) >= 2) {
     for (int cpu = 0; cpu < CPU_SETSIZE && options.cpus.size() < 2; ++cpu)
       if (CPU_ISSET(cpu, &allowed)) options.cpus.push_back(cpu);
   }

@@ -525,6 +525,7 @@ fn cross_loop(peer: &str, n: usize) -> String {
         });
     });
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let peer = peer.to_string(); // moved into the spawned task, which must be 'static
     let line = rt.block_on(async move {
         tokio::spawn(async move {
             for k in 0..1000 {
@@ -547,7 +548,7 @@ fn cross_loop(peer: &str, n: usize) -> String {
             rtt.sort_unstable();
             format!(
                 "{} p50_us={:.1} p99_us={:.1} msgs_per_s={:.0}",
-                m.base(peer, "cross_loop", n),
+                m.base(&peer, "cross_loop", n),
                 pct(&rtt, 50) as f64 / 1e3,
                 pct(&rtt, 99) as f64 / 1e3,
                 2.0 * n as f64 / wall
