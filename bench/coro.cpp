@@ -49,3 +49,36 @@ void BM_CoroAwaitYielding(benchmark::State& state) { ringloop::run(await_yieldin
 BENCHMARK(BM_CoroCreateAwait);
 BENCHMARK(BM_CoroCreateAwaitDepth4);
 BENCHMARK(BM_CoroAwaitYielding);
+
+namespace {
+
+// The misuse check every ringloop await makes (issue #19: detail::loop_for refuses a task
+// resumed on another loop's thread), against reading the task's loop without it: the check's
+// cost per await, side by side in one run.
+Coro<> loop_for_checked(benchmark::State& state) {
+  auto task = co_await ringloop::current_task();
+  ringloop::detail::TaskCore* core = &task.core();
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(core);
+    ringloop::Loop* loop = &ringloop::detail::loop_for(core, "bench");
+    benchmark::DoNotOptimize(loop);
+  }
+}
+
+Coro<> loop_for_unchecked(benchmark::State& state) {
+  auto task = co_await ringloop::current_task();
+  ringloop::detail::TaskCore* core = &task.core();
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(core);
+    ringloop::Loop* loop = core->loop;
+    benchmark::DoNotOptimize(loop);
+  }
+}
+
+void BM_LoopForChecked(benchmark::State& state) { ringloop::run(loop_for_checked(state)); }
+void BM_LoopForUnchecked(benchmark::State& state) { ringloop::run(loop_for_unchecked(state)); }
+
+}  // namespace
+
+BENCHMARK(BM_LoopForChecked);
+BENCHMARK(BM_LoopForUnchecked);

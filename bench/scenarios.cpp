@@ -18,6 +18,7 @@
 #include <vector>
 
 #include <ringloop/ringloop.hpp>
+#include "bench/scenario_cross_loop.hpp"
 #include "bench/scenario_file.hpp"
 #include "bench/scenario_io.hpp"
 #include "bench/scenario_udp.hpp"
@@ -280,6 +281,11 @@ int main(int argc, char** argv) {
   if (args.n <= 0 || args.conns <= 0 || args.secs <= 0) {
     std::fprintf(stderr, "ringloop_scenarios: n, conns and secs must be > 0\n");
     return 2;
+  }
+  // A group of loops runs its own loops, outside run().
+  if (args.scenario == "cross_loop") {
+    std::printf("%s\n", ringloop_bench::cross_loop(args.n).c_str());
+    return 0;
   }
   Coro<std::string> coro = scenario_coro(args);
   if (!coro.valid()) {

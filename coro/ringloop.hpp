@@ -44,6 +44,9 @@
 #include <ringloop/coro/task/task_group.hpp>
 #include <ringloop/coro/task/wait.hpp>
 #include <ringloop/coro/task/wait_for.hpp>
+#include <ringloop/coro/thread/channel.hpp>
+#include <ringloop/coro/thread/cross_loop_call.hpp>
+#include <ringloop/coro/thread/loop_group.hpp>
 #include <ringloop/coro/thread/loop_handle.hpp>
 #include <ringloop/coro/thread/thread_pool.hpp>
 #include <ringloop/coro/thread/to_thread.hpp>

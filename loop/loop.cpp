@@ -1,6 +1,7 @@
 #include <ringloop/loop/loop.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -12,10 +13,12 @@
 #include <system_error>
 #include <vector>
 
+#include <fcntl.h>
+#include <unistd.h>
+
 namespace ringloop {
 namespace {
 
-thread_local Loop* running_loop = nullptr;
 thread_local std::vector<const Loop*> loops_of_this_thread;
 
 std::int64_t monotonic_now_ns() noexcept {
@@ -87,6 +90,11 @@ Loop::Loop(const LoopOptions& options) : owner_(std::this_thread::get_id()) {
   debug_ = options.debug || (env != nullptr && env[0] != '\0' && std::strcmp(env, "0") != 0);
   slow_step_ns_ = options.slow_step.count();
   virtual_now_ = monotonic_now_ns();  // on the real clock's scale, so absolute times mix
+  static std::atomic<std::uint64_t> loops_made{0};
+  name_ = options.name.empty()
+              ? "loop-" + std::to_string(loops_made.fetch_add(1, std::memory_order_relaxed) + 1)
+              : options.name;
+  msg_ring_doorbells_ = options.msg_ring_doorbells && ring_->probe().has(IORING_OP_MSG_RING);
   loops_of_this_thread.push_back(this);
 }
 
@@ -133,6 +141,41 @@ void Loop::fire_due_virtual_timers() noexcept {
   }
 }
 
+// The record of this loop's MSG_RING doorbells to one other loop: one per target, kept as long
+// as this loop's Wakeup, so it outlives every CQE of its SQEs. The SQE names the other ring
+// through the duplicate fd its inbox holds, and the record holds that inbox (so that fd). Sent
+// with IOSQE_CQE_SKIP_SUCCESS: a doorbell that rang posts nothing here, so the sender is not
+// woken by its own CQE (in a ping-pong that CQE came first, and cost each side an extra enter
+// and iteration per message). Only a failure (-EOVERFLOW: the target's CQ and overflow list
+// full) comes back, unsolicited like another loop's doorbell, and falls back to the eventfd so
+// the target still wakes. With no CQE to count, these SQEs are not in flight: the loop submits
+// what is in its SQ before it stops or closes (run_once, close), so no doorbell is left unsent.
+class Loop::DoorbellSend : public Operation {
+ public:
+  explicit DoorbellSend(std::shared_ptr<ThreadInbox> target)
+      : Operation(&never_submitted, &failed, false), target_(std::move(target)) {
+    unsolicited = true;
+  }
+  const ThreadInbox* target() const noexcept { return target_.get(); }
+
+  void prepare_sqe(io_uring_sqe& sqe) noexcept {
+    io_uring_prep_msg_ring(&sqe, target_->ring_fd(), 0, target_->doorbell_user_data(), 0);
+    sqe.flags |= IOSQE_CQE_SKIP_SUCCESS;  // after prep: liburing's prep functions clear flags
+    io_uring_sqe_set_data(&sqe, this);
+  }
+
+ private:
+  static void never_submitted(Operation&, io_uring_sqe&) noexcept {
+    RINGLOOP_ASSERT(false, "a doorbell record went through Loop::submit");
+  }
+  static void failed(Operation& operation, std::int32_t result, std::uint32_t) noexcept {
+    RINGLOOP_ASSERT(result < 0, "a doorbell sent with CQE_SKIP_SUCCESS posted a success");
+    static_cast<DoorbellSend&>(operation).target_->wake();
+  }
+
+  std::shared_ptr<ThreadInbox> target_;
+};
+
 // The read of the inbox's eventfd that other threads complete to wake the loop. It is in flight
 // while work the loop waits for is on another thread (expected), or while a LoopHandle keeps
 // the loop open to posts; its CQE runs what was posted.
@@ -141,19 +184,37 @@ class Loop::Wakeup : public Operation {
   explicit Wakeup(Loop& loop)
       : Operation(&prepare, &complete, false),
         loop_(loop),
-        inbox_(std::make_shared<ThreadInbox>()) {
+        inbox_(std::make_shared<ThreadInbox>()),
+        doorbell_(*this) {
     priority = true;  // other threads' completions must not wait behind idle reads
+    if (!loop.msg_ring_doorbells_) return;
+    // A duplicate, not the fd itself: a sender's MSG_RING SQE names it until the sender's
+    // enter, and the duplicate (closed with the inbox, which senders hold) keeps that fd
+    // meaning this ring even after the loop has closed and another file took its number.
+    int copy = ::fcntl(loop.ring().native().ring_fd, F_DUPFD_CLOEXEC, 0);
+    if (copy >= 0) inbox_->set_doorbell(copy, reinterpret_cast<std::uint64_t>(&doorbell_));
   }
 
   void expect() {
     ++expected_;
     arm();
   }
+  void unexpect() noexcept {
+    RINGLOOP_ASSERT(expected_ > 0, "a thread completion taken back that nobody expected");
+    --expected_;
+    if (state != OpState::idle && !wanted()) loop_.cancel(*this);
+  }
   void arm() {
     if (state == OpState::idle && wanted()) loop_.submit(*this);
   }
   const std::shared_ptr<ThreadInbox>& inbox() const noexcept { return inbox_; }
   bool expects_work() const noexcept { return expected_ > 0; }
+  // This loop's doorbell record for target (made on first use; a group has a few loops).
+  DoorbellSend& doorbell_to(const std::shared_ptr<ThreadInbox>& target) {
+    for (auto& known : doorbell_sends_)
+      if (known->target() == target.get()) return *known;
+    return *doorbell_sends_.emplace_back(std::make_unique<DoorbellSend>(target));
+  }
 
   // The loop is closing: no new posts; what was posted and not run is discarded (or run, for
   // a completion the loop expects); the read stays only for expected completions.
@@ -193,8 +254,35 @@ class Loop::Wakeup : public Operation {
     self.arm();
   }
 
+  // The record other loops' MSG_RING doorbells name: each of its CQEs drains the inbox. The
+  // eventfd read stays in flight beside it (threads that are not loops still write the eventfd),
+  // and is what keeps the loop waiting in the kernel while it is open to posts.
+  struct Doorbell : Operation {
+    explicit Doorbell(Wakeup& owner) noexcept
+        : Operation(&never_prepared, &rung, false), wakeup(owner) {
+      unsolicited = true;
+    }
+    static void never_prepared(Operation&, io_uring_sqe&) noexcept {
+      RINGLOOP_ASSERT(false, "the doorbell record was submitted; only other rings post its CQEs");
+    }
+    static void rung(Operation& operation, std::int32_t, std::uint32_t) noexcept {
+      Wakeup& self = static_cast<Doorbell&>(operation).wakeup;
+      ++self.loop_.stats_.doorbells_answered;
+      self.drain(self.inbox_->take_all());
+      // The read is not what completed: cancel it if the drain took the last reason for it (a
+      // closing loop waits for every CQE owed).
+      if (self.state == OpState::idle)
+        self.arm();
+      else if (!self.wanted())
+        self.loop_.cancel(self);
+    }
+    Wakeup& wakeup;
+  };
+
   Loop& loop_;
   std::shared_ptr<ThreadInbox> inbox_;
+  Doorbell doorbell_;
+  std::vector<std::unique_ptr<DoorbellSend>> doorbell_sends_;  // one per loop this one rang
   std::uint64_t counter_ = 0;  // the kernel writes the eventfd's count here
   std::size_t expected_ = 0;   // loop thread only
   bool door_closed_ = false;
@@ -248,12 +336,52 @@ void Loop::complete_due_timers(Loop& loop) noexcept {
   }
 }
 
+Loop::Wakeup& Loop::wakeup() {
+  if (!wakeup_) wakeup_ = std::make_unique<Wakeup>(*this);
+  return *wakeup_;
+}
+
+std::shared_ptr<ThreadInbox> Loop::thread_inbox() {
+  check_thread("thread_inbox");
+  if (is_closed()) throw std::logic_error("the event loop " + name_ + " is closed");
+  return wakeup().inbox();
+}
+
+bool Loop::post_to(const std::shared_ptr<ThreadInbox>& target_ref, ThreadCompletion& completion) {
+  // A copy first: target_ref often lives in the state being posted, which the other loop may
+  // free as soon as it sees the post (ThreadSanitizer caught the read after it).
+  std::shared_ptr<ThreadInbox> target = target_ref;
+  switch (target->post_quietly(completion)) {
+    case ThreadInbox::Posted::refused:
+      return false;
+    case ThreadInbox::Posted::queued:
+      return true;
+    case ThreadInbox::Posted::needs_wake:
+      break;
+  }
+  if (msg_ring_doorbells_ && target->ring_fd() >= 0 && !is_closed() && on_owner_thread()) {
+    try {
+      wakeup().doorbell_to(target).prepare_sqe(acquire_sqe());
+      ++stats_.doorbells_rung;
+      return true;
+    } catch (...) {  // out of memory: the post is queued already, and must not go unrung
+    }
+  }
+  target->wake();
+  ++stats_.eventfd_wakes_sent;
+  return true;
+}
+
 bool Loop::waits_for_threads() const noexcept { return wakeup_ && wakeup_->expects_work(); }
 
 void Loop::expect_thread_completion() {
   check_thread("expect_thread_completion");
-  if (!wakeup_) wakeup_ = std::make_unique<Wakeup>(*this);
-  wakeup_->expect();
+  wakeup().expect();
+}
+
+void Loop::unexpect_thread_completion() noexcept {
+  RINGLOOP_ASSERT(wakeup_ != nullptr, "unexpect_thread_completion without expect");
+  wakeup_->unexpect();
 }
 
 void Loop::post_from_thread(ThreadCompletion& completion) noexcept {
@@ -265,37 +393,34 @@ void Loop::post_from_thread(ThreadCompletion& completion) noexcept {
 std::shared_ptr<ThreadInbox> Loop::open_to_threads() {
   check_thread("open_to_threads");
   if (is_closed()) throw std::logic_error("LoopHandle: the event loop is closed");
-  if (!wakeup_) wakeup_ = std::make_unique<Wakeup>(*this);
-  wakeup_->inbox()->add_keep_alive();
+  wakeup().inbox()->add_keep_alive();
   wakeup_->arm();
   return wakeup_->inbox();
 }
 
-Loop* Loop::current() noexcept { return running_loop; }
-
 Loop& Loop::running(const char* caller) {
-  if (running_loop == nullptr)
+  if (current_loop_ == nullptr)
     throw std::logic_error(std::string(caller) +
                            ": no running event loop on this thread; call it from a coroutine "
                            "run by ringloop::run() or Loop::run_until_complete()");
-  return *running_loop;
+  return *current_loop_;
 }
 
 Loop::RunningScope::RunningScope(Loop& loop) : loop_(loop) {
-  if (running_loop != nullptr)
+  if (current_loop_ != nullptr)
     throw std::logic_error(
         "a ringloop event loop is already running on this thread: run() and "
         "run_until_complete() cannot be nested; await the coroutine instead");
   loop.check_thread("running");
   if (loop.is_closed()) throw std::logic_error("the event loop is closed");
-  running_loop = &loop;
+  current_loop_ = &loop;
   loop.running_ = true;
 }
 
 Loop::RunningScope::~RunningScope() {
   loop_.running_ = false;
   loop_.stop_requested_ = false;
-  running_loop = nullptr;
+  current_loop_ = nullptr;
 }
 
 Ring& Loop::ring() {
@@ -531,6 +656,10 @@ void Loop::reap_completions() {
   unsigned reaped = ring().reap(
       [this](const io_uring_cqe& cqe) {
         auto* operation = reinterpret_cast<Operation*>(io_uring_cqe_get_data(&cqe));
+        if (operation != nullptr && operation->unsolicited) {
+          operation->complete(*operation, cqe.res, cqe.flags);  // another loop's doorbell
+          return;
+        }
         if ((cqe.flags & IORING_CQE_F_MORE) != 0) {
           // One of a stream (multishot, or SEND_ZC's result before its notification): the
           // operation stays submitted and still owes its last CQE, the one counted in flight.
@@ -612,8 +741,10 @@ bool Loop::run_once() {
   // closes: a program that waits only on them is deadlocked. (An SQE still in the SQ is
   // counted in in_flight_ already.)
   std::size_t owed = closing_ ? in_flight_ : in_flight_ - daemon_in_flight_;
-  bool waiting_on_kernel = owed != 0 || !unqueued_.empty() || !unqueued_priority_.empty() ||
-                           !lazy_timers_.empty();
+  bool waiting_on_kernel =
+      owed != 0 || !unqueued_.empty() || !unqueued_priority_.empty() || !lazy_timers_.empty();
+  // Doorbells have no CQE to wait for: a loop with nothing else owed still sends them now.
+  if (!waiting_on_kernel && ring_ && ring_->queued_sqes() != 0) ring_->submit();
   if (virtual_timers_.empty()) {
     if (!waiting_on_kernel && ready_.empty()) return false;
     if (waiting_on_kernel) wait_and_reap();  // nothing owed: nothing to submit or reap
@@ -704,6 +835,7 @@ void Loop::close() {
   }
   RINGLOOP_ASSERT(in_flight() == 0, "the loop closed with operations in flight");
   abandon_stuck_tasks();
+  if (ring_->queued_sqes() != 0) ring_->submit();  // doorbells, which nothing counts
   ring_.reset();
 }
 

@@ -69,6 +69,13 @@ struct LoopOptions {
   // the task was created. Off, it costs one branch per loop iteration.
   bool debug = false;
   std::chrono::nanoseconds slow_step = std::chrono::milliseconds(100);
+  // The loop's name in error messages ("awaiting a task of loop-2 from loop-1"); empty means
+  // "loop-N", N counting the loops of the process. A LoopGroup names its loops "group-loop-I".
+  std::string name{};
+  // Other loops wake this one, and it wakes them, with an IORING_OP_MSG_RING doorbell from the
+  // sender's ring (Linux 5.18; probed) rather than an eventfd write. Off, or where the kernel
+  // lacks MSG_RING, the eventfd path serves (as it always does for threads that are not loops).
+  bool msg_ring_doorbells = true;
 };
 
 // Counters of a loop's work since it was made (Loop::stats()).
@@ -80,6 +87,9 @@ struct LoopStats {
   std::uint64_t peak_in_flight = 0;        // the most CQEs owed at once
   std::uint64_t cq_overflows = 0;          // reaps that found CQEs on the kernel's overflow list
   std::uint64_t cqes_dropped = 0;          // CQEs the kernel lost (its overflow list failed)
+  std::uint64_t doorbells_rung = 0;        // MSG_RING doorbells this loop sent to other loops
+  std::uint64_t doorbells_answered = 0;    // MSG_RING doorbells from other loops reaped here
+  std::uint64_t eventfd_wakes_sent = 0;    // other loops woken through their eventfd instead
 };
 
 namespace detail {
@@ -117,8 +127,8 @@ class Loop {
   // Closes the loop (see close()) if that was not done.
   ~Loop();
 
-  // The loop running on this thread, or null.
-  static Loop* current() noexcept;
+  // The loop running on this thread, or null. Inline: every await checks it (detail::loop_for).
+  static Loop* current() noexcept { return current_loop_; }
   // The loop running on this thread; throws std::logic_error naming the caller when none is.
   static Loop& running(const char* caller);
 
@@ -164,6 +174,8 @@ class Loop {
   // in flight until that work's completion has come back through post_from_thread, so it
   // neither exits nor reports a deadlock meanwhile.
   void expect_thread_completion();
+  // Takes back one expect_thread_completion whose work never left (its post was refused).
+  void unexpect_thread_completion() noexcept;
   // From any thread: hands completion to the loop's thread and wakes the loop through the ring
   // (an eventfd write that completes the loop's read SQE; no other thread touches the ring).
   void post_from_thread(ThreadCompletion& completion) noexcept;
@@ -171,6 +183,21 @@ class Loop {
   // keep-alive taken for the caller (a LoopHandle): while any is held, the loop keeps an eventfd
   // read in flight and waits for posts. Closing the loop closes the inbox to new posts.
   std::shared_ptr<ThreadInbox> open_to_threads();
+  // Loop thread only: the inbox, without a keep-alive (for replies from other loops, which the
+  // loop expects through expect_thread_completion).
+  std::shared_ptr<ThreadInbox> thread_inbox();
+  // Loop thread only: posts completion to another loop's inbox and wakes that loop, with a
+  // MSG_RING doorbell from this loop's ring (sent with this loop's next batch of SQEs) where
+  // both loops take them, or else with an eventfd write. Returns false, posting nothing, when
+  // the target has closed its door (and completion can be discarded).
+  bool post_to(const std::shared_ptr<ThreadInbox>& target, ThreadCompletion& completion);
+  // Whether this loop rings other loops with MSG_RING (LoopOptions::msg_ring_doorbells and the
+  // kernel's support).
+  bool rings_doorbells() const noexcept { return msg_ring_doorbells_; }
+  // The loop's name (LoopOptions::name), for messages.
+  const std::string& name() const noexcept { return name_; }
+  // Whether the calling thread is the one that made the loop.
+  bool on_owner_thread() const noexcept { return std::this_thread::get_id() == owner_; }
 
   // Runs coro (a Coro<T>) as a task until it finishes; returns its result or rethrows. Defined
   // with the coroutine types (coro/task/run.hpp), found by argument-dependent lookup.
@@ -304,6 +331,9 @@ class Loop {
   void check_thread(const char* what) const;
 
   class Wakeup;
+  class DoorbellSend;
+  Wakeup& wakeup();
+  inline static constinit thread_local Loop* current_loop_ = nullptr;
   std::unique_ptr<Wakeup> wakeup_;  // made when work first goes to another thread
   std::optional<Ring> ring_;
   detail::ReadyQueue ready_;
@@ -349,6 +379,8 @@ class Loop {
   LoopStats stats_{};
   ExceptionHandler exception_handler_;
   std::thread::id owner_;
+  std::string name_;
+  bool msg_ring_doorbells_ = false;
   bool running_ = false;
   bool stop_requested_ = false;
 };

@@ -85,6 +85,10 @@ struct Operation : detail::ListNode {
   // may hold their CQE for hours, must never keep a server from accepting or a timer from
   // firing (issue #18: the echo server stopped accepting at 16,384 idle connections).
   bool priority = false;
+  // A record whose CQEs this ring never asked for: the loop's doorbell, which other loops ring
+  // with IORING_OP_MSG_RING. It is never submitted here and never counted in flight; complete()
+  // sees each CQE. It lives as long as the loop (a doorbell's CQE lands only in a live ring).
+  bool unsolicited = false;
 
   // How many CQEs the kernel will owe once this operation is submitted.
   unsigned cqe_cost() const noexcept { return link_timeout != nullptr ? 2u : 1u; }

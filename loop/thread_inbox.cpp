@@ -24,6 +24,7 @@ ThreadInbox::~ThreadInbox() {
     c = next;
   }
   ::close(eventfd_);
+  if (ring_fd_ >= 0) ::close(ring_fd_);
 }
 
 void ThreadInbox::wake_locked() noexcept {
@@ -45,6 +46,22 @@ bool ThreadInbox::post(ThreadCompletion& completion) noexcept {
   tail_ = &completion;
   if (was_empty) wake_locked();  // a queue that was not empty has a wake-up on its way
   return true;
+}
+
+ThreadInbox::Posted ThreadInbox::post_quietly(ThreadCompletion& completion) noexcept {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (closed_ && completion.on_discard != nullptr) return Posted::refused;
+  completion.next = nullptr;
+  bool was_empty = head_ == nullptr;
+  (was_empty ? head_ : tail_->next) = &completion;
+  tail_ = &completion;
+  // A loop that was rung and has not drained yet is not rung again: its drain takes this too.
+  return was_empty ? Posted::needs_wake : Posted::queued;
+}
+
+void ThreadInbox::wake() noexcept {
+  std::uint64_t one = 1;
+  (void)!::write(eventfd_, &one, sizeof(one));
 }
 
 void ThreadInbox::drop_keep_alive() noexcept {

@@ -245,9 +245,21 @@ TaskCore* task_of(std::coroutine_handle<P> handle) noexcept {
     return nullptr;
 }
 
-// The loop an awaiter should use: its task's, or the thread's running loop.
+// A task of one loop found running on another loop's thread (LoopHandle::schedule() moved it,
+// or a foreign resume): its awaits would submit to its own loop's ring from the wrong thread.
+[[noreturn]] void throw_task_on_wrong_loop(const TaskCore& task, const char* caller);
+
+// The loop an awaiter should use: its task's, or the thread's running loop. Every ringloop
+// await of a task comes here first, so this is where a task resumed on another loop's thread
+// is refused: one thread-local read and a compare (bench/coro.cpp measures it).
 inline Loop& loop_for(TaskCore* task, const char* caller) {
-  return task != nullptr ? *task->loop : Loop::running(caller);
+  if (task == nullptr) return Loop::running(caller);
+  if (Loop::current() != task->loop) [[unlikely]] {
+    // No loop running here is allowed on the loop's own thread (a test driving run_once()).
+    if (Loop::current() != nullptr || !task->loop->on_owner_thread())
+      throw_task_on_wrong_loop(*task, caller);
+  }
+  return *task->loop;
 }
 
 }  // namespace detail

@@ -30,7 +30,7 @@ class LoopBinding {
  public:
   Loop& bind(Loop& loop, const char* what) {
     if (loop_ == nullptr) loop_ = &loop;
-    if (loop_ != &loop) throw_other_loop(what);
+    if (loop_ != &loop) throw_other_loop(what, loop);
     return loop;
   }
 
@@ -38,14 +38,17 @@ class LoopBinding {
   // bound loop, which is wrong from inside another running loop.
   void check(const char* what) const {
     Loop* running = Loop::current();
-    if (loop_ != nullptr && running != nullptr && running != loop_) throw_other_loop(what);
+    if (loop_ != nullptr && running != nullptr && running != loop_)
+      throw_other_loop(what, *running);
   }
 
  private:
-  [[noreturn]] static void throw_other_loop(const char* what) {
-    throw std::logic_error(std::string(what) +
-                           ": this primitive is bound to another event loop (the loop of the "
-                           "first coroutine that awaited it); use one primitive per loop");
+  [[noreturn]] void throw_other_loop(const char* what, const Loop& used_from) const {
+    throw std::logic_error(
+        std::string(what) + ": this primitive is bound to another event loop, " + loop_->name() +
+        " (the loop of the first coroutine that awaited it) and was used "
+        "from " +
+        used_from.name() + "; use one primitive per loop (across loops, a LoopGroup's call())");
   }
 
   Loop* loop_ = nullptr;

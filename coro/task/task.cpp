@@ -1,5 +1,7 @@
 #include <cstdio>
 #include <exception>
+#include <stdexcept>
+#include <string>
 
 #include <ringloop/coro/detail/promise.hpp>
 #include <ringloop/coro/exception_handler.hpp>
@@ -26,6 +28,16 @@ void report_unretrieved_exception(Loop* loop, const std::exception_ptr& error,
 // exception handler.
 void report_callback_exception(const std::exception_ptr& error) noexcept {
   report_exception(Loop::current(), {"exception in callback", error, ""});
+}
+
+void throw_task_on_wrong_loop(const TaskCore& task, const char* caller) {
+  Loop* here = Loop::current();
+  std::string where = here != nullptr ? "on the thread of " + here->name()
+                                      : std::string("on a thread that runs no loop");
+  throw std::logic_error(std::string(caller) + ": a task of " + task.loop->name() +
+                         " was resumed " + where +
+                         "; a task stays on its own loop's thread: to run work on another loop, "
+                         "await LoopGroup's call() or submit_to()");
 }
 
 }  // namespace ringloop::detail

@@ -168,9 +168,10 @@ class Task<T>::Awaiter : detail::CancelPoint, detail::TaskWaiter {
     detail::TaskCore& target = target_.promise().core;
     if (waiter_task_ == &target) throw std::logic_error("a task cannot await itself");
     if (waiter_task_ != nullptr && waiter_task_->loop != target.loop)
-      throw std::logic_error(
-          "awaiting a task that belongs to another event loop; a task can only be awaited "
-          "from coroutines on its own loop");
+      throw std::logic_error("awaiting a task of another event loop (" + target.loop->name() +
+                             ") from a task of " + waiter_task_->loop->name() +
+                             ": a task can only be awaited from coroutines on its own loop "
+                             "(across loops, use LoopGroup's submit_to())");
     loop_ = target.loop;
     target.add_waiter(*this);
     if (waiter_task_ != nullptr) {

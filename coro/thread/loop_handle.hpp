@@ -74,7 +74,16 @@ class LoopHandle {
     explicit ScheduleAwaiter(const LoopHandle& handle) noexcept
         : ThreadCompletion(&on_loop_fn, &on_discard_fn), handle_(handle) {}
     bool await_ready() const noexcept { return false; }
-    void await_suspend(std::coroutine_handle<> awaiting) {
+    template <class P>
+    void await_suspend(std::coroutine_handle<P> awaiting) {
+      // A ringloop task belongs to its loop: moved to another loop's thread, its next await
+      // would submit to its own ring from the wrong thread (issue #19).
+      if (detail::TaskCore* task = detail::task_of(awaiting);
+          task != nullptr && task->loop != handle_.loop_)
+        throw std::logic_error("LoopHandle::schedule: a task of " + task->loop->name() +
+                               " cannot move to " + handle_.loop_->name() +
+                               "; a task stays on its loop (await LoopGroup's call() or "
+                               "submit_to() to run work on another loop)");
       awaiting_ = awaiting;
       if (!handle_.inbox_ || !handle_.inbox_->post(*this))
         throw std::runtime_error("LoopHandle::schedule: the event loop is closed");

@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <liburing.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <sys/uio.h>
 #include <netinet/tcp.h>
 #include <stdint.h>
@@ -648,6 +649,50 @@ static void udp_echo(long bytes, long conns, double secs) {
   free(sbuf);
 }
 
+// ---------------------------------------------------------------- cross_loop
+// The floor of a wake-up between two threads (issue #19): n round trips of 8 bytes through two
+// pipes, each thread blocked in read(2).  No ring: the plain kernel path two threads meet on.
+static int cross_to_server[2], cross_to_client[2];
+
+static void *cross_server(void *arg) {
+  (void)arg;
+  uint64_t v;
+  while (read(cross_to_server[0], &v, sizeof v) == (ssize_t)sizeof v)
+    if (write(cross_to_client[1], &v, sizeof v) != (ssize_t)sizeof v) break;
+  return NULL;
+}
+
+static void cross_loop(long n) {
+  if (pipe(cross_to_server) || pipe(cross_to_client)) die("pipe", errno);
+  pthread_t server;
+  if (pthread_create(&server, NULL, cross_server, NULL)) die("pthread_create", EAGAIN);
+  double *rtt = malloc(sizeof(double) * (size_t)n);
+  uint64_t v, sum = 0;
+  for (long k = 0; k < 1000 + n; k++) {
+    if (k == 1000) sum = 0;
+    uint64_t sent = now_ns();
+    v = (uint64_t)(k < 1000 ? 0 : k - 1000);
+    if (write(cross_to_server[1], &v, sizeof v) != (ssize_t)sizeof v) die("write", errno);
+    if (read(cross_to_client[0], &v, sizeof v) != (ssize_t)sizeof v) die("read", errno);
+    sum += v;
+    if (k >= 1000) rtt[k - 1000] = (now_ns() - sent) / 1e3;
+  }
+  close(cross_to_server[1]);
+  pthread_join(server, NULL);
+  if (sum != (uint64_t)n * (uint64_t)(n - 1) / 2) die("cross_loop: wrong sum", EINVAL);
+  double total_us = 0;
+  for (long k = 0; k < n; k++) total_us += rtt[k];
+  qsort(rtt, (size_t)n, sizeof(double), cmp_double);
+  printf("peer=%s scenario=cross_loop n=%ld wall_s=%.3f cpu_s=%.3f rss_kb=%ld", PEER, n,
+         total_us / 1e6, cpu_s(), rss_kb());
+  printf(" p50_us=%.1f p99_us=%.1f msgs_per_s=%.0f\n", pct(rtt, (size_t)n, 50),
+         pct(rtt, (size_t)n, 99), 2.0 * (double)n / (total_us / 1e6));
+  free(rtt);
+  close(cross_to_server[0]);
+  close(cross_to_client[0]);
+  close(cross_to_client[1]);
+}
+
 int main(int argc, char **argv) {
   if (argc < 3) {
     fprintf(stderr, "usage: %s <scenario> <n> [conns] [secs]\n", argv[0]);
@@ -670,6 +715,8 @@ int main(int argc, char **argv) {
     wait_for_io(n);
   else if (!strcmp(sc, "cancel_many"))
     cancel_many(n);
+  else if (!strcmp(sc, "cross_loop"))
+    cross_loop(n);
   else if (!strcmp(sc, "echo") || !strcmp(sc, "unix_echo")) {
     long conns = argc > 3 ? atol(argv[3]) : n;
     double secs = argc > 4 ? atof(argv[4]) : 2.0;

@@ -503,6 +503,64 @@ async fn unix_echo(peer: &str, conns: usize, secs: f64) -> String {
     )
 }
 
+/// cross_loop (issue #19): n round trips between two `current_thread` runtimes on two threads,
+/// a request and a reply through two bounded mpsc channels (tokio's cross-runtime wake-up:
+/// the receiving runtime's driver is unparked through its eventfd). Runtime start-up excluded.
+fn cross_loop(peer: &str, n: usize) -> String {
+    use tokio::sync::mpsc;
+    let (to_server, mut server_rx) = mpsc::channel::<usize>(1);
+    let (to_client, mut client_rx) = mpsc::channel::<usize>(1);
+    let server = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async move {
+            tokio::spawn(async move {
+                while let Some(v) = server_rx.recv().await {
+                    if to_client.send(v).await.is_err() {
+                        break;
+                    }
+                }
+            })
+            .await
+            .unwrap();
+        });
+    });
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let peer = peer.to_string(); // moved into the spawned task, which must be 'static
+    let line = rt.block_on(async move {
+        tokio::spawn(async move {
+            for k in 0..1000 {
+                to_server.send(k).await.unwrap();
+                client_rx.recv().await.unwrap();
+            }
+            let m = Meter::start();
+            let mut rtt: Vec<u128> = Vec::with_capacity(n);
+            let mut sum = 0usize;
+            let start = Instant::now();
+            for k in 0..n {
+                let sent = Instant::now();
+                to_server.send(k).await.unwrap();
+                sum += client_rx.recv().await.unwrap();
+                rtt.push(sent.elapsed().as_nanos());
+            }
+            let wall = start.elapsed().as_secs_f64();
+            assert_eq!(sum, n * (n - 1) / 2);
+            drop(to_server);
+            rtt.sort_unstable();
+            format!(
+                "{} p50_us={:.1} p99_us={:.1} msgs_per_s={:.0}",
+                m.base(&peer, "cross_loop", n),
+                pct(&rtt, 50) as f64 / 1e3,
+                pct(&rtt, 99) as f64 / 1e3,
+                2.0 * n as f64 / wall
+            )
+        })
+        .await
+        .unwrap()
+    });
+    server.join().unwrap();
+    line
+}
+
 fn main() {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     let mut mt = std::env::var("TOKIO_PEER_RT").map(|v| v == "mt").unwrap_or(false);
@@ -523,6 +581,11 @@ fn main() {
     let default_conns = if sc == "udp_echo" { 1 } else { n };
     let conns: usize = args.get(2).map(|s| s.parse().expect("conns")).unwrap_or(default_conns);
     let secs: f64 = args.get(3).map(|s| s.parse().expect("secs")).unwrap_or(2.0);
+
+    if sc == "cross_loop" {
+        println!("{}", cross_loop(peer, n));
+        return;
+    }
 
     // Runtime start-up is outside every measurement.
     let rt = if mt {
