@@ -4,8 +4,11 @@
 // guest has neither).
 #include <catch2/catch.hpp>
 
+#include <arpa/inet.h>
 #include <limits.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -24,6 +27,21 @@ std::string echo_server_path() {
   std::string path(self, n > 0 ? static_cast<std::size_t>(n) : 0);
   path = path.substr(0, path.rfind('/'));  // .../tests
   return path.substr(0, path.rfind('/')) + "/examples/echo_server";
+}
+
+// A TCP port on 127.0.0.1 that was free a moment ago (bound to port 0, read back, released).
+int free_tcp_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t length = sizeof(address);
+  int port = 0;
+  if (fd >= 0 && ::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0 &&
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) == 0)
+    port = ntohs(address.sin_port);
+  if (fd >= 0) ::close(fd);
+  return port;
 }
 
 // Runs command with sh; returns its standard output.
@@ -63,22 +81,29 @@ TEST_CASE("an asyncio client echoes through examples/echo_server --unix",
   std::string server = echo_server_path();
   REQUIRE(::access(server.c_str(), X_OK) == 0);
   std::string path = "/tmp/ringloop-echo-" + std::to_string(::getpid()) + ".sock";
-  // A port of our own: the pid's, in the dynamic range.
-  std::string port = std::to_string(40000 + ::getpid() % 20000);
-  std::fflush(nullptr);
-  pid_t child = ::fork();
-  if (child == 0) {
-    ::execl(server.c_str(), server.c_str(), port.c_str(), "10", "127.0.0.1", "--unix", path.c_str(),
-            static_cast<char*>(nullptr));
-    ::_exit(127);
-  }
-  // Up to 30 s: this machine's cores are shared, and a loaded one starts programs slowly.
+  // A port the kernel just had free (a fixed one could be any connection's ephemeral port: seen
+  // "Address already in use"); should another take it meanwhile, the server exits and the next
+  // attempt takes another.
+  std::string port;
+  pid_t child = -1;
   struct stat status {};
-  int early_status = 0;
   bool exited = false;
-  for (int i = 0; i < 3000 && ::stat(path.c_str(), &status) != 0 && !exited; ++i) {
-    exited = ::waitpid(child, &early_status, WNOHANG) == child;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  for (int attempt = 0; attempt < 5 && !S_ISSOCK(status.st_mode); ++attempt) {
+    port = std::to_string(free_tcp_port());
+    std::fflush(nullptr);
+    child = ::fork();
+    if (child == 0) {
+      ::execl(server.c_str(), server.c_str(), port.c_str(), "10", "127.0.0.1", "--unix",
+              path.c_str(), static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+    // Up to 30 s: this machine's cores are shared, and a loaded one starts programs slowly.
+    int early_status = 0;
+    exited = false;
+    for (int i = 0; i < 3000 && ::stat(path.c_str(), &status) != 0 && !exited; ++i) {
+      exited = ::waitpid(child, &early_status, WNOHANG) == child;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
   }
   INFO("echo_server " << (exited ? "exited early" : "still running"));
   REQUIRE(S_ISSOCK(status.st_mode));
