@@ -73,7 +73,9 @@ TEST_CASE("pacer burst delivers every missed tick at once, each with its own int
     CHECK(ticks[i].woke >= ticks[i].intended);
   }
   // Ticks 2, 3, 4 came right after the stall, before tick 5 was due; 5 waited for its time.
-  for (std::size_t i = 1; i <= 3; ++i) CHECK(ticks[i].woke < origin + kPeriod * 5);
+  // (Not under valgrind: there they came up to a period late, in 2 runs of 7.)
+  if (!test_support::under_valgrind())
+    for (std::size_t i = 1; i <= 3; ++i) CHECK(ticks[i].woke < origin + kPeriod * 5);
   CHECK(ticks[1].lateness >= kPeriod * 2);  // tick 2 honestly reports the stall
 }
 

@@ -25,6 +25,16 @@
 
 namespace test_support {
 
+// Whether this process runs under valgrind, where a step costs tens of times its native time:
+// for the few checks whose margin is a matter of milliseconds.
+inline bool under_valgrind() {
+#ifdef RUNNING_ON_VALGRIND
+  return RUNNING_ON_VALGRIND != 0;
+#else
+  return false;
+#endif
+}
+
 // Call first in a fork()ed child that will exit without exec. Under valgrind the child runs
 // its leak check at exit, and blocks that only a parent's thread still points at (the default
 // executor's jobs, getaddrinfo's resolver state) read as "definitely lost" there, since the
