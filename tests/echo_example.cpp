@@ -5,7 +5,6 @@
 #include <catch2/catch.hpp>
 
 #include <arpa/inet.h>
-#include <limits.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -16,18 +15,11 @@
 #include <chrono>
 #include <cstdio>
 #include <string>
+
 #include <thread>
+#include "tests/support.hpp"
 
 namespace {
-
-// examples/echo_server beside this binary's tests/ folder, in the same build.
-std::string echo_server_path() {
-  char self[PATH_MAX] = {};
-  ssize_t n = ::readlink("/proc/self/exe", self, sizeof(self) - 1);
-  std::string path(self, n > 0 ? static_cast<std::size_t>(n) : 0);
-  path = path.substr(0, path.rfind('/'));  // .../tests
-  return path.substr(0, path.rfind('/')) + "/examples/echo_server";
-}
 
 // A TCP port on 127.0.0.1 that was free a moment ago (bound to port 0, read back, released).
 int free_tcp_port() {
@@ -42,17 +34,6 @@ int free_tcp_port() {
     port = ntohs(address.sin_port);
   if (fd >= 0) ::close(fd);
   return port;
-}
-
-// Runs command with sh; returns its standard output.
-std::string output_of(const std::string& command) {
-  std::string out;
-  FILE* pipe = ::popen(command.c_str(), "r");
-  if (pipe == nullptr) return out;
-  char buffer[256];
-  while (std::fgets(buffer, sizeof(buffer), pipe) != nullptr) out += buffer;
-  ::pclose(pipe);
-  return out;
 }
 
 const char* kClient = R"(
@@ -78,7 +59,7 @@ asyncio.run(main(sys.argv[1], int(sys.argv[2])))
 
 TEST_CASE("an asyncio client echoes through examples/echo_server --unix",
           "[echo_example][python]") {
-  std::string server = echo_server_path();
+  std::string server = test_support::example_path("echo_server");
   REQUIRE(::access(server.c_str(), X_OK) == 0);
   std::string path = "/tmp/ringloop-echo-" + std::to_string(::getpid()) + ".sock";
   // A port the kernel just had free (a fixed one could be any connection's ephemeral port: seen
@@ -111,7 +92,7 @@ TEST_CASE("an asyncio client echoes through examples/echo_server --unix",
   FILE* file = std::fopen(script.c_str(), "w");
   std::fputs(kClient, file);
   std::fclose(file);
-  std::string out = output_of("python3 " + script + " " + path + " " + port);
+  std::string out = test_support::output_of("python3 " + script + " " + path + " " + port);
   ::unlink(script.c_str());
   CHECK(out == "ok\n");
   ::kill(child, SIGTERM);

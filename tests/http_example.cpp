@@ -4,7 +4,6 @@
 // examples built (tag [host]: the kernel guest has neither).
 #include <catch2/catch.hpp>
 
-#include <limits.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -12,26 +11,9 @@
 #include <cstdio>
 #include <string>
 
+#include "tests/support.hpp"
+
 namespace {
-
-// examples/http_server beside this binary's tests/ folder, in the same build.
-std::string http_server_path() {
-  char self[PATH_MAX] = {};
-  ssize_t n = ::readlink("/proc/self/exe", self, sizeof(self) - 1);
-  std::string path(self, n > 0 ? static_cast<std::size_t>(n) : 0);
-  path = path.substr(0, path.rfind('/'));  // .../tests
-  return path.substr(0, path.rfind('/')) + "/examples/http_server";
-}
-
-std::string output_of(const std::string& command) {
-  std::string out;
-  FILE* pipe = ::popen(command.c_str(), "r");
-  if (pipe == nullptr) return out;
-  char buffer[256];
-  while (std::fgets(buffer, sizeof(buffer), pipe) != nullptr) out += buffer;
-  ::pclose(pipe);
-  return out;
-}
 
 // Prints "ok" when every check holds, else the failed assertion.
 const char* kClient = R"(
@@ -112,7 +94,7 @@ print('ok')
 
 TEST_CASE("python's http.client and raw sockets get examples/http_server's answers",
           "[http][host]") {
-  std::string server = http_server_path();
+  std::string server = test_support::example_path("http_server");
   REQUIRE(::access(server.c_str(), X_OK) == 0);
   int out[2];
   REQUIRE(::pipe(out) == 0);
@@ -139,7 +121,8 @@ TEST_CASE("python's http.client and raw sockets get examples/http_server's answe
   FILE* file = std::fopen(script.c_str(), "w");
   std::fputs(kClient, file);
   std::fclose(file);
-  std::string result = output_of("python3 " + script + " " + std::to_string(port) + " 2>&1");
+  std::string result =
+      test_support::output_of("python3 " + script + " " + std::to_string(port) + " 2>&1");
   ::unlink(script.c_str());
   CHECK(result == "ok\n");
   ::kill(child, SIGTERM);

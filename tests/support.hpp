@@ -8,6 +8,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -84,6 +85,27 @@ inline std::string capture_fd(int fd, const std::function<void()>& fn) {
 
 inline std::string capture_stderr(const std::function<void()>& fn) { return capture_fd(2, fn); }
 inline std::string capture_stdout(const std::function<void()>& fn) { return capture_fd(1, fn); }
+
+// A built example, beside this binary's tests/ folder in the same build
+// (build/<config>/examples/NAME).
+inline std::string example_path(const std::string& name) {
+  char self[PATH_MAX] = {};
+  ssize_t n = ::readlink("/proc/self/exe", self, sizeof(self) - 1);
+  std::string path(self, n > 0 ? static_cast<std::size_t>(n) : 0);
+  path = path.substr(0, path.rfind('/'));  // .../tests
+  return path.substr(0, path.rfind('/')) + "/examples/" + name;
+}
+
+// Runs command with sh; returns its standard output.
+inline std::string output_of(const std::string& command) {
+  std::string out;
+  FILE* pipe = ::popen(command.c_str(), "r");
+  if (pipe == nullptr) return out;
+  char buffer[256];
+  while (std::fgets(buffer, sizeof(buffer), pipe) != nullptr) out += buffer;
+  ::pclose(pipe);
+  return out;
+}
 
 // Runs fn in a child process; returns its wait status (for checks that must abort).
 inline int run_in_child(const std::function<void()>& fn) {
