@@ -139,6 +139,49 @@ TEST_CASE("cancelling the task that awaits a gather cancels every child", "[gath
   }(first, second));
 }
 
+// Found by the model test on Linux 6.1 (seed 1796051620117): a gather cancelled, then a child
+// ending cancelled, cancelled the other children a second time; one that had caught the first
+// cancel and gone on to sleep lost that sleep too.
+TEST_CASE("a cancelled gather cancels each child once, also when a child then ends cancelled",
+          "[gather][cancel]") {
+  std::string caught_then = "not run";
+  ringloop::run([](std::string& outcome) -> Coro<> {
+    int started = 0;
+    auto gathering = ringloop::create_task([](int& s, std::string& out) -> Coro<> {
+      co_await ringloop::gather(
+          // Catches the cancel, then sleeps: nothing cancels it again.
+          [](int& st, std::string& o) -> Coro<> {
+            ++st;
+            try {
+              co_await ringloop::sleep(10s);
+            } catch (const CancelledError&) {
+            }
+            try {
+              co_await ringloop::sleep(30ms);
+              o = "slept";
+            } catch (const CancelledError&) {
+              o = "cancelled a second time";
+            }
+          }(s, out),
+          // Ends cancelled 5 ms after the cancel, once the other has gone on to its sleep.
+          [](int& st) -> Coro<> {
+            ++st;
+            try {
+              co_await ringloop::sleep(10s);
+            } catch (const CancelledError&) {
+            }
+            co_await ringloop::sleep(5ms);
+            throw CancelledError();
+          }(s));
+    }(started, outcome));
+    for (int i = 0; i < 1000 && started < 2; ++i) co_await ringloop::sleep(1ms);
+    REQUIRE(started == 2);
+    gathering.cancel();
+    CHECK_THROWS_AS(co_await gathering, CancelledError);
+  }(caught_then));
+  CHECK(caught_then == "slept");
+}
+
 namespace {
 Coro<> sleep_until_deadline(Clock::time_point deadline) {
   co_await ringloop::sleep_until(deadline);

@@ -142,7 +142,12 @@ class GatherState : CancelPoint {
     if (remaining_ == 0 && suspended_) loop_->schedule(awaiting_);
   }
 
+  // Once per gather, whichever comes first, a failure or the gather's own cancel (asyncio's
+  // gather, too, cancels each child once): a second request would land on a child that caught
+  // the first and went on, cancelling the await it made next.
   void cancel_children() noexcept {
+    if (children_cancelled_) return;
+    children_cancelled_ = true;
     for (std::size_t i = 0; i < count_; ++i) waiters_[i].child->cancel();
   }
 
@@ -163,6 +168,7 @@ class GatherState : CancelPoint {
   bool return_exceptions_;
   bool suspended_ = false;
   bool cancel_taken_ = false;
+  bool children_cancelled_ = false;
 };
 
 template <bool ReturnExceptions, class... Args>
