@@ -142,19 +142,42 @@ def code_of(result):
 async def gather_cancelling(*coros):
     """ringloop's gather: the first child that fails (CancelledError included) cancels the
     others; its exception is raised once all have finished. A cancel of the awaiting task
-    cancels every child, and raises CancelledError once all have finished."""
+    cancels every child, and raises CancelledError once all have finished. Each child is
+    cancelled once, whichever comes first (asyncio's TaskGroup aborts once, too)."""
     children = [asyncio.create_task(c) for c in coros]
     failed = []
+    state = {"cancelled_all": False}
+
+    def cancel_all():
+        state["cancelled_all"] = True
+        for other in children:
+            other.cancel()
 
     def on_done(child):
         if not failed and (child.cancelled() or child.exception() is not None):
             failed.append(child)
-            for other in children:
-                other.cancel()
+            if not state["cancelled_all"]:
+                cancel_all()
 
     for child in children:
         child.add_done_callback(on_done)
-    await asyncio.gather(*children, return_exceptions=True)
+    waiting = asyncio.gather(*children, return_exceptions=True)
+
+    def cancel_once(msg=None):
+        """asyncio's _GatheringFuture.cancel, but children already cancelled are not again."""
+        if waiting.done():
+            return False
+        if state["cancelled_all"]:
+            accepted = any(not child.done() for child in children)
+        else:
+            state["cancelled_all"] = True
+            accepted = any([child.cancel(msg=msg) for child in children])
+        if accepted:
+            waiting._cancel_requested = True
+        return accepted
+
+    waiting.cancel = cancel_once
+    await waiting
     if failed:
         return failed[0].result()  # raises its exception
     return [child.result() for child in children]
@@ -199,18 +222,27 @@ async def wait_for(coro, delay):
 class GatherFuture(asyncio.Future):
     """What the caller of an emulated gather waits on: a cancel goes to every child."""
 
-    def __init__(self, children, loop):
+    def __init__(self, children, loop, state):
         super().__init__(loop=loop)
         self.children = children
+        self.state = state
         self.cancel_requested = False
 
     def cancel(self, msg=None):
         if self.done():
             return False
         self.cancel_requested = True
-        for child in self.children:
-            child.cancel()
+        cancel_children_once(self.children, self.state)
         return True
+
+
+def cancel_children_once(children, state):
+    """Once per gather, whichever comes first: a failure or the gather's own cancel."""
+    if state["children_cancelled"]:
+        return
+    state["children_cancelled"] = True
+    for child in children:
+        child.cancel()
 
 
 async def emulated_gather(*coros, return_exceptions=False):
@@ -219,16 +251,15 @@ async def emulated_gather(*coros, return_exceptions=False):
     step (asyncio's gather: two steps later)."""
     loop = asyncio.get_running_loop()
     children = [loop.create_task(c) for c in coros]
-    outer = GatherFuture(children, loop)
-    state = {"remaining": len(children), "failed": None}
+    state = {"remaining": len(children), "failed": None, "children_cancelled": False}
+    outer = GatherFuture(children, loop, state)
 
     def child_done(child):
         state["remaining"] -= 1
         failed = child.cancelled() or child.exception() is not None
         if failed and not return_exceptions and state["failed"] is None:
             state["failed"] = child
-            for other in children:
-                other.cancel()
+            cancel_children_once(children, state)
         if state["remaining"] == 0:
             outer.set_result(None)
 

@@ -18,7 +18,10 @@
 //   and no outer cancel came, its value if it swallowed the cancel.
 //
 // Timers due at the same tick may complete in any order in the kernel, and in one reap or in
-// several: run() takes a policy that orders them and says whether they complete as one batch.
+// several; so may timers removed in one iteration: run() takes a policy that orders both and
+// says whether the due ones complete as one batch. A timer's SQE goes to the kernel at the
+// loop's next submit point only if the loop is about to block, else one iteration later
+// (ringloop's lazy timers): removed before then, it ends at once with no CQE to wait for.
 // A program is unambiguous when every policy gives the same events at the same ticks.
 #pragma once
 
@@ -137,6 +140,8 @@ struct Timer {
   long long due = 0;
   std::uint64_t order = 0;  // when it was armed
   bool armed = false;
+  std::uint64_t armed_in = 0;  // the loop iteration that armed it
+  bool submitted = false;      // its SQE has gone to the kernel
   virtual void fire() = 0;
 
  protected:
@@ -165,9 +170,17 @@ class VLoop {
     });
   }
 
-  // A cancel request's answer (the CQE of a removed timer), which comes back at the end of the
-  // iteration that asked: complete may only schedule.
-  void complete_at_reap(std::function<void()> complete) { kernel_.push_back(std::move(complete)); }
+  // Removes an armed timer; `complete` (which may only schedule) runs as ringloop ends it: at
+  // once if it never reached the kernel, else with the reap of the iteration that asked (the
+  // CQE of the TIMEOUT_REMOVE'd timer).
+  void remove(Timer& timer, std::function<void()> complete) {
+    bool submitted = timer.submitted;
+    disarm(timer);
+    if (submitted)
+      kernel_.push_back(std::move(complete));
+    else
+      complete();
+  }
 
   // create_task: the task starts on a later step.
   VTask* create_task(VCoro body) {
@@ -192,6 +205,8 @@ class VLoop {
     timer.due = due;
     timer.order = next_order_++;
     timer.armed = true;
+    timer.armed_in = iteration_;
+    timer.submitted = false;
     timers_.push_back(&timer);
   }
   // A timer leaves the list as soon as it is disarmed or fires: its awaiter's frame may go, and
@@ -204,6 +219,8 @@ class VLoop {
   // Runs until root finishes. Returns false on a deadlock (nothing ready, no timer armed).
   bool run(VTask* root, const Policy& policy) {
     std::mt19937_64 shuffle(static_cast<std::uint64_t>(policy.order));
+    reap_order_ = policy.order;
+    reap_shuffle_.seed(static_cast<std::uint64_t>(policy.order) + 1);
     for (;;) {
       drain();
       if (root->done) return true;
@@ -242,18 +259,36 @@ class VLoop {
   // the kernel and reap; the answers to this iteration's cancel requests come back there.
   void drain() {
     while (!ready_.empty() || !kernel_.empty()) {
+      ++iteration_;
       for (std::size_t n = ready_.size(); n > 0; --n) {
         auto step = std::move(ready_.front());
         ready_.pop_front();
         step();
       }
+      submit_point();
       auto completions = std::move(kernel_);
       kernel_.clear();
+      // Removed timers' CQEs of one reap come in the kernel's order, not the requests' (Linux
+      // 6.1 reverses them): the policy orders them as it orders timers due together.
+      if (reap_order_ == 1) std::reverse(completions.begin(), completions.end());
+      if (reap_order_ > 1) std::shuffle(completions.begin(), completions.end(), reap_shuffle_);
       for (auto& complete : completions) complete();
     }
   }
 
+  // ringloop's lazy timers: a timer's SQE goes to the kernel at the submit point of the
+  // iteration after the one that armed it, or of its own if the loop is about to block (nothing
+  // ready). Removed before then, it ends at once in user space.
+  void submit_point() {
+    bool idle = ready_.empty();
+    for (Timer* t : timers_)
+      if (idle || t->armed_in < iteration_) t->submitted = true;
+  }
+
   long long now_ = 0;
+  int reap_order_ = 0;  // Policy::order
+  std::mt19937_64 reap_shuffle_;
+  std::uint64_t iteration_ = 0;
   std::uint64_t next_order_ = 0;
   VTask* current_ = nullptr;
   std::deque<std::function<void()>> ready_;
@@ -288,8 +323,7 @@ class SleepAwaiter final : CancelPoint, Timer {
     if (fired_) return false;  // its resume is on its way: the cancel waits for the next await
     if (cancel_taken_) return true;  // one cancel is on its way already
     cancel_taken_ = true;
-    loop_.disarm(*this);
-    loop_.complete_at_reap([this] { loop_.schedule(h_, task_); });
+    loop_.remove(*this, [this] { loop_.schedule(h_, task_); });
     return true;
   }
 
@@ -363,7 +397,10 @@ class GatherAwaiter final : CancelPoint {
     }
     if (remaining_ == 0) loop_.schedule(h_, outer_);
   }
+  // Once per gather, whichever comes first: a failure or the gather's own cancel.
   void cancel_children() {
+    if (children_cancelled_) return;
+    children_cancelled_ = true;
     for (VTask* child : children_) child->cancel();
   }
   bool request_cancel() override {
@@ -381,6 +418,7 @@ class GatherAwaiter final : CancelPoint {
   VTask* outer_ = nullptr;
   std::coroutine_handle<> h_;
   bool cancel_taken_ = false;
+  bool children_cancelled_ = false;
 };
 
 class WaitForAwaiter final : CancelPoint, Timer {
@@ -440,8 +478,7 @@ class WaitForAwaiter final : CancelPoint, Timer {
   void remove_timer() {
     if (timer_done_ || removing_) return;
     removing_ = true;
-    loop_.disarm(*this);
-    loop_.complete_at_reap([this] {
+    loop_.remove(*this, [this] {
       timer_done_ = true;
       settle();
     });

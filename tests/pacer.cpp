@@ -85,11 +85,14 @@ TEST_CASE("pacer skip delivers the late tick, then drops the others and keeps th
   std::vector<Tick> ticks = ringloop::run(ticks_after_a_stall(MissedTick::skip, kPeriod, 2));
   Clock::time_point origin = ticks[0].intended - kPeriod;
   CHECK(ticks[1].index == 2);
-  CHECK(ticks[1].woke < origin + kPeriod * 5);
   CHECK(ticks[1].skipped == 0);
-  CHECK(ticks[2].index == 5);  // 3 and 4 dropped
-  CHECK(ticks[2].skipped == 2);
-  CHECK(ticks[2].intended == origin + kPeriod * 5);
+  // The next tick is the grid's first point after tick 2 woke: 5 when tick 2 came before 5 was
+  // due (3 and 4 dropped); under valgrind tick 2 came later than that (1 run of 7).
+  auto first_future = static_cast<std::uint64_t>((ticks[1].woke - origin) / kPeriod) + 1;
+  if (!test_support::under_valgrind()) CHECK(first_future == 5);
+  CHECK(ticks[2].index == first_future);
+  CHECK(ticks[2].skipped == first_future - 3);
+  CHECK(ticks[2].intended == origin + kPeriod * static_cast<std::int64_t>(first_future));
   CHECK(ticks[2].woke >= ticks[2].intended);
 }
 
