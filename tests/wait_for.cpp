@@ -170,6 +170,49 @@ TEST_CASE("wait_for takes any awaitable: a gather", "[wait_for]") {
   }());
 }
 
+// asyncio users write create_task(wait_for(...)) and gather(wait_for(...), ...): wait_for's
+// result is a description that moves until it is awaited.
+TEST_CASE("create_task, gather, shield and wait_for take a wait_for, as asyncio's do",
+          "[wait_for]") {
+  ringloop::run([]() -> Coro<> {
+    Task<int> in_time = ringloop::create_task(ringloop::wait_for(value_after(1ms, 7), 1s));
+    Task<int> too_late = ringloop::create_task(ringloop::wait_for(value_after(1s, 8), 5ms));
+    CHECK(co_await in_time == 7);
+    CHECK_THROWS_AS(co_await too_late, TimeoutError);
+
+    auto [a, b] = co_await ringloop::gather(ringloop::wait_for(value_after(1ms, 1), 1s),
+                                            ringloop::wait_for(value_after(2ms, 2), 1s));
+    CHECK(a + b == 3);
+    auto outcomes = co_await ringloop::gather(ringloop::return_exceptions,
+                                              ringloop::wait_for(value_after(1ms, 1), 1s),
+                                              ringloop::wait_for(value_after(1s, 2), 5ms));
+    CHECK(std::get<0>(outcomes).value() == 1);
+    CHECK_THROWS_AS(std::get<1>(outcomes).value(), TimeoutError);
+
+    int shielded = co_await ringloop::shield(ringloop::wait_for(value_after(1ms, 3), 1s));
+    CHECK(shielded == 3);
+    // Nested: the inner deadline passes first.
+    CHECK_THROWS_AS(
+        co_await ringloop::wait_for(ringloop::wait_for(value_after(1s, 4), 5ms), 1s),
+        TimeoutError);
+  }());
+}
+
+TEST_CASE("a wait_for awaited twice is an error that says so", "[wait_for]") {
+  ringloop::run([]() -> Coro<> {
+    auto waiting = ringloop::wait_for(immediate(5), 1s);
+    // Awaited outside CHECK: inside it g++ 12 calls operator co_await three times (clang once).
+    int first = co_await waiting;
+    CHECK(first == 5);
+    try {
+      (void)co_await waiting;
+      FAIL("a second await of a wait_for did not throw");
+    } catch (const std::logic_error& e) {
+      CHECK_THAT(e.what(), Catch::Contains("awaited already"));
+    }
+  }());
+}
+
 TEST_CASE("wait_for resumes once when its timer is removed while still in the loop's FIFO",
           "[wait_for][cancel]") {
   // Regression: with the CQ budget full, the timer waits in the FIFO; the child finishing

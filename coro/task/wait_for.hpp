@@ -24,6 +24,7 @@
 #include <chrono>
 #include <coroutine>
 #include <optional>
+#include <stdexcept>
 #include <system_error>
 #include <type_traits>
 #include <utility>
@@ -200,26 +201,59 @@ std::optional<std::int64_t> wait_for_deadline(std::chrono::duration<Rep, Period>
 
 }  // namespace detail
 
+// What wait_for returns: the work and its deadline (taken when wait_for was called), not started
+// yet. Awaiting it starts the race; so does handing it to create_task, gather, shield (a
+// WaitFor moves, the awaiter it makes cannot). It is awaited once.
+template <class T>
+class [[nodiscard]] WaitFor {
+ public:
+  using value_type = T;
+
+  WaitFor(Coro<T> coro, std::optional<std::int64_t> due_ns) noexcept
+      : coro_(std::move(coro)), due_ns_(due_ns) {}
+  WaitFor(Task<T> task, std::optional<std::int64_t> due_ns) noexcept
+      : task_(std::move(task)), due_ns_(due_ns) {}
+
+  // Either way the work moves into the awaiter: a second await finds it gone.
+  detail::WaitForAwaiter<T> operator co_await() && { return start(); }
+  detail::WaitForAwaiter<T> operator co_await() & { return start(); }
+
+ private:
+  detail::WaitForAwaiter<T> start() {
+    if (task_.valid()) return detail::WaitForAwaiter<T>(std::move(task_), due_ns_);
+    if (!coro_.valid())
+      throw std::logic_error(
+          "wait_for: nothing to wait for: this wait_for was awaited already (it runs once), or "
+          "was given an empty Coro or Task");
+    return detail::WaitForAwaiter<T>(std::move(coro_), due_ns_);
+  }
+
+
+  Coro<T> coro_;
+  Task<T> task_;
+  std::optional<std::int64_t> due_ns_;
+};
+
 template <class T, class Rep, class Period>
-detail::WaitForAwaiter<T> wait_for(Coro<T> coro, std::chrono::duration<Rep, Period> timeout) {
-  return detail::WaitForAwaiter<T>(std::move(coro), detail::wait_for_deadline(timeout));
+WaitFor<T> wait_for(Coro<T> coro, std::chrono::duration<Rep, Period> timeout) {
+  return WaitFor<T>(std::move(coro), detail::wait_for_deadline(timeout));
 }
 
 // On expiry the task is cancelled, as asyncio.wait_for cancels the task it is given.
 template <class T, class Rep, class Period>
-detail::WaitForAwaiter<T> wait_for(Task<T> task, std::chrono::duration<Rep, Period> timeout) {
-  return detail::WaitForAwaiter<T>(std::move(task), detail::wait_for_deadline(timeout));
+WaitFor<T> wait_for(Task<T> task, std::chrono::duration<Rep, Period> timeout) {
+  return WaitFor<T>(std::move(task), detail::wait_for_deadline(timeout));
 }
 
-// Any other awaitable (a gather, a foreign awaiter) runs inside a Coro, so it can be a task. A
-// single I/O operation has its own overload (coro/io/io.hpp): a linked timeout, no child task.
+// Any other awaitable (a gather, another wait_for, a foreign awaiter) runs inside a Coro, so it
+// can be a task. A single I/O operation has its own overload (coro/io/io.hpp): a linked
+// timeout, no child task.
 template <class A, class Rep, class Period>
 requires detail::PlainAwaiter<A>
 auto wait_for(A&& awaitable, std::chrono::duration<Rep, Period> timeout) {
   using R = detail::AwaitResult<A>;
-  return detail::WaitForAwaiter<R>(
-      detail::await_in_coro<std::remove_cvref_t<A>, R>(std::forward<A>(awaitable)),
-      detail::wait_for_deadline(timeout));
+  return WaitFor<R>(detail::await_in_coro<std::remove_cvref_t<A>, R>(std::forward<A>(awaitable)),
+                    detail::wait_for_deadline(timeout));
 }
 
 }  // namespace ringloop
