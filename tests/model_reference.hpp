@@ -7,10 +7,10 @@
 // Rules modelled (ringloop's, which are asyncio's except where noted in the README):
 // - a task starts on the loop's next step; one cancelled before it started never runs its body;
 // - cancel() asks the point the task waits on to end the wait (a sleep not fired yet ends with
-//   CancelledError; awaiting a task forwards the cancel to it; gather cancels every child;
-//   wait_for cancels its child, keeps its deadline (3.12) and remembers the cancel was outside); when the point
-//   cannot take it (the sleep fired, the awaited task has finished) the cancel is remembered
-//   and thrown at the task's next await point, even one that completed;
+//   CancelledError; awaiting a task forwards the cancel to it; gather cancels every child, once;
+//   wait_for cancels its child, keeps its deadline (3.12) and remembers the cancel was outside);
+//   when the point cannot take it (the sleep fired, the awaited task has finished) the cancel is
+//   remembered and thrown at the task's next await point, even one that completed;
 // - gather: the first child that fails (CancelledError included) cancels the others, and is
 //   rethrown once all have finished; with return_exceptions every outcome is handed back;
 // - wait_for: the child starts inline; if it finishes without suspending there is no timer; when

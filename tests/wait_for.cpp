@@ -192,9 +192,8 @@ TEST_CASE("create_task, gather, shield and wait_for take a wait_for, as asyncio'
     int shielded = co_await ringloop::shield(ringloop::wait_for(value_after(1ms, 3), 1s));
     CHECK(shielded == 3);
     // Nested: the inner deadline passes first.
-    CHECK_THROWS_AS(
-        co_await ringloop::wait_for(ringloop::wait_for(value_after(1s, 4), 5ms), 1s),
-        TimeoutError);
+    CHECK_THROWS_AS(co_await ringloop::wait_for(ringloop::wait_for(value_after(1s, 4), 5ms), 1s),
+                    TimeoutError);
   }());
 }
 

@@ -17,12 +17,15 @@ namespace ringloop::detail {
 
 // An awaiter: what co_await uses as it is.
 template <class A>
-concept Awaiter = requires(std::remove_cvref_t<A> a) { a.await_resume(); };
+concept Awaiter = requires(std::remove_cvref_t<A> a) {
+  a.await_resume();
+};
 // An awaitable that makes its awaiter when it is awaited, as an rvalue: wait_for's WaitFor,
 // which can move (into a task, a gather) where the awaiter, once started, cannot.
 template <class A>
-concept AwaiterMaker =
-    !Awaiter<A> && requires(std::remove_cvref_t<A> a) { std::move(a).operator co_await().await_resume(); };
+concept AwaiterMaker = !Awaiter<A> && requires(std::remove_cvref_t<A> a) {
+  std::move(a).operator co_await().await_resume();
+};
 
 template <class A>
 struct AwaitResultOf {
@@ -30,7 +33,8 @@ struct AwaitResultOf {
 };
 template <AwaiterMaker A>
 struct AwaitResultOf<A> {
-  using type = decltype(std::declval<std::remove_cvref_t<A>&&>().operator co_await().await_resume());
+  using type =
+      decltype(std::declval<std::remove_cvref_t<A>&&>().operator co_await().await_resume());
 };
 // What co_await of an A gives.
 template <class A>
@@ -46,8 +50,7 @@ inline constexpr bool is_coro_or_task<Task<T>> = true;
 // Any awaitable other than a Coro or a Task (which combinators take as they are): an awaiter,
 // or an awaitable that makes one.
 template <class A>
-concept PlainAwaiter =
-    !is_coro_or_task<std::remove_cvref_t<A>> && (Awaiter<A> || AwaiterMaker<A>);
+concept PlainAwaiter = !is_coro_or_task<std::remove_cvref_t<A>> && (Awaiter<A> || AwaiterMaker<A>);
 
 template <class A, class R = AwaitResult<A>>
 Coro<R> await_in_coro(A awaitable) {

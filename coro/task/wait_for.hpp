@@ -8,9 +8,10 @@
 // swallowed the cancel and returned a value, the value wins. When the child finishes first, the
 // timer is removed: in user space if the loop has not given it an SQE yet (Loop::submit makes
 // timers' SQEs at its submit point, an iteration late), else by TIMEOUT_REMOVE, whose CQE is
-// awaited: the awaiter, which holds the timespec, outlives both. Cancelling the awaiting task cancels the child and ends with CancelledError,
-// never TimeoutError; the deadline stays armed while the child unwinds, and cancels it again if
-// it passes first (3.12's wait_for is `async with timeout()`).
+// awaited: the awaiter, which holds the timespec, outlives both. Cancelling the awaiting task
+// cancels the child and ends with CancelledError, never TimeoutError; the deadline stays armed
+// while the child unwinds, and cancels it again if it passes first (3.12's wait_for is `async with
+// timeout()`).
 //
 // A zero or negative timeout arms no timer and never starts a Coro (asyncio 3.12's wait_for,
 // tasks.py: timeout <= 0 wraps it in a task, cancels it and waits, so its body never runs):
@@ -227,7 +228,6 @@ class [[nodiscard]] WaitFor {
           "was given an empty Coro or Task");
     return detail::WaitForAwaiter<T>(std::move(coro_), due_ns_);
   }
-
 
   Coro<T> coro_;
   Task<T> task_;
