@@ -53,7 +53,12 @@ TEST_CASE("every proper prefix of a head is incomplete", "[http]") {
 
 TEST_CASE("pipelined heads are scanned one at a time, each ending where the next begins",
           "[http]") {
-  std::string buffer = std::string(kGet) + "HEAD /b HTTP/1.1\r\nHost: x\r\n\r\n" + "GET /c HT";
+  // Appended, not std::string + "...": g++ 12 -O2 warns of a memcpy out of bounds inside
+  // libstdc++'s operator+ (a false -Warray-bounds) when catch.hpp comes
+  // precompiled.
+  std::string buffer(kGet);
+  buffer += "HEAD /b HTTP/1.1\r\nHost: x\r\n\r\n";
+  buffer += "GET /c HT";
   ScanResult first = scan_request(buffer);
   REQUIRE(first.status == ScanStatus::complete);
   std::string_view rest = std::string_view(buffer).substr(first.request.head_bytes);
