@@ -232,7 +232,7 @@ TEST_CASE("a cancelled receive ends in CancelledError and the socket goes on wor
 }
 
 TEST_CASE("an asyncio client's datagrams come back from examples/udp_echo", "[udp][host]") {
-  std::string example = test_support::test_binary_dir() + "/../examples/udp_echo";
+  std::string example = test_support::example_path("udp_echo");
   INFO(example << " (built by ninja's default target)");
   REQUIRE(::access(example.c_str(), X_OK) == 0);
   test_support::ChildProcess server({example, "0"});

@@ -14,7 +14,6 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <string>
 #include <vector>
 
@@ -24,11 +23,6 @@
 namespace {
 
 using namespace std::chrono_literals;
-
-bool under_valgrind() {
-  const char* preload = std::getenv("LD_PRELOAD");
-  return preload != nullptr && std::strstr(preload, "vgpreload") != nullptr;
-}
 
 std::uint64_t env_number(const char* name, std::uint64_t fallback) {
   const char* text = std::getenv(name);
@@ -41,7 +35,7 @@ std::chrono::milliseconds default_tick() {
 #else
   constexpr std::chrono::milliseconds kTick = 10ms;
 #endif
-  return under_valgrind() ? 60ms : kTick;
+  return test_support::under_valgrind() ? 60ms : kTick;
 }
 
 struct Totals {
@@ -101,7 +95,7 @@ TEST_CASE("random programs end on ringloop as the reference model says", "[model
       one_seed ? env_number("RINGLOOP_MODEL_SEED", 0)
                : env_number("RINGLOOP_MODEL_FIRST_SEED", std::uint64_t{Catch::rngSeed()} * 1000);
   const std::uint64_t count_seeds =
-      one_seed ? 1 : env_number("RINGLOOP_MODEL_SEEDS", under_valgrind() ? 60 : 300);
+      one_seed ? 1 : env_number("RINGLOOP_MODEL_SEEDS", test_support::under_valgrind() ? 60 : 300);
   const std::chrono::nanoseconds tick =
       std::chrono::milliseconds(env_number("RINGLOOP_MODEL_TICK_MS", default_tick().count()));
   constexpr std::size_t kBatch = 50;

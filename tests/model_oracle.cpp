@@ -34,7 +34,6 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <map>
 #include <sstream>
 #include <string>
@@ -55,11 +54,6 @@ constexpr std::chrono::nanoseconds kTick = 1s;
 std::uint64_t env_number(const char* name, std::uint64_t fallback) {
   const char* text = std::getenv(name);
   return text != nullptr && *text != '\0' ? std::strtoull(text, nullptr, 10) : fallback;
-}
-
-bool under_valgrind() {
-  const char* preload = std::getenv("LD_PRELOAD");
-  return preload != nullptr && std::strstr(preload, "vgpreload") != nullptr;
 }
 
 // ringloop's events with their time in ticks; an event off its tick by more than the clock
@@ -167,7 +161,7 @@ TEST_CASE("ringloop and CPython's asyncio agree on N random programs", "[model][
       one_seed ? env_number("RINGLOOP_MODEL_SEED", 0)
                : env_number("RINGLOOP_MODEL_FIRST_SEED", std::uint64_t{Catch::rngSeed()} * 1000);
   const std::uint64_t count_seeds =
-      one_seed ? 1 : env_number("RINGLOOP_MODEL_SEEDS", under_valgrind() ? 30 : 300);
+      one_seed ? 1 : env_number("RINGLOOP_MODEL_SEEDS", test_support::under_valgrind() ? 30 : 300);
 
   auto started = std::chrono::steady_clock::now();
   std::vector<std::uint64_t> seeds;

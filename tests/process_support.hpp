@@ -11,7 +11,6 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <climits>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -97,15 +96,5 @@ class ChildProcess {
   int out_ = -1;
   std::string buffer_;
 };
-
-// The directory of the running test binary (build/<config>/tests), to find the built examples
-// at ../examples.
-inline std::string test_binary_dir() {
-  char path[PATH_MAX] = {};
-  ssize_t n = ::readlink("/proc/self/exe", path, sizeof path - 1);
-  if (n <= 0) throw std::runtime_error("readlink /proc/self/exe failed");
-  std::string text(path, static_cast<std::size_t>(n));
-  return text.substr(0, text.rfind('/'));
-}
 
 }  // namespace test_support

@@ -257,10 +257,7 @@ namespace {
 // with arguments made from the certificate directory, serves a Python asyncio client that
 // verifies it, and openssl s_client.
 void check_tls_echo_example(const std::string& name, const std::string& arguments_with_dir) {
-  char self[4096] = {};
-  ssize_t length = ::readlink("/proc/self/exe", self, sizeof(self) - 1);
-  std::string exe(self, length > 0 ? static_cast<std::size_t>(length) : 0);
-  std::string example = exe.substr(0, exe.rfind("/tests/") + 1) + "examples/" + name;
+  std::string example = test_support::example_path(name);
   if (!have_program("python3") || !have_program("openssl") ||
       ::access(example.c_str(), X_OK) != 0) {
     WARN("python3, openssl or " << example << " missing: skipped");
