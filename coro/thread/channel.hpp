@@ -164,25 +164,53 @@ class Channel {
   Waiting* senders_head_ = nullptr;  // FIFO; each holds its value until it is moved in
   Waiting* senders_tail_ = nullptr;
 
+  // What both ends' awaiters do around their step under the lock: before it, a cancel already
+  // pending ends the await without touching the channel; after it, the end it unblocked is
+  // woken (outside the lock), and a wait is announced to the loop (the wake-up comes from
+  // another thread) and to the task (a cancel reaches on_cancel).
+  class AwaiterBase : protected detail::CancelPoint {
+   protected:
+    using CancelPoint::CancelPoint;
+
+    // The awaiting task's loop, or nullptr when a cancel is pending.
+    template <class P>
+    Loop* begin(std::coroutine_handle<P> awaiting, const char* what) {
+      task_ = detail::task_of(awaiting);
+      if (task_ != nullptr && task_->must_cancel) return nullptr;
+      return &detail::loop_for(task_, what);
+    }
+    // await_suspend's answer.
+    bool end(Loop& loop, Waiting* to_wake, bool waits) {
+      if (to_wake != nullptr) wake(*to_wake);
+      if (!waits) return false;
+      loop.expect_thread_completion();
+      if (task_ != nullptr) task_->suspend_on(*this);
+      return true;
+    }
+
+    detail::TaskCore* task_ = nullptr;
+  };
+
  public:
-  class SendAwaiter : detail::CancelPoint {
+  class SendAwaiter : AwaiterBase {
+    using AwaiterBase::task_;  // a dependent base: its names are not found by themselves
+
    public:
     SendAwaiter(Channel& channel, T value)
-        : CancelPoint(&on_cancel), channel_(channel), value_(std::move(value)) {}
+        : AwaiterBase(&on_cancel), channel_(channel), value_(std::move(value)) {}
     SendAwaiter(SendAwaiter&& other) noexcept(std::is_nothrow_move_constructible_v<T>)
-        : CancelPoint(&on_cancel), channel_(other.channel_), value_(std::move(other.value_)) {}
+        : AwaiterBase(&on_cancel), channel_(other.channel_), value_(std::move(other.value_)) {}
     SendAwaiter& operator=(SendAwaiter&&) = delete;
 
     bool await_ready() const noexcept { return false; }
 
     template <class P>
     bool await_suspend(std::coroutine_handle<P> awaiting) {
-      task_ = detail::task_of(awaiting);
-      if (task_ != nullptr && task_->must_cancel) {
+      Loop* loop = this->begin(awaiting, "Channel.send");
+      if (loop == nullptr) {
         state_ = State::cancelled;
         return false;
       }
-      Loop& loop = detail::loop_for(task_, "Channel.send");
       Waiting* to_wake = nullptr;
       {
         std::lock_guard<std::mutex> lock(channel_.mutex_);
@@ -194,17 +222,13 @@ class Channel {
           state_ = State::sent;
           to_wake = std::exchange(channel_.receiver_, nullptr);
         } else {
-          channel_.prepare_wait(waiting_, loop, awaiting);
+          channel_.prepare_wait(waiting_, *loop, awaiting);
           waiting_.value = &value_;
           channel_.push_sender(waiting_);
           state_ = State::waiting;
         }
       }
-      if (to_wake != nullptr) wake(*to_wake);
-      if (state_ != State::waiting) return false;
-      loop.expect_thread_completion();
-      if (task_ != nullptr) task_->suspend_on(*this);
-      return true;
+      return this->end(*loop, to_wake, state_ == State::waiting);
     }
 
     void await_resume() {
@@ -226,7 +250,7 @@ class Channel {
     enum class State : std::uint8_t { idle, sent, waiting, closed, cancelled };
     // Still waiting for a place: it leaves the FIFO, and wakes itself through its own inbox
     // (its loop expects that wake-up). Moved in or closed already: that wake-up is on its way.
-    static bool on_cancel(CancelPoint& point) noexcept {
+    static bool on_cancel(detail::CancelPoint& point) noexcept {
       auto& self = static_cast<SendAwaiter&>(point);
       {
         std::lock_guard<std::mutex> lock(self.channel_.mutex_);
@@ -240,27 +264,27 @@ class Channel {
     Channel& channel_;
     T value_;
     Waiting waiting_;
-    detail::TaskCore* task_ = nullptr;
     State state_ = State::idle;
   };
 
-  class ReceiveAwaiter : detail::CancelPoint {
+  class ReceiveAwaiter : AwaiterBase {
+    using AwaiterBase::task_;  // a dependent base: its names are not found by themselves
+
    public:
-    explicit ReceiveAwaiter(Channel& channel) : CancelPoint(&on_cancel), channel_(channel) {}
+    explicit ReceiveAwaiter(Channel& channel) : AwaiterBase(&on_cancel), channel_(channel) {}
     ReceiveAwaiter(ReceiveAwaiter&& other) noexcept
-        : CancelPoint(&on_cancel), channel_(other.channel_) {}
+        : AwaiterBase(&on_cancel), channel_(other.channel_) {}
     ReceiveAwaiter& operator=(ReceiveAwaiter&&) = delete;
 
     bool await_ready() const noexcept { return false; }
 
     template <class P>
     bool await_suspend(std::coroutine_handle<P> awaiting) {
-      task_ = detail::task_of(awaiting);
-      if (task_ != nullptr && task_->must_cancel) {
+      Loop* loop = this->begin(awaiting, "Channel.receive");
+      if (loop == nullptr) {
         state_ = State::cancelled;
         return false;
       }
-      Loop& loop = detail::loop_for(task_, "Channel.receive");
       Waiting* to_wake = nullptr;
       {
         std::lock_guard<std::mutex> lock(channel_.mutex_);
@@ -274,16 +298,12 @@ class Channel {
         } else if (channel_.closed_) {
           state_ = State::closed;
         } else {
-          channel_.prepare_wait(waiting_, loop, awaiting);
+          channel_.prepare_wait(waiting_, *loop, awaiting);
           channel_.receiver_ = &waiting_;
           state_ = State::waiting;
         }
       }
-      if (to_wake != nullptr) wake(*to_wake);
-      if (state_ != State::waiting) return false;
-      loop.expect_thread_completion();
-      if (task_ != nullptr) task_->suspend_on(*this);
-      return true;
+      return this->end(*loop, to_wake, state_ == State::waiting);
     }
 
     T await_resume() {
@@ -309,7 +329,7 @@ class Channel {
 
    private:
     enum class State : std::uint8_t { idle, received, waiting, closed, cancelled };
-    static bool on_cancel(CancelPoint& point) noexcept {
+    static bool on_cancel(detail::CancelPoint& point) noexcept {
       auto& self = static_cast<ReceiveAwaiter&>(point);
       {
         std::lock_guard<std::mutex> lock(self.channel_.mutex_);
@@ -324,7 +344,6 @@ class Channel {
     Channel& channel_;
     std::optional<T> item_;
     Waiting waiting_;
-    detail::TaskCore* task_ = nullptr;
     State state_ = State::idle;
   };
 };
