@@ -394,7 +394,8 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   // Threads by hand, each running its own ringloop::run (written before LoopGroup was merged;
-  // moving it onto a LoopGroup is left open in issue #19). Loop 0 binds first, so that with PORT 0 the others share the port it got.
+  // moving it onto a LoopGroup is left open in issue #19). Loop 0 binds first, so that with PORT 0
+  // the others share the port it got.
   std::vector<std::unique_ptr<LoopThread>> loops;
   auto bound_port = static_cast<std::uint16_t>(port);
   for (long i = 0; i < loops_wanted; ++i) {
