@@ -295,20 +295,25 @@ inline Coro<> wait_stream(std::shared_ptr<StreamState> owner, StreamGoal goal,
 // ends when there is nothing left to do. One SQE in flight at a time, so bytes go out in order.
 // A failure is kept in s.error for the next write or drain (asyncio's drain raises it). A cancel
 // (abort(), the Stream destroyed, run() ending) leaves at once, after the SQE's last CQE.
+// What the flush task does on every way out, the cancel's too. At namespace scope, not local to
+// flush_stream: g++ 12 crashes (an internal compiler error in its mangler) on a class local to
+// an inline coroutine when a precompiled header holding it is used with full debug info (-g).
+struct FlushLeave {
+  StreamState& s;
+  ~FlushLeave() {
+    s.in_flight = 0;
+    if (s.error) s.discard_queue();
+    s.flushing = false;
+    try {
+      s.notify();
+    } catch (...) {  // the loop is gone: nobody waits
+    }
+  }
+};
+
 inline Coro<> flush_stream(std::shared_ptr<StreamState> owner) {
   StreamState& s = *owner;
-  struct Leave {  // on every way out, the cancel's too
-    StreamState& s;
-    ~Leave() {
-      s.in_flight = 0;
-      if (s.error) s.discard_queue();
-      s.flushing = false;
-      try {
-        s.notify();
-      } catch (...) {  // the loop is gone: nobody waits
-      }
-    }
-  } leave{s};
+  FlushLeave leave{s};
   std::vector<iovec> iov;
   msghdr message{};
   for (;;) {
