@@ -124,12 +124,14 @@ Coro<std::string> ask_over_tls(std::uint16_t port, std::string line) {
   TlsContext context = TlsContext::client();
   context.load_verify_pem(test_tls::certificates().ca.cert_pem);
   Stream stream;
-  for (int attempt = 0;; ++attempt) {  // the peer may still be starting
+  // The peer may still be starting: s_server prints nothing when it listens, and on a loaded
+  // machine (four builds beside it) it was once still refusing after 5 s; 20 s here.
+  for (int attempt = 0;; ++attempt) {
     try {
       stream = co_await ringloop::open_connection("127.0.0.1", port);
       break;
     } catch (const std::system_error&) {
-      if (attempt == 100) throw;
+      if (attempt == 400) throw;
     }
     co_await ringloop::sleep(50ms);
   }
