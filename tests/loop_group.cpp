@@ -166,6 +166,41 @@ TEST_CASE("cancelling the caller cancels the remote task and waits for its end",
   CHECK(ended_when_caller_resumed == 1);  // the caller resumed only after the remote ended
 }
 
+TEST_CASE("a remote task that cannot be made ends the call with its error, not a cancel",
+          "[thread][group][fault]") {
+  LoopGroup group(group_options(2, true));
+  std::string error;
+  bool cancelled = false;
+  int after = 0;
+  std::atomic<ringloop::Event*> loop1_may_end{nullptr};
+  group.run([&](std::size_t i) -> Coro<> {
+    if (i == 1) {
+      // Loop 1's main stays suspended (making no frame) until loop 0 is done: a main that
+      // returned would make the frame that waits for the group while the fault is armed.
+      ringloop::Event may_end;
+      loop1_may_end = &may_end;
+      co_await may_end.wait();
+      co_return;
+    }
+    while (loop1_may_end.load() == nullptr) co_await ringloop::sleep(1ms);
+    // The next coroutine frame loop 1's thread makes (the remote task's own) fails.
+    co_await group.loop(1).call([] { ringloop::detail::fail_frame_allocations_after(0); });
+    try {
+      co_await ringloop::submit_to(1, [] { return double_later(1); });
+    } catch (const std::bad_alloc& e) {
+      error = e.what();
+    } catch (const CancelledError&) {
+      cancelled = true;
+    }
+    co_await group.loop(1).call([] { ringloop::detail::fail_frame_allocations_after(-1); });
+    after = co_await ringloop::submit_to(1, [] { return double_later(4); });  // loop 1 goes on
+    co_await group.loop(1).call([&] { loop1_may_end.load()->set(); });
+  });
+  CHECK_FALSE(cancelled);
+  CHECK(error == "std::bad_alloc");
+  CHECK(after == 8);
+}
+
 TEST_CASE("a remote task cancelled on its own loop ends the call with CancelledError",
           "[thread][group]") {
   LoopGroup group(group_options(2, true));

@@ -103,6 +103,8 @@ class CrossCallBase {
  protected:
   // Target's thread: starts the remote task, whose frame replies when it goes.
   virtual void start_remote() = 0;
+  // Target's thread: destroys the work where it was to run (it may hold that loop's objects).
+  virtual void drop_work() noexcept = 0;
 
   // Target's thread, the last thing the remote side does: the reply takes the request's
   // reference to the caller, so nothing here is touched after the post.
@@ -129,12 +131,16 @@ class CrossCallBase {
     return static_cast<Message&>(completion).call;
   }
   static void on_request(ThreadCompletion& completion) noexcept {
-    // start_remote cannot fail before the remote frame's reply guard exists, and the guard
-    // replies however the frame goes, even when the task could not be made (out of memory):
-    // the caller then gets CancelledError. Nothing here may touch the call after that.
+    // Once the remote task exists, its frame's guard owns the reply. Until then (its frame or
+    // its task could not be made: out of memory) the guard stays quiet and the reply is sent
+    // here, carrying the error that stopped it.
+    CrossCallBase& call = of(completion);
     try {
-      of(completion).start_remote();
+      call.start_remote();
     } catch (...) {
+      call.error_ = std::current_exception();
+      call.drop_work();
+      call.send_reply();
     }
   }
   // The target closed its door with the request still queued: the call never ran.
@@ -188,12 +194,19 @@ class CrossCall final : public CrossCallBase {
  private:
   void start_remote() override {
     Task<void> task = create_task(*target_.loop, run_remote(this, ReplyWhenDestroyed(this)));
+    // Armed only now: a frame destroyed inside create_task (which then throws) replies through
+    // on_request, with the error, not through its guard, which knows no error to carry.
+    armed_ = true;
     remote_ = &task.core();
   }
+
+  void drop_work() noexcept override { work_.reset(); }
 
   // Replies when the remote frame goes, however it goes: after its body, without its body ever
   // running (a task cancelled before its first step ends so), or abandoned by a closing loop.
   // A parameter, not a local: a frame destroys its parameters even when its body never ran.
+  // create_task schedules the task's first step and never runs it, so the frame cannot go
+  // before start_remote arms the guard, except when create_task fails.
   class ReplyWhenDestroyed {
    public:
     explicit ReplyWhenDestroyed(CrossCall* call) noexcept : call_(call) {}
@@ -201,7 +214,7 @@ class CrossCall final : public CrossCallBase {
         : call_(std::exchange(other.call_, nullptr)) {}
     ReplyWhenDestroyed& operator=(ReplyWhenDestroyed&&) = delete;
     ~ReplyWhenDestroyed() {
-      if (call_ == nullptr) return;
+      if (call_ == nullptr || !call_->armed_) return;
       if (!call_->ran_) call_->error_ = std::make_exception_ptr(CancelledError());
       call_->work_.reset();  // destroyed on the target's thread, where it ran
       call_->send_reply();
@@ -231,7 +244,8 @@ class CrossCall final : public CrossCallBase {
 
   std::optional<Work> work_;
   std::optional<ResultOf<T>> value_;
-  bool ran_ = false;  // target's thread: the body ran to its end
+  bool ran_ = false;    // target's thread: the body ran to its end
+  bool armed_ = false;  // target's thread: the remote task exists and its frame will reply
 };
 
 // co_await of a cross-loop call: a cancel point of the awaiting task.
