@@ -26,6 +26,7 @@ using ringloop::CancelledError;
 using ringloop::Coro;
 using ringloop::LoopGroup;
 using ringloop::LoopGroupOptions;
+using ringloop::ServerOptions;
 
 namespace {
 
@@ -455,4 +456,115 @@ TEST_CASE("awaiting a Task or an Event of another loop is refused, naming both l
                              Catch::Contains("from a task of group-loop-0"));
   CHECK_THAT(event_error, Catch::Contains("bound to another event loop, group-loop-1") &&
                               Catch::Contains("used from group-loop-0"));
+}
+
+namespace {
+
+// Echoes lines until the client closes; counts its connection against the loop it runs on.
+Coro<> echo_on_this_loop(std::array<std::atomic<int>, 3>& served, ringloop::Stream stream) {
+  ++served.at(LoopGroup::current_index("echo_on_this_loop"));
+  for (;;) {
+    std::string line;
+    try {
+      line = co_await stream.read_until("\n");
+    } catch (const ringloop::IncompleteReadError&) {
+      co_return;
+    }
+    co_await stream.write(line);
+  }
+}
+
+// A client that echoes one line and holds its connection open until `release` is set.
+Coro<> client_holding(std::uint16_t port, int id, ringloop::Event& release, int& echoed) {
+  ringloop::Stream stream = co_await ringloop::open_connection("127.0.0.1", port);
+  std::string line = "client " + std::to_string(id) + "\n";
+  co_await stream.write(line);
+  std::string reply = co_await stream.read_until("\n");
+  if (reply == line) ++echoed;
+  co_await release.wait();
+}
+
+}  // namespace
+
+TEST_CASE("a hand_off_to_group server accepts on one loop and spreads handlers over every loop",
+          "[thread][group][server]") {
+  bool msg_ring = GENERATE(true, false);
+  LoopGroup group(group_options(3, msg_ring));
+  std::array<std::atomic<int>, 3> served{};
+  int echoed = 0;
+  std::size_t active_after_close = 99;
+  group.run([&](std::size_t i) -> Coro<> {
+    if (i != 0) co_return;  // loops 1 and 2 serve the handed-off connections
+    ServerOptions options;
+    options.hand_off_to_group = true;
+    ringloop::Server server = co_await ringloop::start_server(
+        [&served](ringloop::Stream stream) { return echo_on_this_loop(served, std::move(stream)); },
+        "127.0.0.1", 0, options);
+    std::uint16_t port = ringloop::local_port(server.sockets().at(0));
+    // Nine clients, all connected at once: each new connection goes to the loop with the
+    // fewest open, so three each.
+    ringloop::Event release;
+    std::vector<Coro<>> clients;
+    for (int c = 0; c < 9; ++c) clients.push_back(client_holding(port, c, release, echoed));
+    auto all = ringloop::create_task(ringloop::gather(std::move(clients)));
+    while (echoed < 9) co_await ringloop::sleep(1ms);
+    release.set();
+    co_await all;
+    server.close();
+    co_await server.wait_closed();  // waits for the remote handlers to see EOF and end
+    active_after_close = server.active_connections();
+  });
+  CHECK(echoed == 9);
+  CHECK(served[0] == 3);
+  CHECK(served[1] == 3);
+  CHECK(served[2] == 3);
+  CHECK(active_after_close == 0);
+}
+
+TEST_CASE("close_clients cancels handed-off handlers on the other loops, and wait_closed waits",
+          "[thread][group][server]") {
+  LoopGroup group(group_options(2, true));
+  std::atomic<int> started{0}, ended{0};
+  int ended_at_wait_closed = -1;
+  group.run([&](std::size_t i) -> Coro<> {
+    if (i != 0) co_return;
+    ServerOptions options;
+    options.hand_off_to_group = true;
+    ringloop::Server server = co_await ringloop::start_server(
+        [&](ringloop::Stream) -> Coro<> { co_await sleep_until_cancelled(started, ended); },
+        "127.0.0.1", 0, options);
+    std::uint16_t port = ringloop::local_port(server.sockets().at(0));
+    std::vector<ringloop::Stream> streams;
+    for (int c = 0; c < 4; ++c)
+      streams.push_back(co_await ringloop::open_connection("127.0.0.1", port));
+    while (started < 4) co_await ringloop::sleep(1ms);
+    server.close();
+    server.close_clients();
+    co_await server.wait_closed();
+    ended_at_wait_closed = ended.load();
+  });
+  CHECK(started == 4);
+  CHECK(ended_at_wait_closed == 4);  // two of them on loop 1: cancelled there, awaited here
+}
+
+namespace {
+
+Coro<> start_hand_off_server(std::string& error) {
+  ServerOptions options;
+  options.hand_off_to_group = true;
+  try {
+    ringloop::Server server = co_await ringloop::start_server(
+        [](ringloop::Stream) -> Coro<> { co_return; }, "127.0.0.1", 0, options);
+  } catch (const std::logic_error& e) {
+    error = e.what();
+  }
+}
+
+}  // namespace
+
+TEST_CASE("hand_off_to_group outside a running LoopGroup is refused, naming the option",
+          "[group][server]") {
+  std::string error;
+  ringloop::run(start_hand_off_server(error));
+  CHECK_THAT(error, Catch::Contains("hand_off_to_group") && Catch::Contains("LoopGroup"));
 }

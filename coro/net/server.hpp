@@ -37,6 +37,7 @@
 #include <ringloop/coro/sync/event.hpp>
 #include <ringloop/coro/task/gather.hpp>
 #include <ringloop/coro/task/task.hpp>
+#include <ringloop/coro/thread/loop_group.hpp>
 #include <ringloop/coro/time/sleep.hpp>
 
 namespace ringloop {
@@ -187,6 +188,15 @@ struct ServerOptions {
   // After close(), handlers still running this long after are cancelled (close_clients()).
   // Unset: wait_closed() waits for them as long as they run, as asyncio's does.
   std::optional<std::chrono::milliseconds> drain_timeout{};
+  // In a running LoopGroup: accept on this loop only and run each connection's handler on the
+  // group's loop with the fewest of this server's connections open (this one included; ties go
+  // round robin), the socket passed along with a cross-loop call: Seastar's
+  // connection_distribution, for kernels or workloads where SO_REUSEPORT (which hashes
+  // connections, blind to load) balances badly. The handler is then called on every loop of the
+  // group, from their threads: it must be safe to call concurrently. close_clients() cancels the
+  // remote handlers, and wait_closed() waits for them. Outside a running group start_server
+  // throws std::logic_error.
+  bool hand_off_to_group = false;
 };
 
 class Server;
@@ -229,12 +239,19 @@ struct ServerState : std::enable_shared_from_this<ServerState> {
   Event closed_and_idle;      // closed, no handler and no accept loop left: wait_closed returns
   Event serve_forever_ended;  // close() was called: serve_forever goes on to wait_closed
   Task<> drain_task;
+  // hand_off_to_group: the group, this loop's index in it, and per loop how many of this
+  // server's connections it runs now (this loop's thread only).
+  LoopGroup* group = nullptr;
+  std::size_t own_index = 0;
+  std::vector<std::size_t> loads{};
+  std::size_t next_loop = 0;
 
   void start_serving();
   void close();
   void close_clients();
   void abort_clients();
   void start_connection(Socket socket);
+  std::size_t pick_loop() noexcept;
   void finished_one(std::size_t& counter) noexcept;
 };
 
@@ -269,6 +286,44 @@ inline Coro<> server_connection(std::shared_ptr<ServerState> state_param, Active
   ActiveToken token = std::move(token_param);  // released at the body's end
   try {
     co_await state->handler(std::move(stream));
+  } catch (const std::exception&) {  // a CancelledError is no std::exception: it goes on
+    report_server_error("a connection handler failed");
+  }
+}
+
+// Counts a handed-off connection against its loop (ServerState::loads) while its task runs.
+class LoadToken {
+ public:
+  explicit LoadToken(std::size_t& count) noexcept : count_(&count) { ++count; }
+  LoadToken(const LoadToken&) = delete;
+  LoadToken& operator=(const LoadToken&) = delete;
+  ~LoadToken() { --*count_; }
+
+ private:
+  std::size_t* count_;
+};
+
+// A connection of a hand_off_to_group server: its handler runs on loop `target` (through a
+// cross-loop call when that is another loop), and this task, on the server's loop, stands for it
+// in the server's books (close_clients cancels it, which cancels the remote task, and waits).
+inline Coro<> server_handed_off_connection(std::shared_ptr<ServerState> state_param,
+                                           ActiveToken token_param, Socket socket_param,
+                                           std::size_t target) {
+  std::shared_ptr<ServerState> state = std::move(state_param);
+  ActiveToken token = std::move(token_param);
+  Socket socket = std::move(socket_param);
+  LoadToken load(state->loads[target]);
+  try {
+    if (target == state->own_index) {
+      co_await state->handler(Stream(std::move(socket)));
+    } else {
+      // The state outlives the call: this task holds it until the remote task has ended. The
+      // socket travels in the work, so it is closed wherever the call ends, run or not.
+      ServerState* shared = state.get();
+      co_await state->group->loop(target).submit([shared, socket = std::move(socket)]() mutable {
+        return shared->handler(Stream(std::move(socket)));
+      });
+    }
   } catch (const std::exception&) {  // a CancelledError is no std::exception: it goes on
     report_server_error("a connection handler failed");
   }
@@ -324,15 +379,33 @@ inline void ServerState::start_connection(Socket socket) {
   struct stat status {};
   ino_t inode = ::fstat(socket.fd(), &status) == 0 ? status.st_ino : 0;
   int fd = socket.fd();
-  Task<> task =
-      create_task(server_connection(shared_from_this(), ActiveToken(*this, active_connections),
-                                    Stream(std::move(socket))),
-                  eager());
+  Task<> task = group == nullptr
+                    ? create_task(server_connection(shared_from_this(),
+                                                    ActiveToken(*this, active_connections),
+                                                    Stream(std::move(socket))),
+                                  eager())
+                    : create_task(server_handed_off_connection(
+                                      shared_from_this(), ActiveToken(*this, active_connections),
+                                      std::move(socket), pick_loop()),
+                                  eager());
   if (connections.size() >= prune_at) {  // amortized: finished tasks go in batches
     std::erase_if(connections, [](const Connection& c) { return c.task.done(); });
     prune_at = std::max<std::size_t>(64, 2 * connections.size());
   }
   connections.push_back({std::move(task), fd, inode});
+}
+
+// The loop with the fewest of this server's connections, the search starting after the last one
+// chosen so that equal loads take turns.
+inline std::size_t ServerState::pick_loop() noexcept {
+  std::size_t n = loads.size();
+  std::size_t best = next_loop % n;
+  for (std::size_t k = 1; k < n; ++k) {
+    std::size_t i = (next_loop + k) % n;
+    if (loads[i] < loads[best]) best = i;
+  }
+  next_loop = best + 1;
+  return best;
 }
 
 // asyncio's close(): stop accepting and close the listeners now; the handlers go on.
@@ -546,6 +619,12 @@ Server make_server(Handler handler, std::vector<Listener> listeners, ServerOptio
   auto state = std::make_shared<ServerState>();
   state->handler = server_handler(std::move(handler));
   state->options = std::move(options);
+  if (state->options.hand_off_to_group) {
+    const char* who = "start_server with hand_off_to_group";
+    state->group = &LoopGroup::current(who);
+    state->own_index = LoopGroup::current_index(who);
+    state->loads.assign(state->group->size(), 0);
+  }
   for (Listener& listener : listeners) state->sockets.push_back(std::move(listener.socket));
   state->listeners = std::move(listeners);
   if (state->sockets.empty()) throw std::invalid_argument("start_server: no address to bind");
