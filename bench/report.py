@@ -152,11 +152,21 @@ METRICS["cross_loop"] = [
     ("eventfd path: p50 us", _maybe("eventfd_p50_us"), "{:.1f}", True),
     ("eventfd path: messages/s", _maybe("eventfd_msgs_per_s"), "{:.0f}", False),
 ]
+# echo_loops (issue #19): n is the loops (tokio_mt: worker threads); one client process on the
+# same 2 cores, so the server's CPU seconds and the round trips per CPU second are the fairer
+# figures, as in http_plaintext.
+METRICS["echo_loops"] = [
+    ("round trips/s", _f("rtt_per_s"), "{:.0f}", False),
+    ("p99 us", _f("p99_us"), "{:.0f}", True),
+    ("server cpu s", _f("cpu_s"), "{:.2f}", True),
+    ("round trips per cpu s", _f("rtt_per_cpu_s"), "{:.0f}", False),
+    ("client cpu s", _f("client_cpu_s"), "{:.2f}", True),
+]
 ORDER = ["sleep_many", "lateness", "lateness_loaded", "lateness_precise",
          "lateness_precise_loaded", "pacer_drift", "pacer_drift_precise", "spawn_gather",
          "wait_for_fast", "wait_for_yield", "wait_for_io", "cancel_many", "echo", "echo_direct", "unix_echo",
          "spawn_process", "udp_echo", "file_read", "file_read_fixed", "tls_echo", "tls_handshake",
-         "tls_bulk", "http_plaintext", "cross_loop"]
+         "tls_bulk", "http_plaintext", "cross_loop", "echo_loops"]
 
 
 def median_of(runs, metric):
@@ -196,8 +206,8 @@ def table(results):
                 else f"{scenario} {n}")
         if scenario == "udp_echo":
             name = f"udp_echo {n} B"
-        if scenario == "http_plaintext":
-            name = f"http_plaintext {n} loop{'s' if n > 1 else ''}"
+        if scenario in ("http_plaintext", "echo_loops"):
+            name = f"{scenario} {n} loop{'s' if n > 1 else ''}"
         if scenario == "tls_echo":
             name = f"tls_echo {conns} {size} B"
         if scenario == "tls_bulk":
@@ -508,8 +518,9 @@ def machine():
 
 FAIRNESS = """\
 - **Ratios** are ringloop / peer on the medians of this invocation; below 1 means ringloop is
-  faster or smaller, except for echo's round trips/s, udp_echo's datagrams/s and TLS's round
-  trips/s, handshakes/s and MB/s, where above 1 means ringloop is ahead.
+  faster or smaller, except for echo's and echo_loops' round trips/s (and per CPU second),
+  udp_echo's datagrams/s and TLS's round trips/s, handshakes/s and MB/s, where above 1 means
+  ringloop is ahead.
 - **tokio's timer wheel has 1 ms slots and rounds a sleep up**: its `lateness` (about 1 ms more
   than the others) is a design choice, not slowness.
 - **tokio's `timeout` polls the inner future first and arms no timer when it is ready**:
@@ -576,6 +587,15 @@ FAIRNESS = """\
   started by `bench/http_plaintext.sh`, which checks the body before measuring. wrk shares the 2
   cores: `server cpu s` is the server's user+system time over the run (/proc/PID/stat, every
   nginx process summed), `requests per cpu s` the requests over it.
+- **echo_loops**: 100 connections, 64-byte messages, the same seconds, from one client program
+  (`bench/echo_loops_client`: epoll, one thread, its own process, every echo checked) against
+  `ringloop_echo_loops_server N` (a `LoopGroup` of N loops, each with its own `start_server`
+  listener on the port, `reuse_port`; `conns_per_loop` in raw.txt is how the kernel spread the
+  connections) and tokio's multi-thread runtime with `worker_threads` N (one listener, a task per
+  connection, work-stealing), both started by `bench/echo_loops.sh`, which checks that each runs
+  N threads besides its main one. The client shares the 2 cores: `server cpu s` is the server's
+  user+system time over the timed part (/proc), `round trips per cpu s` the round trips over it.
+  The other peers are not run: none of them serves one echo from N threads here.
 - **TLS (tls_echo, tls_handshake, tls_bulk; issue #17)**: each system runs its own TLS echo
   server in its own process (ringloop: `start_server` with a `TlsContext`, records through
   OpenSSL in user space since this kernel has no kTLS; Node `tls.createServer` piped into itself;

@@ -7,6 +7,8 @@
 //!   echo, unix_echo (over a Unix socket in /tmp): n is the number of connections (a 3rd argument overrides it);
 //!         secs defaults to 2.
 //!   udp_echo: n is the payload in bytes, conns the client sockets (1).
+//!   echo_server (not a scenario: bench/echo_loops.sh starts it, --mt only): serves echo on
+//!         127.0.0.1 with n worker threads until killed, after printing "listening on port P".
 //! Prints one `key=value ...` line on stdout (see bench/peers/README.md).
 //!
 //! Written the way a tokio user would: `tokio::spawn` + awaiting the
@@ -561,6 +563,33 @@ fn cross_loop(peer: &str, n: usize) -> String {
     line
 }
 
+/// The server of echo_loops (issue #19; bench/echo_loops.sh runs one client program against it
+/// and against ringloop's): the classic tokio echo (one listener, a task per accepted
+/// connection, serve_echo) on a multi-thread runtime of `workers` worker threads, on
+/// 127.0.0.1 and a free port, until the process is killed.
+fn echo_server(workers: usize) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        tokio::spawn(async move {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            println!("listening on port {}", listener.local_addr().unwrap().port());
+            use std::io::Write;
+            std::io::stdout().flush().unwrap();
+            loop {
+                let (s, _) = listener.accept().await.unwrap();
+                s.set_nodelay(true).unwrap();
+                tokio::spawn(serve_echo(s));
+            }
+        })
+        .await
+        .unwrap()
+    });
+}
+
 fn main() {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     let mut mt = std::env::var("TOKIO_PEER_RT").map(|v| v == "mt").unwrap_or(false);
@@ -584,6 +613,11 @@ fn main() {
 
     if sc == "cross_loop" {
         println!("{}", cross_loop(peer, n));
+        return;
+    }
+    if sc == "echo_server" {
+        assert!(mt, "echo_server runs on the multi-thread runtime: --mt");
+        echo_server(n);
         return;
     }
 
