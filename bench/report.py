@@ -8,6 +8,7 @@ Python 3 standard library only (Debian's /usr/bin/python3); every ratio is ringl
 
 import argparse
 import datetime
+import math
 import os
 import platform
 import statistics
@@ -151,6 +152,11 @@ METRICS["cross_loop"] = [
     ("messages/s", _f("msgs_per_s"), "{:.0f}", False),
     ("eventfd path: p50 us", _maybe("eventfd_p50_us"), "{:.1f}", True),
     ("eventfd path: messages/s", _maybe("eventfd_msgs_per_s"), "{:.0f}", False),
+    # tokio_mt only: tokio::spawn inside one runtime of two workers, for comparison (it stays on
+    # the spawning worker: the share that ran on another thread says so).
+    ("tokio_mt, spawn in one runtime: p50 us", _maybe("same_rt_p50_us"), "{:.1f}", True),
+    ("tokio_mt, spawn in one runtime: % on another thread", _maybe("same_rt_other_thread_pct"),
+     "{:.1f}", True),
 ]
 # echo_loops (issue #19): n is the loops (tokio_mt: worker threads); one client process on the
 # same 2 cores, so the server's CPU seconds and the round trips per CPU second are the fairer
@@ -221,8 +227,11 @@ def table(results):
                     cells.append("skip" if (key, system) in results.skipped else "-")
                     continue
                 value = median_of(runs, fn)
+                if math.isnan(value):  # a key only some systems print (cross_loop's)
+                    cells.append("-")
+                    continue
                 cell = fmt.format(value)
-                if system != "ringloop" and mine is not None and value:
+                if system != "ringloop" and mine is not None and not math.isnan(mine) and value:
                     cell += f" ({mine / value:.2f})"
                 cells.append(cell)
             lines.append(f"| {name} | {label} | " + " | ".join(cells) + " |")
@@ -311,6 +320,20 @@ def targets(results):
                 out.append(("NOT RUN", text, "no measurement"))
             else:
                 out.append(("MET" if r > 1 else "NOT MET", text, f"{r:.3f}"))
+    # Issue #19: cross-loop ping-pong ahead of tokio (both runtimes) on round-trip latency
+    # (p50 and p99: lower is better) and on messages/s (higher is better).
+    for key in keys_of("cross_loop"):
+        for peer in ("tokio_ct", "tokio_mt"):
+            for label, what, lower in (("round trip p50", "round trip p50", True),
+                                       ("round trip p99", "round trip p99", True),
+                                       ("messages/s", "messages/s", False)):
+                r = results.ratio(key, peer, label) if key in results.runs else None
+                text = f"cross_loop {key[1]}: {what} ahead of {peer}"
+                if r is None:
+                    out.append(("NOT RUN", text, "no measurement"))
+                else:
+                    out.append(("MET" if (r < 1 if lower else r > 1) else "NOT MET", text,
+                                f"{r:.3f}"))
     # Issue #17: ahead of every peer on round trips/s and bulk MB/s; handshakes/s within 10% of
     # Node's (both are OpenSSL's arithmetic). Higher is better in all three.
     tls_rows = [("tls_echo", "round trips/s", ("asio", "node", "uvloop", "asyncio"), 1.0),
@@ -519,8 +542,8 @@ def machine():
 FAIRNESS = """\
 - **Ratios** are ringloop / peer on the medians of this invocation; below 1 means ringloop is
   faster or smaller, except for echo's and echo_loops' round trips/s (and per CPU second),
-  udp_echo's datagrams/s and TLS's round trips/s, handshakes/s and MB/s, where above 1 means
-  ringloop is ahead.
+  udp_echo's datagrams/s, cross_loop's messages/s and TLS's round trips/s, handshakes/s and
+  MB/s, where above 1 means ringloop is ahead.
 - **tokio's timer wheel has 1 ms slots and rounds a sleep up**: its `lateness` (about 1 ms more
   than the others) is a design choice, not slowness.
 - **tokio's `timeout` polls the inner future first and arms no timer when it is ready**:
@@ -587,6 +610,17 @@ FAIRNESS = """\
   started by `bench/http_plaintext.sh`, which checks the body before measuring. wrk shares the 2
   cores: `server cpu s` is the server's user+system time over the run (/proc/PID/stat, every
   nginx process summed), `requests per cpu s` the requests over it.
+- **cross_loop**: N round trips one after another between two threads. ringloop: loop 0 awaits
+  `group.loop(1).call(fn)` (MSG_RING doorbells; the eventfd rows force ringloop's fallback, in
+  the same process, alternating). tokio_ct: two `current_thread` runtimes, a request and a reply
+  through two bounded mpsc channels. tokio_mt: a task on one multi-thread runtime's worker
+  `spawn`s a task that returns k onto another multi-thread runtime (one worker each) and awaits
+  its JoinHandle: the spawn goes through that runtime's inject queue and unparks its worker,
+  the completion wakes the caller's worker the same way. Within one runtime tokio cannot be told
+  to use another worker: `tokio::spawn` from a worker fills that worker's LIFO slot and the task
+  runs there (the `spawn in one runtime` rows: ~0% on another thread), a same-thread handoff, not
+  a cross-thread one, shown for comparison and not used in the ratios. floor: a pipe between two
+  threads. Nothing is pinned (`RINGLOOP_BENCH_PIN=1` pins ringloop's loops only).
 - **echo_loops**: 100 connections, 64-byte messages, the same seconds, from one client program
   (`bench/echo_loops_client`: epoll, one thread, its own process, every echo checked) against
   `ringloop_echo_loops_server N` (a `LoopGroup` of N loops, each with its own `start_server`
