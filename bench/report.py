@@ -8,6 +8,7 @@ Python 3 standard library only (Debian's /usr/bin/python3); every ratio is ringl
 
 import argparse
 import datetime
+import math
 import os
 import platform
 import statistics
@@ -151,12 +152,27 @@ METRICS["cross_loop"] = [
     ("messages/s", _f("msgs_per_s"), "{:.0f}", False),
     ("eventfd path: p50 us", _maybe("eventfd_p50_us"), "{:.1f}", True),
     ("eventfd path: messages/s", _maybe("eventfd_msgs_per_s"), "{:.0f}", False),
+    # tokio_mt only: tokio::spawn inside one runtime of two workers, for comparison (it stays on
+    # the spawning worker: the share that ran on another thread says so).
+    ("tokio_mt, spawn in one runtime: p50 us", _maybe("same_rt_p50_us"), "{:.1f}", True),
+    ("tokio_mt, spawn in one runtime: % on another thread", _maybe("same_rt_other_thread_pct"),
+     "{:.1f}", True),
+]
+# echo_loops (issue #19): n is the loops (tokio_mt: worker threads); one client process on the
+# same 2 cores, so the server's CPU seconds and the round trips per CPU second are the fairer
+# figures, as in http_plaintext.
+METRICS["echo_loops"] = [
+    ("round trips/s", _f("rtt_per_s"), "{:.0f}", False),
+    ("p99 us", _f("p99_us"), "{:.0f}", True),
+    ("server cpu s", _f("cpu_s"), "{:.2f}", True),
+    ("round trips per cpu s", _f("rtt_per_cpu_s"), "{:.0f}", False),
+    ("client cpu s", _f("client_cpu_s"), "{:.2f}", True),
 ]
 ORDER = ["sleep_many", "lateness", "lateness_loaded", "lateness_precise",
          "lateness_precise_loaded", "pacer_drift", "pacer_drift_precise", "spawn_gather",
          "wait_for_fast", "wait_for_yield", "wait_for_io", "cancel_many", "echo", "echo_direct", "unix_echo",
          "spawn_process", "udp_echo", "file_read", "file_read_fixed", "tls_echo", "tls_handshake",
-         "tls_bulk", "http_plaintext", "cross_loop"]
+         "tls_bulk", "http_plaintext", "cross_loop", "echo_loops"]
 
 
 def median_of(runs, metric):
@@ -196,8 +212,8 @@ def table(results):
                 else f"{scenario} {n}")
         if scenario == "udp_echo":
             name = f"udp_echo {n} B"
-        if scenario == "http_plaintext":
-            name = f"http_plaintext {n} loop{'s' if n > 1 else ''}"
+        if scenario in ("http_plaintext", "echo_loops"):
+            name = f"{scenario} {n} loop{'s' if n > 1 else ''}"
         if scenario == "tls_echo":
             name = f"tls_echo {conns} {size} B"
         if scenario == "tls_bulk":
@@ -211,8 +227,11 @@ def table(results):
                     cells.append("skip" if (key, system) in results.skipped else "-")
                     continue
                 value = median_of(runs, fn)
+                if math.isnan(value):  # a key only some systems print (cross_loop's)
+                    cells.append("-")
+                    continue
                 cell = fmt.format(value)
-                if system != "ringloop" and mine is not None and value:
+                if system != "ringloop" and mine is not None and not math.isnan(mine) and value:
                     cell += f" ({mine / value:.2f})"
                 cells.append(cell)
             lines.append(f"| {name} | {label} | " + " | ".join(cells) + " |")
@@ -301,6 +320,20 @@ def targets(results):
                 out.append(("NOT RUN", text, "no measurement"))
             else:
                 out.append(("MET" if r > 1 else "NOT MET", text, f"{r:.3f}"))
+    # Issue #19: cross-loop ping-pong ahead of tokio (both runtimes) on round-trip latency
+    # (p50 and p99: lower is better) and on messages/s (higher is better).
+    for key in keys_of("cross_loop"):
+        for peer in ("tokio_ct", "tokio_mt"):
+            for label, what, lower in (("round trip p50", "round trip p50", True),
+                                       ("round trip p99", "round trip p99", True),
+                                       ("messages/s", "messages/s", False)):
+                r = results.ratio(key, peer, label) if key in results.runs else None
+                text = f"cross_loop {key[1]}: {what} ahead of {peer}"
+                if r is None:
+                    out.append(("NOT RUN", text, "no measurement"))
+                else:
+                    out.append(("MET" if (r < 1 if lower else r > 1) else "NOT MET", text,
+                                f"{r:.3f}"))
     # Issue #17: ahead of every peer on round trips/s and bulk MB/s; handshakes/s within 10% of
     # Node's (both are OpenSSL's arithmetic). Higher is better in all three.
     tls_rows = [("tls_echo", "round trips/s", ("asio", "node", "uvloop", "asyncio"), 1.0),
@@ -508,8 +541,9 @@ def machine():
 
 FAIRNESS = """\
 - **Ratios** are ringloop / peer on the medians of this invocation; below 1 means ringloop is
-  faster or smaller, except for echo's round trips/s, udp_echo's datagrams/s and TLS's round
-  trips/s, handshakes/s and MB/s, where above 1 means ringloop is ahead.
+  faster or smaller, except for echo's and echo_loops' round trips/s (and per CPU second),
+  udp_echo's datagrams/s, cross_loop's messages/s and TLS's round trips/s, handshakes/s and
+  MB/s, where above 1 means ringloop is ahead.
 - **tokio's timer wheel has 1 ms slots and rounds a sleep up**: its `lateness` (about 1 ms more
   than the others) is a design choice, not slowness.
 - **tokio's `timeout` polls the inner future first and arms no timer when it is ready**:
@@ -576,6 +610,26 @@ FAIRNESS = """\
   started by `bench/http_plaintext.sh`, which checks the body before measuring. wrk shares the 2
   cores: `server cpu s` is the server's user+system time over the run (/proc/PID/stat, every
   nginx process summed), `requests per cpu s` the requests over it.
+- **cross_loop**: N round trips one after another between two threads. ringloop: loop 0 awaits
+  `group.loop(1).call(fn)` (MSG_RING doorbells; the eventfd rows force ringloop's fallback, in
+  the same process, alternating). tokio_ct: two `current_thread` runtimes, a request and a reply
+  through two bounded mpsc channels. tokio_mt: a task on one multi-thread runtime's worker
+  `spawn`s a task that returns k onto another multi-thread runtime (one worker each) and awaits
+  its JoinHandle: the spawn goes through that runtime's inject queue and unparks its worker,
+  the completion wakes the caller's worker the same way. Within one runtime tokio cannot be told
+  to use another worker: `tokio::spawn` from a worker fills that worker's LIFO slot and the task
+  runs there (the `spawn in one runtime` rows: ~0% on another thread), a same-thread handoff, not
+  a cross-thread one, shown for comparison and not used in the ratios. floor: a pipe between two
+  threads. Nothing is pinned (`RINGLOOP_BENCH_PIN=1` pins ringloop's loops only).
+- **echo_loops**: 100 connections, 64-byte messages, the same seconds, from one client program
+  (`bench/echo_loops_client`: epoll, one thread, its own process, every echo checked) against
+  `ringloop_echo_loops_server N` (a `LoopGroup` of N loops, each with its own `start_server`
+  listener on the port, `reuse_port`; `conns_per_loop` in raw.txt is how the kernel spread the
+  connections) and tokio's multi-thread runtime with `worker_threads` N (one listener, a task per
+  connection, work-stealing), both started by `bench/echo_loops.sh`, which checks that each runs
+  N threads besides its main one. The client shares the 2 cores: `server cpu s` is the server's
+  user+system time over the timed part (/proc), `round trips per cpu s` the round trips over it.
+  The other peers are not run: none of them serves one echo from N threads here.
 - **TLS (tls_echo, tls_handshake, tls_bulk; issue #17)**: each system runs its own TLS echo
   server in its own process (ringloop: `start_server` with a `TlsContext`, records through
   OpenSSL in user space since this kernel has no kTLS; Node `tls.createServer` piped into itself;

@@ -7,6 +7,10 @@
 //!   echo, unix_echo (over a Unix socket in /tmp): n is the number of connections (a 3rd argument overrides it);
 //!         secs defaults to 2.
 //!   udp_echo: n is the payload in bytes, conns the client sockets (1).
+//!   cross_loop: n round trips between two threads; --ct: two current_thread runtimes and mpsc
+//!         channels, --mt: a spawn onto another multi-thread runtime's worker, joined.
+//!   echo_server (not a scenario: bench/echo_loops.sh starts it, --mt only): serves echo on
+//!         127.0.0.1 with n worker threads until killed, after printing "listening on port P".
 //! Prints one `key=value ...` line on stdout (see bench/peers/README.md).
 //!
 //! Written the way a tokio user would: `tokio::spawn` + awaiting the
@@ -561,6 +565,130 @@ fn cross_loop(peer: &str, n: usize) -> String {
     line
 }
 
+/// cross_loop on the multi-thread runtime (issue #19: "the multi-thread runtime's spawn to
+/// another worker"): n round trips, each a `spawn` of a task that returns k onto a worker of
+/// another multi-thread runtime (one worker), from a task on this one's worker, then awaiting its
+/// JoinHandle. The spawn goes to the other runtime's inject queue and unparks its worker; the
+/// completion wakes the caller's task from that worker (its runtime's inject queue and unpark).
+/// Within one runtime tokio cannot be told to run a spawned task on another worker: a spawn from
+/// a worker goes to that worker's own LIFO slot and runs there, so the same-runtime variant is a
+/// same-thread handoff; it is measured after the main figures as same_rt_* with the share of
+/// round trips whose task ran on another thread (same_rt_other_thread_pct), for comparison.
+fn cross_loop_mt(peer: &str, n: usize) -> String {
+    use std::thread;
+    let remote_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("remote-worker")
+        .enable_all()
+        .build()
+        .unwrap();
+    let remote = remote_rt.handle().clone();
+    let caller_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("caller-worker")
+        .enable_all()
+        .build()
+        .unwrap();
+    let peer = peer.to_string();
+    let line = caller_rt.block_on(async move {
+        tokio::spawn(async move {
+            let me = thread::current().id();
+            for k in 0..1000usize {
+                let (v, ran_on) =
+                    remote.spawn(async move { (k, thread::current().id()) }).await.unwrap();
+                assert_eq!(v, k);
+                assert_ne!(ran_on, me, "cross_loop: the spawned task ran on the caller's thread");
+            }
+            let m = Meter::start();
+            let mut rtt: Vec<u128> = Vec::with_capacity(n);
+            let mut sum = 0usize;
+            let start = Instant::now();
+            for k in 0..n {
+                let sent = Instant::now();
+                sum += remote.spawn(async move { k }).await.unwrap();
+                rtt.push(sent.elapsed().as_nanos());
+            }
+            let wall = start.elapsed().as_secs_f64();
+            assert_eq!(sum, n * (n - 1) / 2);
+            rtt.sort_unstable();
+            format!(
+                "{} p50_us={:.1} p99_us={:.1} msgs_per_s={:.0} spawn=other_runtime_worker",
+                m.base(&peer, "cross_loop", n),
+                pct(&rtt, 50) as f64 / 1e3,
+                pct(&rtt, 99) as f64 / 1e3,
+                2.0 * n as f64 / wall
+            )
+        })
+        .await
+        .unwrap()
+    });
+    drop(caller_rt);
+    drop(remote_rt);
+    // For comparison only (not the figures above): tokio::spawn inside one runtime of two
+    // workers, from a task on one of them; where the spawned task ran is counted.
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let same = rt.block_on(async move {
+        tokio::spawn(async move {
+            for k in 0..1000usize {
+                tokio::spawn(async move { k }).await.unwrap();
+            }
+            let mut rtt: Vec<u128> = Vec::with_capacity(n);
+            let mut other = 0usize;
+            let start = Instant::now();
+            for k in 0..n {
+                let me = thread::current().id();
+                let sent = Instant::now();
+                let (v, ran_on) =
+                    tokio::spawn(async move { (k, thread::current().id()) }).await.unwrap();
+                rtt.push(sent.elapsed().as_nanos());
+                assert_eq!(v, k);
+                if ran_on != me {
+                    other += 1;
+                }
+            }
+            let wall = start.elapsed().as_secs_f64();
+            rtt.sort_unstable();
+            format!(
+                " same_rt_p50_us={:.1} same_rt_p99_us={:.1} same_rt_msgs_per_s={:.0} same_rt_other_thread_pct={:.1}",
+                pct(&rtt, 50) as f64 / 1e3,
+                pct(&rtt, 99) as f64 / 1e3,
+                2.0 * n as f64 / wall,
+                100.0 * other as f64 / n as f64
+            )
+        })
+        .await
+        .unwrap()
+    });
+    line + &same
+}
+
+/// The server of echo_loops (issue #19; bench/echo_loops.sh runs one client program against it
+/// and against ringloop's): the classic tokio echo (one listener, a task per accepted
+/// connection, serve_echo) on a multi-thread runtime of `workers` worker threads, on
+/// 127.0.0.1 and a free port, until the process is killed.
+fn echo_server(workers: usize) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        tokio::spawn(async move {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            println!("listening on port {}", listener.local_addr().unwrap().port());
+            use std::io::Write;
+            std::io::stdout().flush().unwrap();
+            loop {
+                let (s, _) = listener.accept().await.unwrap();
+                s.set_nodelay(true).unwrap();
+                tokio::spawn(serve_echo(s));
+            }
+        })
+        .await
+        .unwrap()
+    });
+}
+
 fn main() {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     let mut mt = std::env::var("TOKIO_PEER_RT").map(|v| v == "mt").unwrap_or(false);
@@ -583,7 +711,12 @@ fn main() {
     let secs: f64 = args.get(3).map(|s| s.parse().expect("secs")).unwrap_or(2.0);
 
     if sc == "cross_loop" {
-        println!("{}", cross_loop(peer, n));
+        println!("{}", if mt { cross_loop_mt(peer, n) } else { cross_loop(peer, n) });
+        return;
+    }
+    if sc == "echo_server" {
+        assert!(mt, "echo_server runs on the multi-thread runtime: --mt");
+        echo_server(n);
         return;
     }
 
