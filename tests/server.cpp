@@ -87,8 +87,11 @@ Coro<> read_to_end(Stream stream, Outcomes& outcomes) {
 TEST_CASE(
     "a Server runs each connection's handler in its own task, and close() leaves them running",
     "[server]") {
-  ringloop::run([]() -> Coro<> {
-    Server server = co_await ringloop::start_server(&echo_lines, "127.0.0.1", 0);
+  bool multishot = GENERATE(true, false);
+  INFO("multishot_accept = " << multishot);
+  ringloop::run([multishot]() -> Coro<> {
+    Server server = co_await ringloop::start_server(&echo_lines, "127.0.0.1", 0,
+                                                    {.multishot_accept = multishot});
     CHECK(server.is_serving());
     REQUIRE(server.sockets().size() == 1);
     std::uint16_t port = port_of(server);
@@ -185,12 +188,14 @@ TEST_CASE("serve_forever ends when another task closes the server, and on cancel
 }
 
 TEST_CASE("a server closed while handlers run loses none of them and closes every fd", "[server]") {
+  bool multishot = GENERATE(true, false);
+  INFO("multishot_accept = " << multishot);
   int fds_before = test_support::open_fd_count();
   Outcomes outcomes;
-  ringloop::run([&outcomes]() -> Coro<> {
+  ringloop::run([&outcomes, multishot]() -> Coro<> {
     Server server = co_await ringloop::start_server(
         [&outcomes](Stream s) { return read_to_end(std::move(s), outcomes); }, "127.0.0.1", 0,
-        {.drain_timeout = 100ms});
+        {.drain_timeout = 100ms, .multishot_accept = multishot});
     std::uint16_t port = port_of(server);
     std::vector<Stream> clients;
     for (int i = 0; i < 6; ++i)
@@ -374,6 +379,8 @@ TEST_CASE("start_server binds every address a host name resolves to", "[server][
 }
 
 TEST_CASE("accept backs off under EMFILE, reports once per episode, and serves again", "[server][rlimit]") {
+  bool multishot = GENERATE(true, false);
+  INFO("multishot_accept = " << multishot);
   int results[2];
   REQUIRE(::pipe2(results, O_CLOEXEC) == 0);
   std::fflush(nullptr);
@@ -382,7 +389,7 @@ TEST_CASE("accept backs off under EMFILE, reports once per episode, and serves a
     test_support::in_forked_child();
     ::close(results[0]);
     int out = results[1];
-    ringloop::run([out]() -> Coro<> {
+    ringloop::run([out, multishot]() -> Coro<> {
       int shortages = 0, recoveries = 0, others = 0, served = 0;
       ringloop::Loop::current()->set_exception_handler(
           [&](ringloop::Loop&, const ringloop::ExceptionContext& context) {
@@ -398,7 +405,7 @@ TEST_CASE("accept backs off under EMFILE, reports once per episode, and serves a
             ++served;
             co_await s.write("hello\n");
           },
-          "127.0.0.1", 0);
+          "127.0.0.1", 0, {.multishot_accept = multishot});
       // A low limit, then every descriptor taken: each accept fails with EMFILE.
       rlimit limit{};
       ::getrlimit(RLIMIT_NOFILE, &limit);

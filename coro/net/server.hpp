@@ -18,6 +18,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <exception>
 #include <functional>
 #include <memory>
@@ -31,6 +32,7 @@
 #include <vector>
 
 #include <ringloop/coro/exception_handler.hpp>
+#include <ringloop/coro/io/multishot.hpp>
 #include <ringloop/coro/net/address.hpp>
 #include <ringloop/coro/net/resolve.hpp>
 #include <ringloop/coro/net/stream.hpp>
@@ -197,6 +199,10 @@ struct ServerOptions {
   // remote handlers, and wait_closed() waits for them. Outside a running group start_server
   // throws std::logic_error.
   bool hand_off_to_group = false;
+  // Accept with one multishot SQE per listener (IORING_ACCEPT_MULTISHOT, Linux 5.19), re-armed
+  // when the kernel ends it, instead of one accept SQE per connection: a burst of connections
+  // is taken in one pass of the loop. false, or an older kernel: one SQE per connection.
+  bool multishot_accept = true;
 };
 
 class Server;
@@ -229,6 +235,10 @@ struct ServerState : std::enable_shared_from_this<ServerState> {
   std::vector<Socket> sockets;  // the listeners, in sockets() order; empty once closed
   std::vector<Listener> listeners;
   std::vector<Task<>> accept_tasks;
+  // With multishot accept, listener i's stream of connections (empty otherwise). Here, not in
+  // the accept task's frame, so that close() ends the SQE at once: the listening socket is
+  // released in the same submit as its close, and a connect right after is refused.
+  std::vector<std::optional<MultishotStream<MultishotAcceptOp>>> accept_streams;
   std::vector<Connection> connections;  // finished ones pruned in batches
   std::size_t prune_at = 64;
   std::size_t active_connections = 0;  // handlers not finished yet
@@ -329,17 +339,40 @@ inline Coro<> server_handed_off_connection(std::shared_ptr<ServerState> state_pa
   }
 }
 
+// Whether this kernel's accept takes IORING_ACCEPT_MULTISHOT (Linux 5.19; an older kernel
+// fails the SQE with EINVAL, which a server would read as a broken listener).
+inline bool kernel_has_multishot_accept() {
+  static const bool has = [] {
+    int major = 0, minor = 0;
+    std::string version = kernel_version();
+    return std::sscanf(version.c_str(), "%d.%d", &major, &minor) == 2 &&
+           (major > 5 || (major == 5 && minor >= 19));
+  }();
+  return has;
+}
+
 inline Coro<> server_accept_loop(std::shared_ptr<ServerState> state_param, ActiveToken token_param,
                                  std::size_t index) {
   std::shared_ptr<ServerState> state = std::move(state_param);
   ActiveToken token = std::move(token_param);
   AcceptBackoff backoff;
+  // One SQE for every connection where the kernel can (the stream start_serving made). close()
+  // cancels the stream's SQE and this task before it closes the sockets, and a cancelled or
+  // ended next() never re-arms; connections the stream queued are closed with it.
+  std::optional<MultishotStream<MultishotAcceptOp>>& accepts = state->accept_streams.at(index);
   // close() cancels this loop and closes the sockets: past it, index names nothing. (The accept
   // SQE in flight holds its own reference to the socket, so the close cannot hurt it.)
   while (!state->closed) {
     std::chrono::milliseconds delay{0};
     try {
-      Socket connection = co_await state->sockets.at(index).accept();
+      Socket connection;
+      if (accepts) {
+        std::optional<Socket> next = co_await accepts->next();
+        if (!next) break;  // ended: the loop is closing
+        connection = std::move(*next);
+      } else {
+        connection = co_await state->sockets.at(index).accept();
+      }
       backoff.succeeded();
       if (state->closed) break;  // accepted as close() ran: refused, as a later one would be
       state->start_connection(std::move(connection));
@@ -370,6 +403,11 @@ inline void ServerState::start_serving() {
     if (::listen(socket.fd(), options.backlog) != 0)
       throw std::system_error(errno, std::system_category(), "start_serving: listen");
   serving = true;
+  bool multishot = options.multishot_accept && kernel_has_multishot_accept();
+  for (Socket& socket : sockets) {
+    accept_streams.emplace_back();
+    if (multishot) accept_streams.back().emplace(multishot_accept(socket));
+  }
   for (std::size_t i = 0; i < sockets.size(); ++i)
     accept_tasks.push_back(create_task(
         server_accept_loop(shared_from_this(), ActiveToken(*this, active_acceptors), i), eager()));
@@ -413,6 +451,8 @@ inline void ServerState::close() {
   if (closed) return;
   closed = true;
   serving = false;
+  for (auto& accepts : accept_streams)
+    if (accepts) accepts->cancel();
   for (Task<>& task : accept_tasks) task.cancel();
   // The accept SQEs hold their own reference to the socket: closing the fd now is safe, and
   // their cancel (above) is what ends them.
