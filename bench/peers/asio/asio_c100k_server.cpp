@@ -5,14 +5,19 @@
 //
 // The deadline is Asio's own idiom (its cpp20 example echo_server_with_deadline.cpp): the echo
 // loop pushes a shared deadline forward before each read, and a watchdog coroutine on one
-// steady_timer per connection, run beside it with `||`, ends the connection when it passes. The
-// read buffer is 1 KiB, the size of Asio's cpp20 echo_server.cpp (and tokio's example).
+// steady_timer per connection, run beside it with `||`, ends the connection when it passes.
+// An idle connection holds no buffer, as none does on ringloop's multishot path: the echo loop
+// waits for readability (`async_wait(wait_read)`, Asio's reactor-style operation, a poll on the
+// ring), then reads what is there into a 1 KiB buffer made for that message. (With
+// `async_read_some` into a buffer in the frame, Asio's cpp20 echo_server.cpp, each idle
+// connection is that much larger.)
 #include <asio.hpp>
 #include <asio/experimental/awaitable_operators.hpp>
 
 #include <chrono>
 #include <cstdio>
 #include <exception>
+#include <vector>
 
 using asio::awaitable;
 using asio::use_awaitable;
@@ -23,11 +28,16 @@ using Clock = std::chrono::steady_clock;
 constexpr auto kIdle = std::chrono::seconds(60);
 
 static awaitable<void> echo(tcp::socket& socket, Clock::time_point& deadline) {
-  char data[1024];
+  socket.non_blocking(true);
   for (;;) {
     deadline = Clock::now() + kIdle;
-    std::size_t n = co_await socket.async_read_some(asio::buffer(data), use_awaitable);
-    co_await asio::async_write(socket, asio::buffer(data, n), use_awaitable);
+    co_await socket.async_wait(tcp::socket::wait_read, use_awaitable);
+    std::vector<char> data(1024);
+    asio::error_code ec;
+    std::size_t n = socket.read_some(asio::buffer(data), ec);
+    if (ec == asio::error::would_block) continue;  // readiness can be spurious
+    if (ec) throw asio::system_error(ec);          // EOF (the client closed) or a reset
+    co_await asio::async_write(socket, asio::buffer(data.data(), n), use_awaitable);
   }
 }
 
