@@ -39,6 +39,11 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
 int connect_from(const char* source, int port) {
   int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return -1;
+  // The source port is chosen at connect(), for the whole 4-tuple, not at bind() for the
+  // address alone: runs in a row then reuse ports that the last run's connections still hold
+  // in TIME_WAIT (to another server port), where bind() would run out of them within a minute.
+  int one = 1;
+  ::setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
   sockaddr_in local{};
   local.sin_family = AF_INET;
   ::inet_pton(AF_INET, source, &local.sin_addr);
