@@ -660,8 +660,8 @@ FAIRNESS = """\
   epoll's state per pending read, are outside it for every system. `all connected and accepted
   s` is bounded by the listen backlog (somaxconn is 4,096 here): a server that accepts slower
   than the clients connect overflows it, and the clients' dropped SYNs are retried after 1 s,
-  then 2 s, 4 s, ...; so it says how a server takes a burst, not how it idles, and it moves from
-  0.3 s to 30 s between rounds of the same server under load. Served and accepted count up: a
+  then 2 s, 4 s, ...; so it says how a server takes a burst, not how it idles, and it can move by
+  seconds between rounds of the same server under load. Served and accepted count up: a
   ratio of 1 says both served all.
 - **Rounds**: scenarios at N = 1M and echo run at most 3 rounds in the full mode, to fit in
   ~20 minutes on a 2-core VM; `n` is the number of tasks or operations (echo: connections).
