@@ -8,6 +8,8 @@
 # stdout: one line per runnable peer, "<peer> <command>", where <command> is
 # a wrapper in BUILD_DIR/bin that takes `<scenario> <n> [conns] [secs]`; and
 # "asio_tls_server <binary>", the Asio TLS echo server bench/tls/tls_peer.sh starts.
+# BUILD_DIR also gets tokio_c100k_server and asio_c100k_server, the c100k servers that
+# bench/c100k.sh starts (RINGLOOP_PEERS_DIR=BUILD_DIR).
 # Progress and warnings go to stderr.
 set -euo pipefail
 
@@ -53,6 +55,10 @@ g++ -std=c++20 -O2 -Wall -DASIO_HAS_IO_URING -DASIO_DISABLE_EPOLL \
 g++ -std=c++20 -O2 -Wall -DASIO_HAS_IO_URING -DASIO_DISABLE_EPOLL \
   -o "$BUILD_DIR/asio_tls_echo" "$HERE/asio/asio_tls_echo.cpp" -luring -lssl -lcrypto -pthread
 
+# c100k's server (bench/c100k.sh starts it): idle connections on the same io_uring backend.
+g++ -std=c++20 -O2 -Wall -DASIO_HAS_IO_URING -DASIO_DISABLE_EPOLL \
+  -o "$BUILD_DIR/asio_c100k_server" "$HERE/asio/asio_c100k_server.cpp" -luring -pthread
+
 # ------------------------------------------------------------ tokio (Rust, offline)
 # Debian's cargo and rustc explicitly (a rustup toolchain may be first in
 # PATH), a private CARGO_HOME (no user config leaks in), and a copy of the
@@ -69,6 +75,8 @@ cp -rp "$HERE/tokio/Cargo.toml" "$HERE/tokio/src" "$HERE/tokio/.cargo" "$BUILD_D
     /usr/bin/cargo build --release --offline --quiet >&2
 )
 cp "$BUILD_DIR/tokio-target/release/tokio_peer" "$BUILD_DIR/tokio_peer"
+# c100k's server (src/bin/c100k_server.rs; bench/c100k.sh starts it).
+cp "$BUILD_DIR/tokio-target/release/c100k_server" "$BUILD_DIR/tokio_c100k_server"
 
 # ------------------------------------------------------------ scripts
 cp "$HERE/node/peer.js" "$BUILD_DIR/peer.js"
