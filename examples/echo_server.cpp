@@ -8,7 +8,6 @@
 // the servers close (the socket file goes), cancel their connection tasks and wait for them.
 // Listens on 127.0.0.1:7007 by default.
 #include <signal.h>
-#include <sys/resource.h>
 #include <sys/signalfd.h>
 
 #include <chrono>
@@ -20,6 +19,8 @@
 #include <vector>
 
 #include <ringloop/ringloop.hpp>
+
+#include "examples/server_process.hpp"
 
 using ringloop::CancelledError;
 using ringloop::Coro;
@@ -192,22 +193,8 @@ int main(int argc, char** argv) {
   }
   // The abstract namespace from the command line: '@' for the leading NUL, as ss(8) shows it.
   if (!unix_path.empty() && unix_path[0] == '@') unix_path[0] = '\0';
-  // One fd per connection: a thousand clients need more than the usual soft limit of 1024.
-  rlimit files{};
-  if (::getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
-    files.rlim_cur = files.rlim_max;
-    ::setrlimit(RLIMIT_NOFILE, &files);
-  }
-  // Blocked, so that the signals wait in the signalfd for the ring's read instead of killing us.
-  // Ctrl-C is then the program's own: run() installs no SIGINT watch of its own, so no
-  // KeyboardInterrupt comes, and SIGINT ends the server as cleanly as SIGTERM (exit 0). A
-  // program that leaves SIGINT alone catches KeyboardInterrupt and returns 130 (README).
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  int signal_fd = signalfd(-1, &signals, SFD_CLOEXEC);
+  examples::raise_open_file_limit();
+  int signal_fd = examples::stop_signal_fd();  // SIGINT and SIGTERM, blocked (see the header)
   if (signal_fd < 0) {
     std::perror("echo_server: signalfd");
     return 1;

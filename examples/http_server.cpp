@@ -1,43 +1,43 @@
-// http_server PORT [--loops N] [--host HOST] [--idle SECONDS]: TechEmpower's "plaintext" server
-// on ringloop. HTTP/1.1 with keep-alive and pipelining: every complete request in what one read
-// brought is answered, and the answers go out in one send, before the next read. Every request
-// gets "Hello, World!" (text/plain, with Content-Length, Server and a Date updated once a second;
-// HEAD without the body, other methods than GET and HEAD a 405). "Connection: close" is honoured,
-// HTTP/1.0 closes unless it asks for keep-alive. A bad request is answered 400 (431 for a head
-// over 8 KiB, 501 for a Transfer-Encoding, 505 for another HTTP version) and the connection closed.
-// A connection with no complete request for SECONDS (default 30) is shut down.
+// http_server PORT [--loops N] [--pin] [--host HOST] [--idle SECONDS]: TechEmpower's
+// "plaintext" server on ringloop. HTTP/1.1 with keep-alive and pipelining: every complete request
+// in what one read brought is answered, and the answers go out in one send, before the next read.
+// Every request gets "Hello, World!" (text/plain, with Content-Length, Server and a Date updated
+// once a second; HEAD without the body, other methods than GET and HEAD a 405). "Connection:
+// close" is honoured, HTTP/1.0 closes unless it asks for keep-alive. A bad request is answered 400
+// (431 for a head over 8 KiB, 501 for a Transfer-Encoding, 505 for another HTTP version) and the
+// connection closed. A connection with no complete request for SECONDS (default 30) is shut down.
 //
-// --loops N runs N loops, each on its own thread with its own ring and its own listening socket
-// on the same port (SO_REUSEPORT: the kernel spreads the connections). SIGINT or SIGTERM stops
-// every loop cleanly. Listens on 127.0.0.1 (PORT 0: the kernel picks one); prints
+// --loops N runs a LoopGroup of N loops, each on its own thread with its own ring; each loop's
+// main starts its own Server on the same port (SO_REUSEPORT: every loop has its own listening
+// socket, and the kernel spreads the connections). --pin pins loop i to the i-th CPU the process
+// may use (run_per_core; more loops than CPUs is refused). Loop 0 listens first (with PORT 0 the
+// kernel picks the port), then starts the others on its port one after the other, and reads
+// SIGINT and SIGTERM from a signalfd through its ring; either one stops every loop cleanly (loop
+// 0 sets each loop's stop Event with a cross-loop call; each closes its server and its
+// connections), and the process exits 0. Listens on 127.0.0.1; prints
 // "http_server: listening on HOST port P with N loop(s)" once every loop is serving.
 #include <signal.h>
-#include <sys/eventfd.h>
-#include <sys/resource.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <time.h>
-#include <unistd.h>
 
-#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <exception>
-#include <future>
 #include <memory>
-#include <mutex>
 #include <span>
 #include <string>
 #include <string_view>
 #include <system_error>
-#include <thread>
 #include <vector>
 
 #include <ringloop/ringloop.hpp>
 
 #include "examples/http/request_scanner.hpp"
+#include "examples/server_process.hpp"
 
 using ringloop::Coro;
 using ringloop::Socket;
@@ -107,7 +107,9 @@ struct Tracked {
   Clock::time_point last_request{};
 };
 
-// What one loop's connections share: all on that loop's thread, so nothing here is locked.
+// What one loop's connections share, and the loop's part in the group's start and stop: all used
+// on that loop's thread only (loop 0 sets the Events through cross-loop calls that run there),
+// so nothing here is locked. Owned by main(), it outlives the group: main() reads the counters.
 struct LoopState {
   DateCache date;
   Tracked connections;  // the list's head (a sentinel)
@@ -115,6 +117,10 @@ struct LoopState {
   unsigned long accepted = 0;
   unsigned long requests = 0;
   unsigned long refused = 0;  // answered 4xx/5xx and closed
+  std::uint16_t port = 0;     // loops 1..N-1: where loop 0 listens, given with `start`
+  ringloop::Event start;      // loops 1..N-1: loop 0 listens; listen on `port` too
+  ringloop::Event serving;    // loops 1..N-1: this loop listens
+  ringloop::Event stop;       // a signal came: close the server and the connections
 
   LoopState() { connections.previous = connections.next = &connections; }
 };
@@ -293,18 +299,57 @@ Coro<> serve_http(Stream stream, LoopState& loop) {
   }
 }
 
-// One loop's life: a Server on host:port (SO_REUSEPORT, so that every loop has its own listening
-// socket on the port), serving until stop_fd (an eventfd) is written.
-Coro<> serve_loop(std::string host, std::uint16_t port, int stop_fd, LoopState& loop,
-                  std::promise<std::uint16_t>& bound) {
+// Runs on loop i, submitted by loop 0: gives loop i's main the port and returns once it listens.
+// (A function, not a lambda coroutine: its parameters live in its frame.)
+Coro<> start_on(LoopState& loop, std::uint16_t port) {
+  loop.port = port;
+  loop.start.set();
+  co_await loop.serving.wait();
+}
+
+// Loop 0's part, on the group's behalf, while its own server listens on port: starts the other
+// loops on that port one after the other (each call returns once that loop listens), says so,
+// then waits for SIGINT or SIGTERM and tells every other loop to stop.
+Coro<> lead(std::vector<LoopState>& loops, const std::string& host, std::uint16_t port,
+            int signal_fd) {
+  ringloop::LoopGroup& group = ringloop::LoopGroup::current("http_server");
+  for (std::size_t i = 1; i < loops.size(); ++i) {
+    co_await group.loop(i).submit([&other = loops[i], port] { return start_on(other, port); });
+  }
+  std::printf("http_server: listening on %s port %u with %zu loop%s\n", host.c_str(),
+              static_cast<unsigned>(port), loops.size(), loops.size() == 1 ? "" : "s");
+  std::fflush(stdout);
+  signalfd_siginfo signal{};
+  co_await ringloop::io::read(signal_fd, &signal, sizeof(signal));
+  std::printf("http_server: %s: closing the connections\n",
+              strsignal(static_cast<int>(signal.ssi_signo)));
+  std::fflush(stdout);
+  for (std::size_t i = 1; i < loops.size(); ++i)
+    co_await group.loop(i).call([&other = loops[i]] { other.stop.set(); });
+}
+
+// Loop index's main: a Server on host:port (SO_REUSEPORT, so that every loop has its own
+// listening socket on the port; loops 1..N-1 take loop 0's port), serving until a signal stops
+// the group, then closed with its connections. A failure (a port taken) ends this main with it,
+// and the group cancels the others (LoopGroupOptions::on_error) and rethrows it from run().
+Coro<> serve_loop(std::size_t index, std::vector<LoopState>& loops, std::string host,
+                  std::uint16_t port, int signal_fd) {
+  LoopState& loop = loops[index];
+  if (index > 0) {
+    co_await loop.start.wait();
+    port = loop.port;
+  }
   auto handler = [&loop](Stream s) { return serve_http(std::move(s), loop); };
   // A deep accept queue: wrk opens its connections all at once.
   ringloop::ServerOptions options{.backlog = 4096, .reuse_port = true};
   ringloop::Server server = co_await ringloop::start_server(handler, host, port, options);
   ringloop::Task<> sweep = ringloop::create_task(sweep_idle(loop));
-  bound.set_value(ringloop::local_port(server.sockets()[0]));
-  std::uint64_t stop = 0;
-  co_await ringloop::io::read(stop_fd, &stop, sizeof(stop));
+  if (index == 0) {
+    co_await lead(loops, host, ringloop::local_port(server.sockets()[0]), signal_fd);
+  } else {
+    loop.serving.set();
+    co_await loop.stop.wait();
+  }
   server.close();
   server.close_clients();
   co_await server.wait_closed();
@@ -315,54 +360,21 @@ Coro<> serve_loop(std::string host, std::uint16_t port, int stop_fd, LoopState& 
   }
 }
 
-struct LoopThread {
-  LoopState state;
-  int stop_fd = -1;
-  std::promise<std::uint16_t> bound;
-  std::thread thread;
-};
-
-std::atomic<bool> loop_failed{false};
-std::mutex stderr_mutex;
-
-void run_loop(LoopThread& loop, std::string host, std::uint16_t port) {
-  try {
-    ringloop::run(serve_loop(std::move(host), port, loop.stop_fd, loop.state, loop.bound));
-  } catch (const std::exception& error) {
-    {
-      std::lock_guard lock(stderr_mutex);
-      std::fprintf(stderr, "http_server: %s\n", error.what());
-    }
-    loop_failed = true;
-    try {
-      loop.bound.set_exception(std::current_exception());
-    } catch (const std::future_error&) {  // it had bound: the main thread waits for a signal
-      ::kill(::getpid(), SIGTERM);
-    }
-  }
-}
-
-void stop_all(std::vector<std::unique_ptr<LoopThread>>& loops) {
-  for (auto& loop : loops) {
-    std::uint64_t one = 1;
-    if (::write(loop->stop_fd, &one, sizeof(one)) != static_cast<ssize_t>(sizeof(one)))
-      std::perror("http_server: eventfd");
-  }
-  for (auto& loop : loops) loop->thread.join();
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
   std::string host = "127.0.0.1";
   long port = -1, loops_wanted = 1;
   double idle_seconds = 30;
+  bool pin = false;
   bool usage_error = false;
   for (int i = 1; i < argc; ++i) {
     std::string_view arg = argv[i];
     bool has_value = i + 1 < argc;
     if (arg == "--loops" && has_value)
       loops_wanted = std::strtol(argv[++i], nullptr, 10);
+    else if (arg == "--pin")
+      pin = true;
     else if (arg == "--host" && has_value)
       host = argv[++i];
     else if (arg == "--idle" && has_value)
@@ -375,64 +387,42 @@ int main(int argc, char** argv) {
   if (usage_error || port < 0 || port > 65535 || loops_wanted < 1 || loops_wanted > 256 ||
       !(idle_seconds > 0)) {
     std::fprintf(stderr,
-                 "usage: http_server PORT [--loops N (1)] [--host HOST (127.0.0.1)] "
+                 "usage: http_server PORT [--loops N (1)] [--pin] [--host HOST (127.0.0.1)] "
                  "[--idle SECONDS (30)]\n");
     return 2;
   }
-  // One fd per connection: raise the soft limit to the hard one.
-  rlimit files{};
-  if (::getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
-    files.rlim_cur = files.rlim_max;
-    ::setrlimit(RLIMIT_NOFILE, &files);
+  examples::raise_open_file_limit();
+  int signal_fd = examples::stop_signal_fd();
+  if (signal_fd < 0) {
+    std::perror("http_server: signalfd");
+    return 1;
   }
-  // Blocked before any thread starts, so every thread inherits the mask: the signals wait for
-  // the main thread's sigwait, and no loop's run() takes SIGINT for itself.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-
-  // Threads by hand, each running its own ringloop::run (written before LoopGroup was merged;
-  // moving it onto a LoopGroup is left open in issue #19). Loop 0 binds first, so that with PORT 0
-  // the others share the port it got.
-  std::vector<std::unique_ptr<LoopThread>> loops;
-  auto bound_port = static_cast<std::uint16_t>(port);
-  for (long i = 0; i < loops_wanted; ++i) {
-    auto loop = std::make_unique<LoopThread>();
-    loop->state.idle = std::chrono::milliseconds(static_cast<long>(idle_seconds * 1000));
-    loop->stop_fd = ::eventfd(0, EFD_CLOEXEC);
-    if (loop->stop_fd < 0) {
-      std::perror("http_server: eventfd");
-      stop_all(loops);
-      return 1;
+  auto loop_count = static_cast<std::size_t>(loops_wanted);
+  std::vector<LoopState> loops(loop_count);
+  for (LoopState& loop : loops)
+    loop.idle = std::chrono::milliseconds(static_cast<long>(idle_seconds * 1000));
+  auto main_of = [&loops, host, bind_port = static_cast<std::uint16_t>(port),
+                  signal_fd](std::size_t index) {
+    return serve_loop(index, loops, host, bind_port, signal_fd);
+  };
+  try {
+    if (pin) {
+      ringloop::run_per_core(loop_count, main_of);
+    } else {
+      ringloop::LoopGroup group({.loops = loop_count});
+      group.run(main_of);
     }
-    std::future<std::uint16_t> bound = loop->bound.get_future();
-    LoopThread& ref = *loop;
-    loop->thread = std::thread(run_loop, std::ref(ref), host, bound_port);
-    loops.push_back(std::move(loop));
-    try {
-      bound_port = bound.get();
-    } catch (const std::exception&) {  // reported by the thread
-      stop_all(loops);
-      return 1;
-    }
+  } catch (const std::exception& error) {
+    std::fprintf(stderr, "http_server: %s\n", error.what());
+    return 1;
   }
-  std::printf("http_server: listening on %s port %u with %ld loop%s\n", host.c_str(),
-              static_cast<unsigned>(bound_port), loops_wanted, loops_wanted == 1 ? "" : "s");
-  std::fflush(stdout);
-  int signal = 0;
-  sigwait(&signals, &signal);
-  if (!loop_failed) std::printf("http_server: %s: closing the connections\n", strsignal(signal));
-  stop_all(loops);
   unsigned long accepted = 0, requests = 0, refused = 0;
-  for (auto& loop : loops) {
-    accepted += loop->state.accepted;
-    requests += loop->state.requests;
-    refused += loop->state.refused;
-    ::close(loop->stop_fd);
+  for (const LoopState& loop : loops) {
+    accepted += loop.accepted;
+    requests += loop.requests;
+    refused += loop.refused;
   }
   std::printf("http_server: answered %lu requests on %lu connections (%lu refused); bye\n",
               requests, accepted, refused);
-  return loop_failed ? 1 : 0;
+  return 0;
 }
