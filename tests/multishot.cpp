@@ -144,3 +144,34 @@ TEST_CASE("a multishot stream held outside any task ends when its loop closes, a
   listener.reset();
   CHECK(test_support::open_fd_count() == fds_before);
 }
+
+TEST_CASE("a multishot record's result queue keeps order through bursts and holds nothing empty",
+          "[multishot]") {
+  ringloop::detail::CqeFifo fifo;
+  CHECK(fifo.empty());
+  std::int32_t next_in = 0, next_out = 0;
+  auto push = [&](int count) {
+    for (int i = 0; i < count; ++i) fifo.push_back({next_in++, 0});
+  };
+  auto pop = [&](int count) {
+    for (int i = 0; i < count; ++i) {
+      REQUIRE_FALSE(fifo.empty());
+      CHECK(fifo.front().result == next_out++);
+      fifo.pop_front();
+    }
+  };
+  push(200);
+  pop(100);  // more than half taken from the front: the next push compacts
+  push(50);
+  CHECK(fifo.size() == 150);
+  std::int32_t expected = next_out;
+  for (const ringloop::MultishotCqe& cqe : fifo) CHECK(cqe.result == expected++);
+  pop(150);
+  CHECK(fifo.empty());
+  push(3);  // after a burst: small again
+  pop(2);
+  push(1);
+  pop(2);
+  CHECK(fifo.empty());
+  CHECK(fifo.size() == 0);
+}
