@@ -196,7 +196,10 @@ TEST_CASE("a spinning precise sleep lets the other tasks run", "[precision]") {
     stop = true;
     co_await counter;
     int echoed = co_await echo;
-    CHECK(turns > 100);
+    // Natively a turn takes well under a microsecond: hundreds in 10 ms. Under valgrind (one
+    // thread at a time, ~50x slower, CI's machine busy) a CI run once saw 3: more than one still
+    // shows the spin handing the loop over at each turn.
+    CHECK(turns > (test_support::under_valgrind() ? 1 : 100));
     CHECK(echoed == 7);  // a timer of another task completed during the spin
     ringloop::reset_spin_margin();
   }());
