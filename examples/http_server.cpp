@@ -1,4 +1,4 @@
-// http_server PORT [--loops N] [--pin] [--handoff] [--host HOST] [--idle SECONDS]: TechEmpower's
+// http_server PORT [--loops N] [--pin] [--host HOST] [--idle SECONDS]: TechEmpower's
 // "plaintext" server on ringloop. HTTP/1.1 with keep-alive and pipelining: every complete request
 // in what one read brought is answered, and the answers go out in one send, before the next read.
 // Every request gets "Hello, World!" (text/plain, with Content-Length, Server and a Date updated
@@ -16,9 +16,6 @@
 // 0 sets each loop's stop Event with a cross-loop call; each closes its server and its
 // connections), and the process exits 0. Listens on 127.0.0.1; prints
 // "http_server: listening on HOST port P with N loop(s)" once every loop is serving.
-// --handoff: loop 0 alone listens (ServerOptions::hand_off_to_group) and hands each connection to
-// the loop with the fewest open, for few long-lived connections that SO_REUSEPORT's hash may pile
-// on one loop; closing loop 0's server then closes the connections on every loop.
 #include <signal.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -31,7 +28,6 @@
 #include <cstring>
 #include <exception>
 #include <memory>
-#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -337,38 +333,26 @@ Coro<> lead(std::vector<LoopState>& loops, const std::string& host, std::uint16_
 // the group, then closed with its connections. A failure (a port taken) ends this main with it,
 // and the group cancels the others (LoopGroupOptions::on_error) and rethrows it from run().
 Coro<> serve_loop(std::size_t index, std::vector<LoopState>& loops, std::string host,
-                  std::uint16_t port, int signal_fd, bool handoff) {
+                  std::uint16_t port, int signal_fd) {
   LoopState& loop = loops[index];
   if (index > 0) {
     co_await loop.start.wait();
     port = loop.port;
   }
-  // With --handoff only loop 0 has a server; it runs connections on every loop, and its close
-  // closes them all.
-  std::optional<ringloop::Server> server;
-  if (index == 0 || !handoff) {
-    // The state of the loop the handler runs on: with --handoff, not always this one.
-    auto handler = [&loops](Stream s) {
-      return serve_http(std::move(s), loops[ringloop::LoopGroup::current_index("http_server")]);
-    };
-    // A deep accept queue: wrk opens its connections all at once.
-    ringloop::ServerOptions options{.backlog = 4096, .reuse_port = !handoff};
-    options.hand_off_to_group = handoff;
-    ringloop::Server started = co_await ringloop::start_server(handler, host, port, options);
-    server.emplace(std::move(started));
-  }
+  auto handler = [&loop](Stream s) { return serve_http(std::move(s), loop); };
+  // A deep accept queue: wrk opens its connections all at once.
+  ringloop::ServerOptions options{.backlog = 4096, .reuse_port = true};
+  ringloop::Server server = co_await ringloop::start_server(handler, host, port, options);
   ringloop::Task<> sweep = ringloop::create_task(sweep_idle(loop));
   if (index == 0) {
-    co_await lead(loops, host, ringloop::local_port(server->sockets()[0]), signal_fd);
+    co_await lead(loops, host, ringloop::local_port(server.sockets()[0]), signal_fd);
   } else {
     loop.serving.set();
     co_await loop.stop.wait();
   }
-  if (server) {
-    server->close();
-    server->close_clients();
-    co_await server->wait_closed();
-  }
+  server.close();
+  server.close_clients();
+  co_await server.wait_closed();
   sweep.cancel();
   try {
     co_await sweep;
@@ -383,7 +367,6 @@ int main(int argc, char** argv) {
   long port = -1, loops_wanted = 1;
   double idle_seconds = 30;
   bool pin = false;
-  bool handoff = false;
   bool usage_error = false;
   for (int i = 1; i < argc; ++i) {
     std::string_view arg = argv[i];
@@ -392,8 +375,6 @@ int main(int argc, char** argv) {
       loops_wanted = std::strtol(argv[++i], nullptr, 10);
     else if (arg == "--pin")
       pin = true;
-    else if (arg == "--handoff")
-      handoff = true;
     else if (arg == "--host" && has_value)
       host = argv[++i];
     else if (arg == "--idle" && has_value)
@@ -406,7 +387,7 @@ int main(int argc, char** argv) {
   if (usage_error || port < 0 || port > 65535 || loops_wanted < 1 || loops_wanted > 256 ||
       !(idle_seconds > 0)) {
     std::fprintf(stderr,
-                 "usage: http_server PORT [--loops N (1)] [--pin] [--handoff] [--host HOST (127.0.0.1)] "
+                 "usage: http_server PORT [--loops N (1)] [--pin] [--host HOST (127.0.0.1)] "
                  "[--idle SECONDS (30)]\n");
     return 2;
   }
@@ -421,8 +402,8 @@ int main(int argc, char** argv) {
   for (LoopState& loop : loops)
     loop.idle = std::chrono::milliseconds(static_cast<long>(idle_seconds * 1000));
   auto main_of = [&loops, host, bind_port = static_cast<std::uint16_t>(port),
-                  signal_fd, handoff](std::size_t index) {
-    return serve_loop(index, loops, host, bind_port, signal_fd, handoff);
+                  signal_fd](std::size_t index) {
+    return serve_loop(index, loops, host, bind_port, signal_fd);
   };
   try {
     if (pin) {

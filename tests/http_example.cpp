@@ -176,18 +176,13 @@ TEST_CASE("python's http.client and raw sockets get examples/http_server's answe
   CHECK(rest.find("refused); bye") != std::string::npos);
 }
 
-TEST_CASE(
-    "examples/http_server on pinned loops, or handing connections off, closes every connection on "
-    "SIGINT and exits 0",
-    "[http][host]") {
-  // --pin: a reuse_port server per loop; --handoff: loop 0 accepts for every loop.
-  std::string mode = GENERATE(as<std::string>{}, "--pin", "--handoff");
-  INFO("mode: " << mode);
+TEST_CASE("examples/http_server on pinned loops closes every connection on SIGINT and exits 0",
+          "[http][host]") {
   cpu_set_t allowed;
   CPU_ZERO(&allowed);
   REQUIRE(::sched_getaffinity(0, sizeof(allowed), &allowed) == 0);
-  std::string loops = CPU_COUNT(&allowed) >= 2 || mode == "--handoff" ? "2" : "1";
-  HttpServer server({"0", "--loops", loops, mode});
+  std::string loops = CPU_COUNT(&allowed) >= 2 ? "2" : "1";
+  HttpServer server({"0", "--loops", loops, "--pin"});
   INFO("first line: " << server.first_line);
   REQUIRE(server.port != 0);
   // Connections enough that, spread by SO_REUSEPORT, each loop gets some; each answered once
