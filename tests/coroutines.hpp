@@ -1,4 +1,5 @@
-// Small coroutines the tests share: a value after a delay, a failure after a delay.
+// Small coroutines the tests share: a value after a delay, a failure after a delay, a line echo
+// server's handler.
 #pragma once
 
 #include <chrono>
@@ -17,6 +18,19 @@ inline ringloop::Coro<int> value_after(std::chrono::milliseconds delay, int valu
 inline ringloop::Coro<int> fail_after(std::chrono::milliseconds delay, std::string message) {
   co_await ringloop::sleep(delay);
   throw std::runtime_error(message);
+}
+
+// A server's handler: echoes each line until the client closes.
+inline ringloop::Coro<> echo_lines(ringloop::Stream stream) {
+  for (;;) {
+    std::string line;
+    try {
+      line = co_await stream.read_until("\n");
+    } catch (const ringloop::IncompleteReadError&) {
+      co_return;
+    }
+    co_await stream.write(line);
+  }
 }
 
 }  // namespace test_support

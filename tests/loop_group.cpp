@@ -19,6 +19,7 @@
 #include <vector>
 
 #include <ringloop/ringloop.hpp>
+#include "tests/coroutines.hpp"
 #include "tests/support.hpp"
 
 using namespace std::chrono_literals;
@@ -463,15 +464,7 @@ namespace {
 // Echoes lines until the client closes; counts its connection against the loop it runs on.
 Coro<> echo_on_this_loop(std::array<std::atomic<int>, 3>& served, ringloop::Stream stream) {
   ++served.at(LoopGroup::current_index("echo_on_this_loop"));
-  for (;;) {
-    std::string line;
-    try {
-      line = co_await stream.read_until("\n");
-    } catch (const ringloop::IncompleteReadError&) {
-      co_return;
-    }
-    co_await stream.write(line);
-  }
+  co_await test_support::echo_lines(std::move(stream));
 }
 
 // A client that echoes one line and holds its connection open until `release` is set.

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include <ringloop/ringloop.hpp>
+#include "tests/coroutines.hpp"
 #include "tests/support.hpp"
 
 using namespace std::chrono_literals;
@@ -24,20 +25,9 @@ using ringloop::Coro;
 using ringloop::Server;
 using ringloop::ServerOptions;
 using ringloop::Stream;
+using test_support::echo_lines;
 
 namespace {
-
-Coro<> echo_lines(Stream stream) {
-  for (;;) {
-    std::string line;
-    try {
-      line = co_await stream.read_until("\n");
-    } catch (const ringloop::IncompleteReadError&) {
-      co_return;
-    }
-    co_await stream.write(line);
-  }
-}
 
 std::uint16_t port_of(const Server& server, std::size_t i = 0) {
   return ringloop::local_port(server.sockets().at(i));

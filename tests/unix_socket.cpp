@@ -14,6 +14,7 @@
 #include <vector>
 
 #include <ringloop/ringloop.hpp>
+#include "tests/coroutines.hpp"
 #include "tests/support.hpp"
 
 using namespace std::chrono_literals;
@@ -21,6 +22,7 @@ using ringloop::Coro;
 using ringloop::Server;
 using ringloop::Socket;
 using ringloop::Stream;
+using test_support::echo_lines;
 
 namespace {
 
@@ -36,18 +38,6 @@ bool is_socket_file(const std::string& path) {
 bool exists(const std::string& path) {
   struct stat status {};
   return ::lstat(path.c_str(), &status) == 0;
-}
-
-Coro<> echo_lines(Stream stream) {
-  for (;;) {
-    std::string line;
-    try {
-      line = co_await stream.read_until("\n");
-    } catch (const ringloop::IncompleteReadError&) {
-      co_return;
-    }
-    co_await stream.write(line);
-  }
 }
 
 Coro<std::string> round_trip(Stream& stream, std::string line) {
