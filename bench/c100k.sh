@@ -58,17 +58,8 @@ read -r low high </proc/sys/net/ipv4/ip_local_port_range
   fail "each child's $per_child connections exceed its address's ports ($low-$high): more PROCS"
 [ $((procs + 2)) -le 255 ] || fail "PROCS = $procs: the sources are 127.0.0.2 to 127.0.0.255"
 
-work=$(mktemp -d /tmp/c100k.XXXXXX)
-server_pid=""
-cleanup() {
-  if [ -n "$server_pid" ]; then
-    kill "$server_pid" 2>/dev/null || true
-    wait "$server_pid" 2>/dev/null || true
-  fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 143' TERM INT  # scripts/bench's timeout: the server is stopped too
+# shellcheck source=bench/server_harness.sh
+. "$here/server_harness.sh" c100k  # work, server_pid, the cleanup
 
 : >"$work/server.out"
 "${server[@]}" >"$work/server.out" 2>"$work/server.err" &

@@ -24,17 +24,8 @@ system=$1 scenario=$2 loops=$3 conns=${4:-100} secs=${5:-2}
 [ "$scenario" = echo_loops ] || fail "unknown scenario $scenario (echo_loops)"
 [[ $loops =~ ^[1-9][0-9]*$ ]] || fail "LOOPS must be a positive number, not '$loops'"
 
-work=$(mktemp -d /tmp/echo-loops.XXXXXX)
-server_pid=""
-cleanup() {
-  if [ -n "$server_pid" ]; then
-    kill "$server_pid" 2>/dev/null || true
-    wait "$server_pid" 2>/dev/null || true
-  fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 143' TERM INT  # scripts/bench's timeout: the server is stopped too
+# shellcheck source=bench/server_harness.sh
+. "$(dirname "$0")/server_harness.sh" echo-loops  # work, server_pid, the cleanup
 
 client=${RINGLOOP_ECHO_LOOPS_CLIENT:-}
 [ -x "$client" ] || fail "RINGLOOP_ECHO_LOOPS_CLIENT ('$client') is not an executable echo_loops_client"

@@ -26,17 +26,8 @@ fail() {
 [ $# -ge 3 ] || fail "usage: tls_peer.sh SYSTEM SCENARIO N [CONNS [SECS [BYTES]]]"
 system=$1 scenario=$2 n=$3 conns=${4:-$3} secs=${5:-2} bytes=${6:-64}
 
-work=$(mktemp -d /tmp/tls-peer.XXXXXX)
-server_pid=""
-cleanup() {
-  if [ -n "$server_pid" ]; then
-    kill "$server_pid" 2>/dev/null || true
-    wait "$server_pid" 2>/dev/null || true
-  fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 143' TERM INT  # scripts/bench's timeout: the server is stopped too
+# shellcheck source=bench/server_harness.sh
+. "$here/../server_harness.sh" tls-peer  # work, server_pid, the cleanup
 
 client=${RINGLOOP_TLS_CLIENT:-}
 [ -x "$client" ] || fail "RINGLOOP_TLS_CLIENT ('$client') is not an executable tls_bench_client"
