@@ -82,6 +82,18 @@ fn pct<T: Copy>(v: &[T], q: usize) -> T {
     v[idx - 1]
 }
 
+/// cross_loop's figures from its round-trip times (ns) over `wall` seconds: p50 and p99 in us and
+/// messages/s (two per round trip), as ringloop's scenario prints them.
+fn round_trip_fields(mut rtt: Vec<u128>, wall: f64) -> String {
+    rtt.sort_unstable();
+    format!(
+        "p50_us={:.1} p99_us={:.1} msgs_per_s={:.0}",
+        pct(&rtt, 50) as f64 / 1e3,
+        pct(&rtt, 99) as f64 / 1e3,
+        2.0 * rtt.len() as f64 / wall
+    )
+}
+
 fn ns_per(d: Duration, n: usize) -> f64 {
     d.as_nanos() as f64 / n as f64
 }
@@ -549,14 +561,7 @@ fn cross_loop(peer: &str, n: usize) -> String {
             let wall = start.elapsed().as_secs_f64();
             assert_eq!(sum, n * (n - 1) / 2);
             drop(to_server);
-            rtt.sort_unstable();
-            format!(
-                "{} p50_us={:.1} p99_us={:.1} msgs_per_s={:.0}",
-                m.base(&peer, "cross_loop", n),
-                pct(&rtt, 50) as f64 / 1e3,
-                pct(&rtt, 99) as f64 / 1e3,
-                2.0 * n as f64 / wall
-            )
+            format!("{} {}", m.base(&peer, "cross_loop", n), round_trip_fields(rtt, wall))
         })
         .await
         .unwrap()
@@ -610,13 +615,10 @@ fn cross_loop_mt(peer: &str, n: usize) -> String {
             }
             let wall = start.elapsed().as_secs_f64();
             assert_eq!(sum, n * (n - 1) / 2);
-            rtt.sort_unstable();
             format!(
-                "{} p50_us={:.1} p99_us={:.1} msgs_per_s={:.0} spawn=other_runtime_worker",
+                "{} {} spawn=other_runtime_worker",
                 m.base(&peer, "cross_loop", n),
-                pct(&rtt, 50) as f64 / 1e3,
-                pct(&rtt, 99) as f64 / 1e3,
-                2.0 * n as f64 / wall
+                round_trip_fields(rtt, wall)
             )
         })
         .await
