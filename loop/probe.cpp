@@ -4,7 +4,9 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <string>
 #include <system_error>
+#include <utility>
 
 namespace ringloop {
 namespace {
@@ -93,12 +95,30 @@ const char* opcode_since(unsigned opcode) {
   return opcode < kKnownOpcodes ? kOpcodeInfo[opcode].since : "?";
 }
 
+namespace {
+
+// uname(2)'s release cut to major and minor; false when it cannot be read so.
+bool running_kernel(unsigned& major, unsigned& minor, utsname& name) {
+  return ::uname(&name) == 0 && std::sscanf(name.release, "%u.%u", &major, &minor) == 2;
+}
+
+}  // namespace
+
 std::string kernel_version() {
   utsname name{};
-  if (::uname(&name) != 0) return "unknown";
   unsigned major = 0, minor = 0;
-  if (std::sscanf(name.release, "%u.%u", &major, &minor) != 2) return name.release;
-  return std::to_string(major) + "." + std::to_string(minor);
+  if (running_kernel(major, minor, name))
+    return std::to_string(major) + "." + std::to_string(minor);
+  return name.release[0] != '\0' ? name.release : "unknown";
+}
+
+bool kernel_at_least(unsigned major, unsigned minor) {
+  static const std::pair<unsigned, unsigned> running = [] {
+    utsname name{};
+    unsigned ma = 0, mi = 0;
+    return running_kernel(ma, mi, name) ? std::pair{ma, mi} : std::pair{0u, 0u};
+  }();
+  return running >= std::pair{major, minor};
 }
 
 Probe::Probe(io_uring& ring, unsigned features) : features_(features) {

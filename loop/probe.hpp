@@ -22,6 +22,11 @@ const char* opcode_since(unsigned opcode);
 // The running kernel's version as uname(2) gives it, cut to major.minor: "6.1".
 std::string kernel_version();
 
+// Whether the running kernel is major.minor or newer (uname(2), read once): for what no probe can
+// tell, a flag an older kernel refuses with EINVAL (IORING_ACCEPT_MULTISHOT, 5.19). False when
+// the version cannot be read.
+bool kernel_at_least(unsigned major, unsigned minor);
+
 // The opcodes one ring's kernel supports, and its feature word. A value: copied freely.
 class Probe {
  public:

@@ -6,6 +6,7 @@
 
 #include <sys/socket.h>
 
+#include <cstdio>
 #include <string>
 #include <system_error>
 
@@ -48,6 +49,17 @@ TEST_CASE("the ring probes its kernel once: the opcodes the loop relies on are t
   CHECK(ringloop::opcode_name(IORING_OP_SOCKET) == "IORING_OP_SOCKET");
   CHECK(std::string(ringloop::opcode_since(IORING_OP_SOCKET)) == "5.19");
   CHECK(std::string(ringloop::opcode_since(ringloop::kOpFtruncate)) == "6.9");
+}
+
+TEST_CASE("kernel_at_least agrees with kernel_version", "[probe]") {
+  std::string version = ringloop::kernel_version();
+  unsigned major = 0, minor = 0;
+  REQUIRE(std::sscanf(version.c_str(), "%u.%u", &major, &minor) == 2);
+  CHECK(ringloop::kernel_at_least(major, minor));
+  CHECK(ringloop::kernel_at_least(major, 0));
+  CHECK(ringloop::kernel_at_least(0, 0));
+  CHECK_FALSE(ringloop::kernel_at_least(major, minor + 1));
+  CHECK_FALSE(ringloop::kernel_at_least(major + 1, 0));
 }
 
 TEST_CASE("a masked opcode reads as missing, and requiring it names the kernel that has it",

@@ -18,7 +18,6 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
-#include <cstdio>
 #include <exception>
 #include <functional>
 #include <memory>
@@ -341,15 +340,7 @@ inline Coro<> server_handed_off_connection(std::shared_ptr<ServerState> state_pa
 
 // Whether this kernel's accept takes IORING_ACCEPT_MULTISHOT (Linux 5.19; an older kernel
 // fails the SQE with EINVAL, which a server would read as a broken listener).
-inline bool kernel_has_multishot_accept() {
-  static const bool has = [] {
-    int major = 0, minor = 0;
-    std::string version = kernel_version();
-    return std::sscanf(version.c_str(), "%d.%d", &major, &minor) == 2 &&
-           (major > 5 || (major == 5 && minor >= 19));
-  }();
-  return has;
-}
+inline bool kernel_has_multishot_accept() { return kernel_at_least(5, 19); }
 
 inline Coro<> server_accept_loop(std::shared_ptr<ServerState> state_param, ActiveToken token_param,
                                  std::size_t index) {
