@@ -115,6 +115,9 @@ METRICS["pacer_drift"] = [
 METRICS["pacer_drift_precise"] = METRICS["pacer_drift"]
 # echo with every socket a direct descriptor (issue #18): ringloop only, set against its echo.
 METRICS["echo_direct"] = METRICS["echo"]
+# echo with each server side on one multishot receive over a loop-wide buffer ring (issue #18):
+# ringloop only; scripts/bench runs the floor's plain echo in the floor's slot (ran=echo).
+METRICS["echo_multishot"] = METRICS["echo"]
 # file_read (issue #18): fio is the floor, in its own column.
 METRICS["file_read"] = [
     ("IOPS", _f("iops"), "{:.0f}", False),
@@ -186,7 +189,8 @@ METRICS["c100k"] = [
 METRICS["c100k_plain"] = METRICS["c100k"]
 ORDER = ["sleep_many", "lateness", "lateness_loaded", "lateness_precise",
          "lateness_precise_loaded", "pacer_drift", "pacer_drift_precise", "spawn_gather",
-         "wait_for_fast", "wait_for_yield", "wait_for_io", "cancel_many", "echo", "echo_direct", "unix_echo",
+         "wait_for_fast", "wait_for_yield", "wait_for_io", "cancel_many", "echo", "echo_multishot", "echo_direct",
+         "unix_echo",
          "spawn_process", "udp_echo", "file_read", "file_read_fixed", "tls_echo", "tls_handshake",
          "tls_bulk", "http_plaintext", "cross_loop", "echo_loops", "c100k", "c100k_plain"]
 
@@ -224,8 +228,8 @@ def table(results):
     for key in results.keys():
         scenario, n, size = key
         conns = f"{n} conn{'s' if n > 1 else ''}"
-        name = (f"{scenario} {conns}" if scenario in ("echo", "unix_echo", "tls_handshake",
-                                                       "c100k", "c100k_plain")
+        name = (f"{scenario} {conns}" if scenario in ("echo", "echo_multishot", "unix_echo",
+                                                       "tls_handshake", "c100k", "c100k_plain")
                 else f"{scenario} {n}")
         if scenario == "udp_echo":
             name = f"udp_echo {n} B"
@@ -327,6 +331,15 @@ def targets(results):
                 out.append(("NOT RUN", what, results.skipped.get((key, "ringloop"), "no data")))
             else:
                 out.append(("MET" if r > 1 else "NOT MET", what, f"{r:.3f}"))
+    # Issue #18: the multishot + buffer ring echo at the floor's level. The floor's figures in
+    # these rows are its plain echo (ran=echo), interleaved; higher is better.
+    for key in keys_of("echo_multishot"):
+        r = results.ratio(key, "floor", "round trips") if key in results.runs else None
+        what = f"echo_multishot {key[1]}: round trips/s not below 0.95x floor's echo"
+        if r is None:
+            out.append(("NOT RUN", what, "no measurement"))
+        else:
+            out.append(("MET" if r >= 0.95 else "NOT MET", what, f"{r:.3f}"))
     for key in keys_of("http_plaintext"):
         # Higher is better for both: "ahead" is a ratio above 1.
         for label, what in (("requests/s", "requests/s ahead of nginx"),
@@ -620,6 +633,13 @@ FAIRNESS = """\
   `READV`), tokio and Python read a socket that holds data (epoll readiness).
 - **echo**: ringloop's client sends, then receives (two awaits, as tokio's `write_all` then
   `read_exact`); the floor submits both SQEs at once. One loop holds server and clients.
+- **echo_multishot (issue #18)**: echo's clients and timing; each server side is one
+  `receive_multishot` over a loop-wide `BufferRing` (2 x connections buffers of 64 B, rounded
+  up to a power of two, at least 16: one message per connection is in flight at most), sending
+  back from the received buffer and releasing it after the send. Its floor column is the floor's
+  plain echo (a recv SQE per message into the connection's own buffer), run interleaved in the
+  same round, and the ratio is ringloop-multishot / floor-echo. `rearms` in raw.txt counts the
+  receives' SQEs beyond one per connection (-ENOBUFS, or a paused stream).
 - **udp_echo**: n is the payload (64 B, 1400 B); 8 connected client sockets, each sending one
   datagram and awaiting its echo, and one server socket echoing to each sender (ringloop:
   `recv_from`/`send_to`, a `recvmsg` and a `sendmsg` SQE; the floor the same SQEs by hand, its
@@ -749,6 +769,7 @@ WHY = {
     "wait_for_io": "one io_uring_enter per op as in the floor (NOP + LINK_TIMEOUT); what remains "
     "is the awaiter and the loop iteration that resumes the caller.",
     "echo": "not profiled.",
+    "echo_multishot": "see the echobuf report (perf on the scenario).",
     "tls_echo": "perf on ringloop's server (100 connections, 64 B): ~9-14% of its CPU is memset, "
     "from `TlsConnection::read_into` growing its std::string by 16 KiB (zero-filled) before "
     "every SSL_read_ex, twice per record (the WANT_READ try, then the real one); ~4% is "

@@ -5,6 +5,9 @@
 //                server task and one client task per connection, in one loop, as the peers.
 //   echo_direct  the same with every socket also in the loop's DirectFileTable (installed after
 //                set-up), each recv and send with IOSQE_FIXED_FILE: ringloop against itself.
+//   echo_multishot  the same clients and timing; each server-side connection receives through
+//                ONE receive_multishot over a loop-wide BufferRing and sends back from the
+//                received buffer, released after its send (issue #18).
 //   unix_echo    the same over a Unix socket in /tmp, served as a user would: a Server from
 //                start_unix_server (one handler task per connection), clients from
 //                open_unix_connection.
@@ -17,14 +20,18 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
+#include <bit>
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
+#include <cstring>
 #include <optional>
 #include <string>
 #include <system_error>
 #include <vector>
 
+#include <ringloop/coro/io/buffer_ring.hpp>
 #include <ringloop/coro/io/direct.hpp>
 #include <ringloop/coro/io/io.hpp>
 #include <ringloop/coro/net/unix_socket.hpp>
@@ -44,6 +51,7 @@ inline ringloop::Coro<std::string> wait_for_io(long n) {
 namespace echo_detail {
 
 constexpr std::size_t kMessageBytes = 64;
+constexpr std::size_t kBulkBytes = 64 * 1024;  // echo_bulk's message
 
 [[noreturn]] inline void fail(const char* what) {
   throw std::system_error(errno, std::system_category(), std::string("echo: ") + what);
@@ -85,9 +93,9 @@ struct DirectEnd {
 };
 
 // The server side of one connection: echoes what it receives until the client shuts down.
-template <class End>
+template <std::size_t Bytes = kMessageBytes, class End>
 ringloop::Coro<> serve_echo(End end) {
-  char buffer[kMessageBytes];
+  char buffer[Bytes];
   for (;;) {
     std::size_t received = co_await end.recv(buffer, sizeof buffer);
     if (received == 0) co_return;
@@ -96,19 +104,44 @@ ringloop::Coro<> serve_echo(End end) {
   }
 }
 
-// The client side: a 64-byte message, then its echo in full, timed, until the deadline.
-template <class End>
+// The server side on the multishot path: one multishot receive over the loop's BufferRing for
+// the connection's whole life; each Buffer is sent back from the ring's memory and released
+// after its send, so a buffer is out only from its CQE to the end of its echo. A ring that runs
+// dry ends the kernel's multishot with -ENOBUFS: the stream re-arms itself when a buffer comes
+// back, the bytes wait in the socket meanwhile (coro/io/buffer_ring.hpp), so nothing here
+// handles it; `arms` adds up the SQEs each stream used (1 + its re-arms) for the output line.
+inline ringloop::Coro<> serve_echo_multishot(const ringloop::Socket& socket,
+                                             const ringloop::BufferRing& ring,
+                                             std::uint64_t& arms) {
+  auto received = ringloop::receive_multishot(socket, ring);
+  for (;;) {
+    std::optional<ringloop::Buffer> buffer = co_await received.next();
+    if (!buffer) break;  // the client shut down its side
+    std::span<const std::byte> data = buffer->data();
+    for (std::size_t sent = 0; sent < data.size();)
+      sent += co_await socket.send(data.data() + sent, data.size() - sent);
+    buffer->release();
+  }
+  arms += received.arms();
+}
+
+// The client side: a message of Bytes, then its echo in full, timed, until the deadline. The
+// last echo is compared with the message byte for byte (a lost or reordered byte fails the run;
+// one that never comes hangs it).
+template <std::size_t Bytes = kMessageBytes, class End>
 ringloop::Coro<> run_client(End end, Clock::time_point deadline,
                             std::vector<std::uint32_t>& rtt_ns) {
-  static const char message[kMessageBytes] =
-      "0123456789abcdef0123456789abcdef"
-      "0123456789abcdef0123456789abcde";
-  char echo[kMessageBytes];
+  static const auto message = [] {
+    std::array<char, Bytes> text{};
+    for (std::size_t i = 0; i < Bytes; ++i) text[i] = static_cast<char>('0' + i % 64);
+    return text;
+  }();
+  std::vector<char> echo(Bytes);
   for (auto now = Clock::now(); now < deadline;) {
-    for (std::size_t sent = 0; sent < kMessageBytes;)
-      sent += co_await end.send(message + sent, kMessageBytes - sent);
-    for (std::size_t got = 0; got < kMessageBytes;) {
-      std::size_t received = co_await end.recv(echo + got, kMessageBytes - got);
+    for (std::size_t sent = 0; sent < Bytes;)
+      sent += co_await end.send(message.data() + sent, Bytes - sent);
+    for (std::size_t got = 0; got < Bytes;) {
+      std::size_t received = co_await end.recv(echo.data() + got, Bytes - got);
       if (received == 0) throw std::runtime_error("echo: the server closed the connection");
       got += received;
     }
@@ -117,27 +150,59 @@ ringloop::Coro<> run_client(End end, Clock::time_point deadline,
         std::min<std::int64_t>(std::chrono::nanoseconds(end - now).count(), UINT32_MAX)));
     now = end;
   }
+  if (std::memcmp(echo.data(), message.data(), Bytes) != 0)
+    throw std::runtime_error("echo: the echo differs from the message");
   co_await end.shutdown_write();  // the server's recv sees the end and its task ends
 }
 
-// The figures every echo scenario prints: round trips per second and their p99.
+// The figures every echo scenario prints: round trips per second and their p99; with a message
+// other than 64 bytes (echo_bulk), its size and the MB/s echoed: each round trip's message
+// counted once (the bytes the clients got back, 10^6 bytes a MB), not twice for both ways.
 inline std::string summary(std::vector<std::uint32_t>& rtt_ns, long conns, double secs,
-                           double elapsed_s) {
+                           double elapsed_s, std::size_t bytes = kMessageBytes) {
   std::sort(rtt_ns.begin(), rtt_ns.end());
   double p99_us = 0;
   if (!rtt_ns.empty()) {
     std::size_t rank = (rtt_ns.size() * 99 + 99) / 100;
     p99_us = rtt_ns[rank - 1] / 1e3;
   }
-  char extra[160];
+  double round_trips = static_cast<double>(rtt_ns.size());
+  char extra[200];
   std::snprintf(extra, sizeof extra, " conns=%ld secs=%g rtt_per_s=%.0f p99_us=%.1f", conns, secs,
-                static_cast<double>(rtt_ns.size()) / elapsed_s, p99_us);
-  return extra;
+                round_trips / elapsed_s, p99_us);
+  std::string line = extra;
+  if (bytes != kMessageBytes) {
+    std::snprintf(extra, sizeof extra, " bytes=%zu mb_per_s=%.1f", bytes,
+                  round_trips * static_cast<double>(bytes) / elapsed_s / 1e6);
+    line += extra;
+  }
+  return line;
+}
+
+// The server sides of an echo scenario. multishot: receive_multishot over one BufferRing.
+enum class EchoServer { plain, direct, multishot };
+
+// The loop-wide ring of the multishot server, sized for the connection count: each connection
+// has at most one message in flight (its client waits for the echo before the next), taken in
+// buffers of min(message, 16 KiB), so `conns * ceil(message / buffer)` buffers are ever out at
+// once; twice that (rounded up to a power of two, at least 16, at most the kernel's 32768) is
+// the slack for a message the kernel splits into more CQEs than that, and for buffers whose
+// echo is still being sent. Past 32768 the ring can run dry: -ENOBUFS, handled by the stream.
+inline ringloop::BufferRing echo_ring(long conns, std::size_t bytes) {
+  std::size_t buffer = std::min<std::size_t>(bytes, 16 * 1024);
+  std::size_t per_connection = (bytes + buffer - 1) / buffer;
+  std::size_t wanted = 2 * static_cast<std::size_t>(conns) * per_connection;
+  auto count = static_cast<unsigned>(std::clamp<std::size_t>(std::bit_ceil(wanted), 16, 32768));
+  return ringloop::BufferRing(*ringloop::Loop::current(), count, buffer);
 }
 
 }  // namespace echo_detail
 
-inline ringloop::Coro<std::string> echo(long conns, double secs, bool direct = false) {
+// echo, echo_direct, echo_multishot (Bytes = 64) and echo_bulk, echo_bulk_multishot
+// (Bytes = 64 KiB): the same clients and timing; only the server side differs.
+template <std::size_t Bytes = echo_detail::kMessageBytes>
+ringloop::Coro<std::string> echo(const char* scenario, long conns, double secs,
+                                 echo_detail::EchoServer server = echo_detail::EchoServer::plain) {
   using namespace echo_detail;
   Meter meter;
   sockaddr_in address{};
@@ -153,6 +218,7 @@ inline ringloop::Coro<std::string> echo(long conns, double secs, bool direct = f
     set_nodelay(server_fds.back());
   }
   // echo_direct: every socket also in a slot (untimed, like the connects).
+  bool direct = server == EchoServer::direct;
   std::optional<ringloop::DirectFileTable> table;
   std::vector<ringloop::DirectFd> client_slots, server_slots;
   if (direct) {
@@ -163,6 +229,16 @@ inline ringloop::Coro<std::string> echo(long conns, double secs, bool direct = f
       server_slots.push_back(co_await ringloop::io::install_direct(server_fds[k]));
     }
   }
+  // echo_multishot: the loop's buffer ring (registered untimed).
+  // Its server sides hold their descriptor as a Socket, which receive_multishot takes; given
+  // back (release) before the descriptors are closed below.
+  std::optional<ringloop::BufferRing> ring;
+  std::vector<ringloop::Socket> server_sockets;
+  if (server == EchoServer::multishot) {
+    ring.emplace(echo_ring(conns, Bytes));
+    for (int fd : server_fds) server_sockets.emplace_back(fd);
+  }
+  std::uint64_t arms = 0;
   std::vector<std::uint32_t> rtt_ns;
   rtt_ns.reserve(1 << 20);
   auto start = Clock::now();
@@ -172,20 +248,34 @@ inline ringloop::Coro<std::string> echo(long conns, double secs, bool direct = f
   for (long i = 0; i < conns; ++i) {
     auto k = static_cast<std::size_t>(i);
     if (direct) {
-      connections.push_back(serve_echo(DirectEnd{&server_slots[k]}));
-      connections.push_back(run_client(DirectEnd{&client_slots[k]}, deadline, rtt_ns));
-    } else {
-      connections.push_back(serve_echo(PlainEnd{server_fds[k]}));
-      connections.push_back(run_client(PlainEnd{client_fds[k]}, deadline, rtt_ns));
+      connections.push_back(serve_echo<Bytes>(DirectEnd{&server_slots[k]}));
+      connections.push_back(run_client<Bytes>(DirectEnd{&client_slots[k]}, deadline, rtt_ns));
+      continue;
     }
+    if (ring)
+      connections.push_back(serve_echo_multishot(server_sockets[k], *ring, arms));
+    else
+      connections.push_back(serve_echo<Bytes>(PlainEnd{server_fds[k]}));
+    connections.push_back(run_client<Bytes>(PlainEnd{client_fds[k]}, deadline, rtt_ns));
   }
   co_await ringloop::gather(std::move(connections));
   double elapsed_s = std::chrono::duration<double>(Clock::now() - start).count();
+  for (ringloop::Socket& socket : server_sockets) socket.release();
   for (int fd : client_fds) ::close(fd);
   for (int fd : server_fds) ::close(fd);
   ::close(listener);
-  co_return meter.line(direct ? "echo_direct" : "echo", conns) +
-            echo_detail::summary(rtt_ns, conns, secs, elapsed_s);
+  std::string line =
+      meter.line(scenario, conns) + echo_detail::summary(rtt_ns, conns, secs, elapsed_s, Bytes);
+  if (ring) {
+    // The ring's size, and the SQEs the receives used beyond one per connection: re-arms after
+    // the kernel ended a multishot (-ENOBUFS included) or the stream's queue paused it.
+    char text[128];
+    std::snprintf(text, sizeof text, " ring_buffers=%u buffer_bytes=%zu rearms=%llu", ring->count(),
+                  ring->buffer_size(),
+                  static_cast<unsigned long long>(arms - static_cast<std::uint64_t>(conns)));
+    line += text;
+  }
+  co_return line;
 }
 
 inline ringloop::Coro<std::string> unix_echo(long conns, double secs) {
@@ -195,7 +285,7 @@ inline ringloop::Coro<std::string> unix_echo(long conns, double secs) {
   ringloop::ServerOptions options{.backlog = 4096};  // not braced inside co_await: g++ 12
   ringloop::Server server = co_await ringloop::start_unix_server(
       [](ringloop::Stream stream) -> ringloop::Coro<> {
-        co_await serve_echo(PlainEnd{stream.socket().fd()});
+        co_await serve_echo<kMessageBytes>(PlainEnd{stream.socket().fd()});
       },
       path, options);
   std::vector<ringloop::Stream> clients;
@@ -208,7 +298,7 @@ inline ringloop::Coro<std::string> unix_echo(long conns, double secs) {
       start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(secs));
   std::vector<ringloop::Coro<>> runs;
   for (ringloop::Stream& client : clients)
-    runs.push_back(run_client(PlainEnd{client.socket().fd()}, deadline, rtt_ns));
+    runs.push_back(run_client<kMessageBytes>(PlainEnd{client.socket().fd()}, deadline, rtt_ns));
   co_await ringloop::gather(std::move(runs));
   double elapsed_s = std::chrono::duration<double>(Clock::now() - start).count();
   server.close();                 // removes the socket file

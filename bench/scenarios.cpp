@@ -28,6 +28,7 @@ namespace {
 
 using namespace std::chrono_literals;
 using namespace ringloop_bench;
+using echo_detail::EchoServer;
 using ringloop::Coro;
 using ringloop::Task;
 
@@ -245,9 +246,11 @@ Coro<std::string> scenario_coro(const Args& args) {
   if (s == "wait_for_yield") return wait_for_yield(args.n);
   if (s == "cancel_many") return cancel_many(args.n);
   if (s == "wait_for_io") return wait_for_io(args.n);
-  if (s == "echo") return echo(args.conns, args.secs);
+  if (s == "echo") return echo("echo", args.conns, args.secs);
   if (s == "spawn_process") return spawn_process(args.n);
-  if (s == "echo_direct") return echo(args.conns, args.secs, true);
+  if (s == "echo_direct") return echo("echo_direct", args.conns, args.secs, EchoServer::direct);
+  if (s == "echo_multishot")
+    return echo("echo_multishot", args.conns, args.secs, EchoServer::multishot);
   if (s == "file_read") return file_read("file_read", args.n, args.conns, false);
   if (s == "file_read_fixed") return file_read("file_read_fixed", args.n, args.conns, true);
   if (s == "udp_echo") return udp_echo(args.n, args.conns, args.secs);  // n: payload bytes
