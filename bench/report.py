@@ -118,6 +118,11 @@ METRICS["echo_direct"] = METRICS["echo"]
 # echo with each server side on one multishot receive over a loop-wide buffer ring (issue #18):
 # ringloop only; scripts/bench runs the floor's plain echo in the floor's slot (ran=echo).
 METRICS["echo_multishot"] = METRICS["echo"]
+# 64 KiB messages (issue #18): MB/s is each round trip's message counted once (the bytes the
+# clients got back), 10^6 bytes a MB. echo_bulk_multishot: ringloop's multishot server, its
+# peers' columns their echo_bulk (ran=echo_bulk).
+METRICS["echo_bulk"] = [("MB/s", _f("mb_per_s"), "{:.0f}", False)] + METRICS["echo"]
+METRICS["echo_bulk_multishot"] = METRICS["echo_bulk"]
 # file_read (issue #18): fio is the floor, in its own column.
 METRICS["file_read"] = [
     ("IOPS", _f("iops"), "{:.0f}", False),
@@ -190,7 +195,7 @@ METRICS["c100k_plain"] = METRICS["c100k"]
 ORDER = ["sleep_many", "lateness", "lateness_loaded", "lateness_precise",
          "lateness_precise_loaded", "pacer_drift", "pacer_drift_precise", "spawn_gather",
          "wait_for_fast", "wait_for_yield", "wait_for_io", "cancel_many", "echo", "echo_multishot", "echo_direct",
-         "unix_echo",
+         "echo_bulk", "echo_bulk_multishot", "unix_echo",
          "spawn_process", "udp_echo", "file_read", "file_read_fixed", "tls_echo", "tls_handshake",
          "tls_bulk", "http_plaintext", "cross_loop", "echo_loops", "c100k", "c100k_plain"]
 
@@ -228,7 +233,8 @@ def table(results):
     for key in results.keys():
         scenario, n, size = key
         conns = f"{n} conn{'s' if n > 1 else ''}"
-        name = (f"{scenario} {conns}" if scenario in ("echo", "echo_multishot", "unix_echo",
+        name = (f"{scenario} {conns}" if scenario in ("echo", "echo_multishot", "echo_bulk",
+                                                       "echo_bulk_multishot", "unix_echo",
                                                        "tls_handshake", "c100k", "c100k_plain")
                 else f"{scenario} {n}")
         if scenario == "udp_echo":
@@ -340,6 +346,18 @@ def targets(results):
             out.append(("NOT RUN", what, "no measurement"))
         else:
             out.append(("MET" if r >= 0.95 else "NOT MET", what, f"{r:.3f}"))
+    # 64 KiB messages, plain and multishot servers: MB/s at the floor's level and ahead of tokio
+    # (higher is better).
+    for key in keys_of("echo_bulk") + keys_of("echo_bulk_multishot"):
+        for peer, what, limit in (("floor", "not below 0.95x floor", 0.95),
+                                  ("tokio_ct", "ahead of tokio_ct", 1.0)):
+            r = results.ratio(key, peer, "MB/s") if key in results.runs else None
+            text = f"{key[0]} {key[1]} conn(s): MB/s {what}"
+            if r is None:
+                out.append(("NOT RUN", text, "no measurement"))
+            else:
+                met = r > limit if limit == 1.0 else r >= limit
+                out.append(("MET" if met else "NOT MET", text, f"{r:.3f}"))
     for key in keys_of("http_plaintext"):
         # Higher is better for both: "ahead" is a ratio above 1.
         for label, what in (("requests/s", "requests/s ahead of nginx"),
@@ -602,7 +620,7 @@ def machine():
 FAIRNESS = """\
 - **Ratios** are ringloop / peer on the medians of this invocation; below 1 means ringloop is
   faster or smaller, except for echo's and echo_loops' round trips/s (and per CPU second),
-  udp_echo's datagrams/s, cross_loop's messages/s and TLS's round trips/s, handshakes/s and
+  udp_echo's datagrams/s, echo_bulk's MB/s, cross_loop's messages/s and TLS's round trips/s, handshakes/s and
   MB/s, where above 1 means ringloop is ahead.
 - **tokio's timer wheel has 1 ms slots and rounds a sleep up**: its `lateness` (about 1 ms more
   than the others) is a design choice, not slowness.
@@ -640,6 +658,15 @@ FAIRNESS = """\
   plain echo (a recv SQE per message into the connection's own buffer), run interleaved in the
   same round, and the ratio is ringloop-multishot / floor-echo. `rearms` in raw.txt counts the
   receives' SQEs beyond one per connection (-ENOBUFS, or a paused stream).
+- **echo_bulk (issue #18)**: echo with 64 KiB messages at 1 and 100 connections: a client
+  writes one and reads the 64 KiB echo back before the next (the floor submits its send and its
+  recv together, as in echo; a short send goes on from where it stopped), every client's last
+  echo compared byte for byte. MB/s counts each round trip's message once (the bytes the clients
+  got back; the server moved as many each way), 10^6 bytes a MB. Servers: ringloop `recv` into
+  a 64 KiB buffer in the frame, the floor a recv SQE into the connection's 64 KiB buffer, tokio
+  `read` into a 64 KiB `Vec` then `write_all`. `echo_bulk_multishot` is ringloop's server on one
+  `receive_multishot` per connection over a loop-wide ring of 64 KiB buffers (2 x connections,
+  a power of two, at least 16), beside the floor's and tokio's `echo_bulk` in the same round.
 - **udp_echo**: n is the payload (64 B, 1400 B); 8 connected client sockets, each sending one
   datagram and awaiting its echo, and one server socket echoing to each sender (ringloop:
   `recv_from`/`send_to`, a `recvmsg` and a `sendmsg` SQE; the floor the same SQEs by hand, its
@@ -770,6 +797,8 @@ WHY = {
     "is the awaiter and the loop iteration that resumes the caller.",
     "echo": "not profiled.",
     "echo_multishot": "see the echobuf report (perf on the scenario).",
+    "echo_bulk": "not profiled.",
+    "echo_bulk_multishot": "not profiled.",
     "tls_echo": "perf on ringloop's server (100 connections, 64 B): ~9-14% of its CPU is memset, "
     "from `TlsConnection::read_into` growing its std::string by 16 KiB (zero-filled) before "
     "every SSL_read_ex, twice per record (the WANT_READ try, then the real one); ~4% is "

@@ -251,6 +251,10 @@ Coro<std::string> scenario_coro(const Args& args) {
   if (s == "echo_direct") return echo("echo_direct", args.conns, args.secs, EchoServer::direct);
   if (s == "echo_multishot")
     return echo("echo_multishot", args.conns, args.secs, EchoServer::multishot);
+  if (s == "echo_bulk") return echo<echo_detail::kBulkBytes>("echo_bulk", args.conns, args.secs);
+  if (s == "echo_bulk_multishot")
+    return echo<echo_detail::kBulkBytes>("echo_bulk_multishot", args.conns, args.secs,
+                                         EchoServer::multishot);
   if (s == "file_read") return file_read("file_read", args.n, args.conns, false);
   if (s == "file_read_fixed") return file_read("file_read_fixed", args.n, args.conns, true);
   if (s == "udp_echo") return udp_echo(args.n, args.conns, args.secs);  // n: payload bytes

@@ -6,7 +6,8 @@
 // Usage: floor <scenario> <n> [conns] [secs]
 //   scenarios: sleep_many lateness lateness_loaded spawn_gather wait_for_fast
 //              wait_for_yield wait_for_io cancel_many echo unix_echo udp_echo
-//   echo, unix_echo: n is the number of connections (a 3rd argument, if given, overrides
+//              echo_bulk
+//   echo, unix_echo, echo_bulk (64 KiB messages): n is the number of connections (a 3rd argument, if given, overrides
 //         it); secs defaults to 2.
 //   udp_echo: n is the payload in bytes, conns the client sockets (1).
 // Prints exactly one `key=value ...` line on stdout (see bench/peers/README.md).
@@ -296,24 +297,28 @@ static void cancel_many(long n) {
 // ring.  A client submits its send and its recv together (the recv waits for
 // the echo), and on a full 64-byte echo it records the round trip and starts
 // the next one.  The server side recv()s, send()s back what it got, and
-// re-arms its recv when the send completes.
+// re-arms its recv when the send completes.  echo_bulk: the same with 64 KiB
+// messages (a short send is sent on from where it stopped), reporting MB/s:
+// each round trip's message counted once, 10^6 bytes a MB.
 enum { C_SEND = 0, C_RECV = 1, S_RECV = 2, S_SEND = 3 };
 #define UD(i, k) (((uint64_t)(i) << 2) | (k))
-#define MSG 64
+#define ECHO_MSG 64
+#define BULK_MSG (64 * 1024)
 
 typedef struct {
   int cfd, sfd;
   unsigned got;          // client: bytes of the echo received so far
+  unsigned c_sent;       // client: bytes of the message sent so far
   unsigned s_len;        // server: bytes received, being sent back
   unsigned s_sent;       // server: bytes of those already sent
   int done;              // client stopped (deadline passed)
   uint64_t t0;           // client: start of the current round trip
-  char cin[MSG];         // client receive buffer
-  char sbuf[MSG];        // server buffer
+  char *cin;             // client receive buffer (MSG bytes)
+  char *sbuf;            // server buffer (MSG bytes)
 } conn_t;
 
-static const char message[MSG] = "0123456789abcdef0123456789abcdef"
-                                 "0123456789abcdef0123456789abcde";
+static unsigned MSG = ECHO_MSG;  // this run's message size
+static char *message;            // MSG bytes
 
 static struct io_uring_sqe *sqe_or_flush(void) {
   struct io_uring_sqe *sqe = io_uring_get_sqe(&ring);
@@ -326,6 +331,7 @@ static struct io_uring_sqe *sqe_or_flush(void) {
 
 static void client_round(conn_t *c, long i) {
   c->got = 0;
+  c->c_sent = 0;
   c->t0 = now_ns();
   struct io_uring_sqe *sqe = sqe_or_flush();
   io_uring_prep_send(sqe, c->cfd, message, MSG, MSG_NOSIGNAL);
@@ -342,7 +348,12 @@ static int cmp_u32(const void *a, const void *b) {
 
 // echo over TCP, or (unix_echo) over a Unix socket at a path in /tmp: the same
 // loop, only the sockets' family differs.
-static void echo(const char *name, long conns, double secs, int unix_domain) {
+static void echo(const char *name, long conns, double secs, int unix_domain,
+                 unsigned msg) {
+  MSG = msg;
+  message = malloc(MSG);
+  if (!message) die("malloc", ENOMEM);
+  for (unsigned k = 0; k < MSG; k++) message[k] = (char)('0' + k % 64);
   unsigned sq = conns * 4 < 256 ? 256 : (unsigned)conns * 4;
   ring_init(sq, sq * 2);
   uint64_t t0 = now_ns();
@@ -374,7 +385,12 @@ static void echo(const char *name, long conns, double secs, int unix_domain) {
   if (listen(lfd, 4096) < 0) die("listen", errno);
 
   conn_t *cs = calloc((size_t)conns, sizeof(conn_t));
-  if (!cs) die("calloc", ENOMEM);
+  char *buffers = malloc((size_t)conns * 2 * MSG);
+  if (!cs || !buffers) die("calloc", ENOMEM);
+  for (long i = 0; i < conns; i++) {
+    cs[i].cin = buffers + (size_t)i * 2 * MSG;
+    cs[i].sbuf = cs[i].cin + MSG;
+  }
   // Set-up (untimed): connect each client, accept it through the ring.
   for (long i = 0; i < conns; i++) {
     int fd = socket(family, SOCK_STREAM, 0);
@@ -426,7 +442,14 @@ static void echo(const char *name, long conns, double secs, int unix_domain) {
       int res = cqe->res;
       switch (cqe->user_data & 3) {
         case C_SEND:
-          if (res != MSG) die("client send", res < 0 ? res : EIO);
+          if (res <= 0) die("client send", res < 0 ? res : EIO);
+          c->c_sent += (unsigned)res;
+          if (c->c_sent < MSG) {  // short send: send the rest
+            struct io_uring_sqe *sqe = sqe_or_flush();
+            io_uring_prep_send(sqe, c->cfd, message + c->c_sent, MSG - c->c_sent,
+                               MSG_NOSIGNAL);
+            sqe->user_data = UD(i, C_SEND);
+          }
           break;
         case C_RECV: {
           if (res <= 0) die("client recv", res < 0 ? res : EPIPE);
@@ -494,11 +517,17 @@ static void echo(const char *name, long conns, double secs, int unix_domain) {
     size_t idx = (nsamp * 99 + 99) / 100;
     p99 = rtt[idx - 1] / 1e3;
   }
+  for (long i = 0; i < conns; i++)  // each client's last echo, byte for byte
+    if (memcmp(cs[i].cin, message, MSG) != 0) die("client: the echo differs", EIO);
   print_base(name, conns, t0, c0);
-  printf(" conns=%ld secs=%g rtt_per_s=%.0f p99_us=%.1f setup=%s\n", conns, secs,
-         nsamp / ((end - start) / 1e9), p99, setup_name);
+  double elapsed = (end - start) / 1e9;
+  printf(" conns=%ld secs=%g rtt_per_s=%.0f p99_us=%.1f", conns, secs, nsamp / elapsed, p99);
+  if (MSG != ECHO_MSG) printf(" bytes=%u mb_per_s=%.1f", MSG, nsamp * (double)MSG / elapsed / 1e6);
+  printf(" setup=%s\n", setup_name);
   free(rtt);
+  free(buffers);
   free(cs);
+  free(message);
 }
 
 // ------------------------------------------------------------------ udp_echo
@@ -717,14 +746,15 @@ int main(int argc, char **argv) {
     cancel_many(n);
   else if (!strcmp(sc, "cross_loop"))
     cross_loop(n);
-  else if (!strcmp(sc, "echo") || !strcmp(sc, "unix_echo")) {
+  else if (!strcmp(sc, "echo") || !strcmp(sc, "unix_echo") || !strcmp(sc, "echo_bulk")) {
     long conns = argc > 3 ? atol(argv[3]) : n;
     double secs = argc > 4 ? atof(argv[4]) : 2.0;
     if (conns <= 0 || secs <= 0) {
       fprintf(stderr, "floor: bad conns/secs\n");
       return 2;
     }
-    echo(sc, conns, secs, !strcmp(sc, "unix_echo"));
+    echo(sc, conns, secs, !strcmp(sc, "unix_echo"),
+         !strcmp(sc, "echo_bulk") ? BULK_MSG : ECHO_MSG);
   } else if (!strcmp(sc, "udp_echo")) {
     long conns = argc > 3 ? atol(argv[3]) : 1;
     double secs = argc > 4 ? atof(argv[4]) : 2.0;

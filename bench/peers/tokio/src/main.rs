@@ -4,7 +4,7 @@
 //!   --ct (default) -> peer=tokio_ct, `current_thread` runtime
 //!   --mt           -> peer=tokio_mt, multi-thread runtime (one worker per core)
 //!   The env var TOKIO_PEER_RT=ct|mt does the same when no flag is given.
-//!   echo, unix_echo (over a Unix socket in /tmp): n is the number of connections (a 3rd argument overrides it);
+//!   echo, echo_bulk (64 KiB messages), unix_echo (over a Unix socket in /tmp): n is the number of connections (a 3rd argument overrides it);
 //!         secs defaults to 2.
 //!   udp_echo: n is the payload in bytes, conns the client sockets (1).
 //!   cross_loop: n round trips between two threads; --ct: two current_thread runtimes and mpsc
@@ -304,8 +304,9 @@ async fn cancel_many(peer: &str, n: usize) -> String {
     format!("{} ns_per_op={:.1}", m.base(peer, "cancel_many", n), ns_per(d, n))
 }
 
-async fn echo(peer: &str, conns: usize, secs: f64) -> String {
-    const MSG: usize = 64;
+/// echo (64-byte messages) and echo_bulk (64 KiB: MB/s, each round trip's message counted
+/// once, 10^6 bytes a MB): the same clients and server, only the message size differs.
+async fn echo(peer: &str, scenario: &str, conns: usize, secs: f64, msg_bytes: usize) -> String {
     let m = Meter::start();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -315,7 +316,7 @@ async fn echo(peer: &str, conns: usize, secs: f64) -> String {
             let (mut s, _) = listener.accept().await.unwrap();
             s.set_nodelay(true).unwrap();
             tokio::spawn(async move {
-                let mut buf = [0u8; MSG];
+                let mut buf = vec![0u8; msg_bytes];
                 loop {
                     match s.read(&mut buf).await {
                         Ok(0) | Err(_) => break,
@@ -342,8 +343,8 @@ async fn echo(peer: &str, conns: usize, secs: f64) -> String {
         .into_iter()
         .map(|mut s| {
             tokio::spawn(async move {
-                let msg = [b'x'; MSG];
-                let mut buf = [0u8; MSG];
+                let msg: Vec<u8> = (0..msg_bytes).map(|k| b'0' + (k % 64) as u8).collect();
+                let mut buf = vec![0u8; msg_bytes];
                 let mut rtts: Vec<u32> = Vec::with_capacity(1 << 16);
                 loop {
                     let t = Instant::now();
@@ -355,6 +356,7 @@ async fn echo(peer: &str, conns: usize, secs: f64) -> String {
                         break;
                     }
                 }
+                assert!(buf == msg, "echo: the last echo differs from the message");
                 rtts
             })
         })
@@ -368,14 +370,19 @@ async fn echo(peer: &str, conns: usize, secs: f64) -> String {
     let _ = acceptor.await;
     all.sort_unstable();
     let p99 = if all.is_empty() { 0.0 } else { pct(&all, 99) as f64 / 1e3 };
-    format!(
+    let mut line = format!(
         "{} conns={} secs={} rtt_per_s={:.0} p99_us={:.1}",
-        m.base(peer, "echo", conns),
+        m.base(peer, scenario, conns),
         conns,
         secs,
         all.len() as f64 / elapsed,
         p99
-    )
+    );
+    if msg_bytes != 64 {
+        let mb_per_s = all.len() as f64 * msg_bytes as f64 / elapsed / 1e6;
+        line += &format!(" bytes={} mb_per_s={:.1}", msg_bytes, mb_per_s);
+    }
+    line
 }
 
 // UDP echo: a server task echoing every datagram to its sender (recv_from,
@@ -743,7 +750,8 @@ fn main() {
             "wait_for_yield" => wait_for_yield(peer, n).await,
             "wait_for_io" => wait_for_io(peer, n).await,
             "cancel_many" => cancel_many(peer, n).await,
-            "echo" => echo(peer, conns, secs).await,
+            "echo" => echo(peer, "echo", conns, secs, 64).await,
+            "echo_bulk" => echo(peer, "echo_bulk", conns, secs, 64 * 1024).await,
             "spawn_process" => spawn_process(peer, n).await,
             "udp_echo" => udp_echo(peer, n, conns, secs).await,
             "unix_echo" => unix_echo(peer, conns, secs).await,
