@@ -194,8 +194,8 @@ METRICS["c100k"] = [
 METRICS["c100k_plain"] = METRICS["c100k"]
 ORDER = ["sleep_many", "lateness", "lateness_loaded", "lateness_precise",
          "lateness_precise_loaded", "pacer_drift", "pacer_drift_precise", "spawn_gather",
-         "wait_for_fast", "wait_for_yield", "wait_for_io", "cancel_many", "echo", "echo_multishot", "echo_direct",
-         "echo_bulk", "echo_bulk_multishot", "unix_echo",
+         "wait_for_fast", "wait_for_yield", "wait_for_io", "cancel_many", "echo", "echo_multishot",
+         "echo_direct", "echo_bulk", "echo_bulk_multishot", "unix_echo",
          "spawn_process", "udp_echo", "file_read", "file_read_fixed", "tls_echo", "tls_handshake",
          "tls_bulk", "http_plaintext", "cross_loop", "echo_loops", "c100k", "c100k_plain"]
 
@@ -620,8 +620,8 @@ def machine():
 FAIRNESS = """\
 - **Ratios** are ringloop / peer on the medians of this invocation; below 1 means ringloop is
   faster or smaller, except for echo's and echo_loops' round trips/s (and per CPU second),
-  udp_echo's datagrams/s, echo_bulk's MB/s, cross_loop's messages/s and TLS's round trips/s, handshakes/s and
-  MB/s, where above 1 means ringloop is ahead.
+  udp_echo's datagrams/s, echo_bulk's MB/s, cross_loop's messages/s and TLS's round trips/s,
+  handshakes/s and MB/s, where above 1 means ringloop is ahead.
 - **tokio's timer wheel has 1 ms slots and rounds a sleep up**: its `lateness` (about 1 ms more
   than the others) is a design choice, not slowness.
 - **tokio's `timeout` polls the inner future first and arms no timer when it is ready**:
@@ -796,9 +796,22 @@ WHY = {
     "wait_for_io": "one io_uring_enter per op as in the floor (NOP + LINK_TIMEOUT); what remains "
     "is the awaiter and the loop iteration that resumes the caller.",
     "echo": "not profiled.",
-    "echo_multishot": "see the echobuf report (perf on the scenario).",
-    "echo_bulk": "not profiled.",
-    "echo_bulk_multishot": "not profiled.",
+    "echo_multishot": "at 1 connection the kernel does the floor's work per round trip or less "
+    "(perf stat: 2 io_uring_enter, 4 CQEs and 1 poll arm against the floor's 2: the multishot "
+    "receive stays armed), so a gap there is user space: perf record puts 11% of the time in "
+    "ringloop, liburing and the scenario against the floor's 8.6% (Ring's enter, the reap, two "
+    "coroutines resumed). At 100 and 1,000 connections the saved poll arm puts it ahead of the "
+    "floor's echo (two runs of 3 rounds: 1.04 and 1.04, 1.05 and 1.03; at 1: 0.97 and 1.01).",
+    "echo_bulk": "at 1 connection ringloop's kernel work per round trip is the floor's (perf "
+    "stat: 2 enters, 4 CQEs, 2 poll arms each) and user space ~4% of the time (floor ~2%). At "
+    "100 connections the floor is behind tokio too (0.91-0.93 in the same runs): perf record "
+    "has the copies out of user memory (`_copy_from_iter`, the sends) at 23% of the time for "
+    "the floor and ringloop against tokio's 19%, the copies in alike. An io_uring loop reaps "
+    "~20 round trips per io_uring_enter here and sends each echo one batch after its data came "
+    "in, a few MB through the 2 MiB L2 later, while tokio writes each echo right after its "
+    "read; the floor is ahead of tokio at 4 and 16 connections (1.04-1.15) and behind at 100. "
+    "The likely cause (not proven), and not ringloop's: a smaller reap batch for bulk "
+    "streams would be the experiment.",
     "tls_echo": "perf on ringloop's server (100 connections, 64 B): ~9-14% of its CPU is memset, "
     "from `TlsConnection::read_into` growing its std::string by 16 KiB (zero-filled) before "
     "every SSL_read_ex, twice per record (the WANT_READ try, then the real one); ~4% is "
@@ -831,6 +844,7 @@ WHY = {
     "within a few ns of tokio's poll-first path.",
 }
 
+WHY["echo_bulk_multishot"] = WHY["echo_bulk"]  # the same batch-and-cache cause at 100
 
 def report_md(results, rows, args, plots):
     info = machine()

@@ -7,8 +7,9 @@
 //   scenarios: sleep_many lateness lateness_loaded spawn_gather wait_for_fast
 //              wait_for_yield wait_for_io cancel_many echo unix_echo udp_echo
 //              echo_bulk
-//   echo, unix_echo, echo_bulk (64 KiB messages): n is the number of connections (a 3rd argument, if given, overrides
-//         it); secs defaults to 2.
+//   echo, unix_echo, echo_bulk (64 KiB messages): n is the number of
+//         connections (a 3rd argument, if given, overrides it); secs
+//         defaults to 2.
 //   udp_echo: n is the payload in bytes, conns the client sockets (1).
 // Prints exactly one `key=value ...` line on stdout (see bench/peers/README.md).
 

@@ -4,8 +4,8 @@
 //!   --ct (default) -> peer=tokio_ct, `current_thread` runtime
 //!   --mt           -> peer=tokio_mt, multi-thread runtime (one worker per core)
 //!   The env var TOKIO_PEER_RT=ct|mt does the same when no flag is given.
-//!   echo, echo_bulk (64 KiB messages), unix_echo (over a Unix socket in /tmp): n is the number of connections (a 3rd argument overrides it);
-//!         secs defaults to 2.
+//!   echo, echo_bulk (64 KiB messages), unix_echo (over a Unix socket in /tmp): n is the number
+//!         of connections (a 3rd argument overrides it); secs defaults to 2.
 //!   udp_echo: n is the payload in bytes, conns the client sockets (1).
 //!   cross_loop: n round trips between two threads; --ct: two current_thread runtimes and mpsc
 //!         channels, --mt: a spawn onto another multi-thread runtime's worker, joined.
