@@ -27,6 +27,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <optional>
 #include <string>
@@ -147,10 +148,10 @@ ringloop::Coro<> run_client(End end, Clock::time_point deadline,
       if (received == 0) throw std::runtime_error("echo: the server closed the connection");
       got += received;
     }
-    auto end = Clock::now();
+    auto echoed = Clock::now();
     rtt_ns.push_back(static_cast<std::uint32_t>(
-        std::min<std::int64_t>(std::chrono::nanoseconds(end - now).count(), UINT32_MAX)));
-    now = end;
+        std::min<std::int64_t>(std::chrono::nanoseconds(echoed - now).count(), UINT32_MAX)));
+    now = echoed;
   }
   if (std::memcmp(echo.data(), message.data(), Bytes) != 0)
     throw std::runtime_error("echo: the echo differs from the message");
@@ -191,12 +192,16 @@ enum class EchoServer { plain, direct, multishot };
 // message instead of four), so about one buffer per connection is ever out at once; twice the
 // connections (rounded up to a power of two, at least 16, at most the kernel's 32768) is the
 // slack for a message the kernel splits into two CQEs and for buffers whose echo is still being
-// sent. A ring that runs dry anyway ends a multishot with -ENOBUFS, handled by the stream.
+// sent. A ring that runs dry anyway ends a multishot with -ENOBUFS, handled by the stream:
+// RINGLOOP_BENCH_ECHO_RING=N (a power of two) makes the ring N buffers to see that path under
+// load (rearms= in the line counts it; every client's last echo is still checked).
 inline ringloop::BufferRing echo_ring(long conns, std::size_t bytes) {
   std::size_t buffer = std::min<std::size_t>(bytes, 64 * 1024);
   std::size_t per_connection = (bytes + buffer - 1) / buffer;
   std::size_t wanted = 2 * static_cast<std::size_t>(conns) * per_connection;
   auto count = static_cast<unsigned>(std::clamp<std::size_t>(std::bit_ceil(wanted), 16, 32768));
+  if (const char* value = std::getenv("RINGLOOP_BENCH_ECHO_RING"))
+    count = static_cast<unsigned>(std::strtoul(value, nullptr, 10));
   return ringloop::BufferRing(*ringloop::Loop::current(), count, buffer);
 }
 

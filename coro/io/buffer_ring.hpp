@@ -98,9 +98,19 @@ class BufferGroup {
     add(id, 0);
     io_uring_buf_ring_advance(ring_, 1);
     ++available_;
-    if (!waiters_.empty()) {
+    pass_turn();
+  }
+  // The turn a returned buffer gives goes to the stream that waited longest and arms: a woken
+  // stream that does not arm (ended, closing) passes it on, and so does an armed stream whose
+  // arming ends without taking a buffer (end of file, an error, a cancel). A turn lost either
+  // way left streams waiting on a full ring with nothing in flight: bench's echo_multishot,
+  // 1,000 connections on 16 buffers, each client's end of file taking the turns of the last
+  // buffers. A stream only waits while the ring is empty, so one that goes back to waiting
+  // here ends the loop.
+  void pass_turn() noexcept {
+    while (!waiters_.empty() && available_ > 0) {
       ArmWaiter& waiter = waiters_.pop_front();
-      waiter.wake(waiter.context);
+      if (waiter.wake(waiter.context)) break;
     }
   }
   void wait_for_buffer(ArmWaiter& waiter) noexcept {
@@ -240,12 +250,18 @@ class RecvMultishotOp {
     if ((cqe.flags & IORING_CQE_F_BUFFER) != 0) group_->give_back(buffer_id(cqe));
   }
   bool is_end(MultishotCqe cqe) const noexcept { return cqe.result == 0; }  // end of file
+  // A stream armed by its consumer while it waited leaves the waiters: a stale entry there
+  // would take a returned buffer's turn and arm nothing.
   bool can_arm(ArmWaiter& waiter) const noexcept {
-    if (group_->available() > 0) return true;
+    if (group_->available() > 0) {
+      group_->forget(waiter);
+      return true;
+    }
     group_->wait_for_buffer(waiter);
     return false;
   }
   void forget(ArmWaiter& waiter) const noexcept { group_->forget(waiter); }
+  void pass_turn() const noexcept { group_->pass_turn(); }
   // Accounting as each CQE arrives: the buffer left the ring when the kernel filled it.
   void arrived(MultishotCqe cqe) const noexcept {
     if ((cqe.flags & IORING_CQE_F_BUFFER) != 0) group_->taken();

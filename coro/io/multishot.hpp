@@ -55,15 +55,20 @@ inline constexpr std::size_t kDefaultMaxQueued = 128;
 //   void discard(MultishotCqe) const noexcept;    // releases what any CQE nobody took owns
 //   bool is_end(MultishotCqe) const noexcept;     // a last CQE that ends the stream (EOF)
 //   bool can_arm(ArmWaiter&) const noexcept;      // whether arming can succeed now; if not,
-//                                                 // calls the waiter back once it can
+//                                                 // calls the waiter back once it can (and
+//                                                 // if so, forgets the waiter: it is served)
 //   void forget(ArmWaiter&) const noexcept;       // the waiter is going away
+//   void pass_turn() const noexcept;              // an arming ended having taken nothing
+//                                                 // can_arm waited for: another may use it
 //   void arrived(MultishotCqe) const noexcept;    // sees every CQE first (buffer accounting)
 template <class Op>
 class MultishotStream;
 
 // A stream that could not be armed (no buffer left in its ring) waits here to be called back.
+// wake returns whether the stream armed: one that did not (it was ended, or closing) passes
+// its turn to the next waiter, so a returned buffer is never left with waiters asleep.
 struct ArmWaiter : detail::ListNode {
-  using WakeFn = void (*)(void* context) noexcept;
+  using WakeFn = bool (*)(void* context) noexcept;
   ArmWaiter(WakeFn fn, void* of) noexcept : wake(fn), context(of) {}
   WakeFn wake;
   void* context;
@@ -153,8 +158,12 @@ class MultishotRecord final : public Operation {
 
   Loop& loop_;
   Op op_;
-  // Called back by what can_arm() waited for: arms, and wakes the consumer if that ended it.
-  ArmWaiter arm_waiter_{[](void* self) noexcept { static_cast<MultishotRecord*>(self)->pump(); },
+  // Called back by what can_arm() waited for: arms, and says whether it did.
+  ArmWaiter arm_waiter_{[](void* self) noexcept {
+                          auto& record = *static_cast<MultishotRecord*>(self);
+                          record.pump();
+                          return record.armed();
+                        },
                         this};
   // The loop closes: the stream ends as if cancelled (the handle, if any, still frees it).
   detail::CloseHook close_hook_{
@@ -189,9 +198,13 @@ class MultishotRecord final : public Operation {
     MultishotCqe cqe{result, flags};
     self.op_.arrived(cqe);
     bool last = (flags & IORING_CQE_F_MORE) == 0;
+    bool took = (flags & IORING_CQE_F_BUFFER) != 0;
     if (self.detached_) {
       self.op_.discard(cqe);
-      if (last) delete &self;
+      if (last) {
+        if (!took) self.op_.pass_turn();
+        delete &self;
+      }
       return;
     }
     bool wake = false;
@@ -209,6 +222,7 @@ class MultishotRecord final : public Operation {
       }
     }
     if (last) self.pump();
+    if (last && !took && !self.armed()) self.op_.pass_turn();
     if (wake && self.waiter_) self.loop_.schedule(std::exchange(self.waiter_, nullptr));
   }
 
@@ -344,6 +358,7 @@ struct MultishotAcceptOp {
   bool is_end(MultishotCqe) const noexcept { return false; }  // a listener never ends by itself
   bool can_arm(ArmWaiter&) const noexcept { return true; }
   void forget(ArmWaiter&) const noexcept {}
+  void pass_turn() const noexcept {}
   void arrived(MultishotCqe) const noexcept {}
 };
 
