@@ -811,7 +811,8 @@ WHY = {
     "in, a few MB through the 2 MiB L2 later, while tokio writes each echo right after its "
     "read; the floor is ahead of tokio at 4 and 16 connections (1.04-1.15) and behind at 100. "
     "The likely cause (not proven), and not ringloop's: a smaller reap batch for bulk "
-    "streams would be the experiment.",
+    "streams would be the experiment. Pointing that way: echo_bulk_multishot on a ring of 1-4 "
+    "buffers (RINGLOOP_BENCH_ECHO_RING) moved ~4,000 MB/s at 100 connections, not ~2,500.",
     "tls_echo": "perf on ringloop's server (100 connections, 64 B): ~9-14% of its CPU is memset, "
     "from `TlsConnection::read_into` growing its std::string by 16 KiB (zero-filled) before "
     "every SSL_read_ex, twice per record (the WANT_READ try, then the real one); ~4% is "
