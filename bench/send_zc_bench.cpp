@@ -1,6 +1,9 @@
-// Zero-copy send against send (issue #18): 1 MiB sends over one loopback TCP connection for
-// `secs` seconds each, A B A B, a plain thread draining the other end. Prints MB/s and the
-// sending thread's CPU seconds per GB for each: `ringloop_send_zc_bench [secs] [rounds]`.
+// Zero-copy send against send (issue #18): sends of one size over one loopback TCP connection
+// for `secs` seconds each, A B A B, a plain thread draining the other end. Prints MB/s and the
+// sending thread's CPU seconds per GB for each:
+// `ringloop_send_zc_bench [secs] [rounds] [bytes...]` (default 1 MiB; several sizes measure
+// where zero copy starts to pay, Stream's kZeroCopyThreshold), then the same sizes written
+// through a Stream with its zero-copy threshold at the size or off.
 // Over loopback the kernel copies a SEND_ZC's pages anyway; on a real NIC it need not.
 #include <netinet/in.h>
 #include <sys/resource.h>
@@ -41,8 +44,35 @@ Coro<> measure(const Socket& socket, bool zero_copy, double secs, const std::vec
     bytes += static_cast<double>(n);
   }
   double cpu = thread_cpu_s() - cpu_start;
-  std::printf("peer=ringloop scenario=send_1mib mode=%s mb_s=%.0f cpu_s_per_gb=%.3f\n",
-              zero_copy ? "send_zc" : "send", bytes / elapsed / 1e6, cpu / (bytes / 1e9));
+  std::printf("peer=ringloop scenario=send bytes=%zu mode=%s mb_s=%.0f cpu_s_per_gb=%.3f\n",
+              data.size(), zero_copy ? "send_zc" : "send", bytes / elapsed / 1e6,
+              cpu / (bytes / 1e9));
+  std::fflush(stdout);
+}
+
+// The same through a Stream (what a server writes with): write() then drain(), with its zero-copy
+// threshold at the size (each write one SEND_ZC chunk) or off (copies, as sendmsg).
+Coro<> measure_stream(ringloop::Stream& stream, bool zero_copy, double secs,
+                      const std::vector<char>& data) {
+  stream.set_zero_copy_threshold(zero_copy ? data.size() : 0);
+  std::string_view chunk(data.data(), data.size());
+  auto start = std::chrono::steady_clock::now();
+  double cpu_start = thread_cpu_s();
+  double bytes = 0;
+  double elapsed = 0;
+  while (
+      (elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()) <
+      secs) {
+    stream.write(chunk);
+    co_await stream.drain();
+    bytes += static_cast<double>(data.size());
+  }
+  co_await stream.write("");  // every byte handed to the kernel
+  elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  double cpu = thread_cpu_s() - cpu_start;
+  std::printf("peer=ringloop scenario=stream_write bytes=%zu mode=%s mb_s=%.0f cpu_s_per_gb=%.3f\n",
+              data.size(), zero_copy ? "send_zc" : "send", bytes / elapsed / 1e6,
+              cpu / (bytes / 1e9));
   std::fflush(stdout);
 }
 
@@ -51,7 +81,10 @@ Coro<> measure(const Socket& socket, bool zero_copy, double secs, const std::vec
 int main(int argc, char** argv) {
   double secs = argc > 1 ? std::atof(argv[1]) : 2.0;
   int rounds = argc > 2 ? std::atoi(argv[2]) : 2;
-  ringloop::run([](double s, int r) -> Coro<> {
+  std::vector<std::size_t> sizes;
+  for (int i = 3; i < argc; ++i) sizes.push_back(static_cast<std::size_t>(std::atol(argv[i])));
+  if (sizes.empty()) sizes.push_back(1 << 20);
+  ringloop::run([](double s, int r, std::vector<std::size_t> sizes) -> Coro<> {
     Socket listener = ringloop::listen_tcp("127.0.0.1", 0);
     Socket client(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
     sockaddr_in address{};
@@ -66,13 +99,23 @@ int main(int argc, char** argv) {
       while (::recv(fd, sink.data(), sink.size(), 0) > 0) {
       }
     });
-    std::vector<char> data(1 << 20, 'x');
-    for (int i = 0; i < r; ++i) {
-      co_await measure(server, false, s, data);
-      co_await measure(server, true, s, data);
+    for (std::size_t size : sizes) {
+      std::vector<char> data(size, 'x');
+      for (int i = 0; i < r; ++i) {
+        co_await measure(server, false, s, data);
+        co_await measure(server, true, s, data);
+      }
     }
-    ::shutdown(server.fd(), SHUT_WR);
+    ringloop::Stream stream(std::move(server));
+    for (std::size_t size : sizes) {
+      std::vector<char> data(size, 'x');
+      for (int i = 0; i < r; ++i) {
+        co_await measure_stream(stream, false, s, data);
+        co_await measure_stream(stream, true, s, data);
+      }
+    }
+    co_await stream.write_eof();
     drain.join();
-  }(secs, rounds));
+  }(secs, rounds, std::move(sizes)));
   return 0;
 }

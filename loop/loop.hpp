@@ -90,6 +90,7 @@ struct LoopStats {
   std::uint64_t doorbells_rung = 0;        // MSG_RING doorbells this loop sent to other loops
   std::uint64_t doorbells_answered = 0;    // MSG_RING doorbells from other loops reaped here
   std::uint64_t eventfd_wakes_sent = 0;    // other loops woken through their eventfd instead
+  std::uint64_t zero_copy_sends = 0;       // IORING_OP_SEND_ZC submitted (send_zc, Stream writes)
 };
 
 namespace detail {
@@ -268,6 +269,8 @@ class Loop {
   std::size_t ready_count() const noexcept { return ready_.size(); }
   std::size_t task_count() const noexcept { return tasks_.size(); }
   const LoopStats& stats() const noexcept { return stats_; }
+  // Counted by send_zc when its SQE is a SEND_ZC (LoopStats::zero_copy_sends).
+  void count_zero_copy_send() noexcept { ++stats_.zero_copy_sends; }
   Ring& ring();
 
   // Task bookkeeping for coro/: the loop owns every task until it finishes.

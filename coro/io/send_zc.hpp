@@ -70,6 +70,7 @@ class [[nodiscard]] SendZcAwaiter : CancelPoint, Operation {
     zero_copy_ = send_zc_supported(*loop_);
     awaiting_ = awaiting;
     loop_->submit(*this);
+    if (zero_copy_) loop_->count_zero_copy_send();
     if (task_ != nullptr) task_->suspend_on(*this);
     return true;
   }
