@@ -834,15 +834,15 @@ WHY = {
     "tick's lateness is a single wake-up, as noisy as any (p99 vs p50 in the table): compare "
     "the medians of the first and last 100 ticks and the slope.",
     "c100k": "an idle connection on ringloop's multishot path is its echo coroutine's frame, "
-    "the multishot receive's stream and `wait_for`'s child task around each `next()`: "
-    "1,345 B per idle connection at 19,000 (2026-12-01, bench/c100k.sh ringloop c100k 19000) "
-    "against tokio's 1,621, whose `timeout` is a field of the connection's future; 736 B "
-    "without the deadline. Echo on all pays for the deadline too: each message ends a "
-    "`wait_for` whose timer is in the kernel (TIMEOUT_REMOVE, two more CQEs) and arms the next; "
-    "by hand, 0.60 / 0.53 s as built, 0.40 / 0.25 s without `wait_for`, 0.70 / 0.64 s with a "
-    "32,768-buffer ring (so not the ring running dry). A deadline moved in place "
-    "(IORING_TIMEOUT_UPDATE) is the lever not taken. perf put 0.35% of the server's samples in "
-    "`io_timeout_remove`: an earlier one-off reading of 36% did not reproduce.",
+    "the multishot receive's stream and its idle deadline, one `Timeout` pushed back at each "
+    "message (`Timeout::run`'s frame and the block's): 1,520 B per idle connection at 19,000 "
+    "(2026-12-01, bench/c100k.sh ringloop c100k 19000) against tokio's 1,621, whose `timeout` "
+    "is a field of the connection's future; 1,345 B with a `wait_for` around each `next()` "
+    "instead, 736 B with no deadline. The `wait_for` form took ~2x as long to echo on all "
+    "(0.60 / 0.53 s against 0.33-0.37): each message removed its kernel timer and armed the "
+    "next, where a Timeout moved later leaves its timer in the kernel. perf put 0.35% of the "
+    "server's samples in `io_timeout_remove`: an earlier one-off reading of 36% did not "
+    "reproduce.",
     "wait_for_fast": "the inline start (make_root, adopt_task, TaskCore, Task refcount) is "
     "within a few ns of tokio's poll-first path.",
 }

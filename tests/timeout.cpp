@@ -207,3 +207,81 @@ TEST_CASE("a Timeout already due when its block starts expires at the block's fi
       }(),
       ringloop::LoopOptions{.virtual_time = true});
 }
+
+TEST_CASE("Timeout: moving the deadline later leaves its timer in the kernel (no SQE, no CQE)",
+          "[timeout]") {
+  // The idle-timeout shape (asyncio: cm.reschedule(loop.time() + idle) after each message): the
+  // timer armed for the first deadline stays; when it fires, the rest is armed. Removing and
+  // re-arming it at each move would reap three CQEs a move (the timeout's, the remove's, a
+  // sleep's) where this reaps one.
+  ringloop::run([]() -> Coro<> {
+    Timeout scope(10ms);
+    bool moved_past_first_deadline = false;
+    std::uint64_t reaped_while_moving = 0;
+    auto last_move = std::chrono::steady_clock::now();
+    auto body = [&]() -> Coro<> {
+      co_await ringloop::sleep(2ms);  // the 10 ms timer is in the kernel now
+      ringloop::Loop& loop = *ringloop::Loop::current();
+      std::uint64_t reaped_before = loop.stats().cqes_reaped;
+      for (int i = 0; i < 40; ++i) {  // 40 ms and more: past the first deadline
+        scope.reschedule_after(300ms);
+        last_move = std::chrono::steady_clock::now();
+        co_await ringloop::sleep(1ms);
+      }
+      reaped_while_moving = loop.stats().cqes_reaped - reaped_before;
+      moved_past_first_deadline = true;
+      co_await ringloop::sleep(5s);  // the deadline, 300 ms after the last move, ends this
+    };
+    CHECK_THROWS_AS(co_await scope.run(body()), TimeoutError);
+    double after_last_move = seconds_since(last_move);
+    CHECK(moved_past_first_deadline);
+    CHECK(reaped_while_moving <= 45);  // the 40 sleeps and the first timer; not 120
+    CHECK(after_last_move >= 0.29);    // a timer never fires early
+    CHECK(after_last_move < 3.0);      // the moved deadline fired, not the 5 s sleep
+  }());
+}
+
+TEST_CASE("Timeout: a deadline moved later, then earlier than its armed timer, counts",
+          "[timeout]") {
+  ringloop::run(
+      []() -> Coro<> {
+        ringloop::Loop& loop = *ringloop::Loop::current();
+        auto start = loop.now();
+        Timeout later(100ms);
+        auto moved_later = [&]() -> Coro<> {
+          co_await ringloop::sleep(1ms);
+          later.reschedule_after(499ms);  // 500 ms from the start; the 100 ms timer stays
+          co_await ringloop::sleep(10s);
+        };
+        CHECK_THROWS_AS(co_await later.run(moved_later()), TimeoutError);
+        CHECK(loop.now() - start >= 500ms);
+        CHECK(loop.now() - start < 501ms);  // the virtual clock moves a few ns per read
+
+        start = loop.now();
+        Timeout earlier(200ms);
+        auto moved_both_ways = [&]() -> Coro<> {
+          co_await ringloop::sleep(1ms);
+          earlier.reschedule_after(999ms);  // later: left as it is
+          earlier.reschedule_after(49ms);   // earlier than the armed 200 ms: removed, re-armed
+          co_await ringloop::sleep(10s);
+        };
+        CHECK_THROWS_AS(co_await earlier.run(moved_both_ways()), TimeoutError);
+        CHECK(loop.now() - start >= 50ms);
+        CHECK(loop.now() - start < 51ms);  // the virtual clock moves a few ns per read
+
+        start = loop.now();
+        Timeout ends_first(100ms);
+        auto finishes = [&]() -> Coro<int> {
+          co_await ringloop::sleep(1ms);
+          ends_first.reschedule_after(1s);
+          co_await ringloop::sleep(150ms);  // past the timer's 100 ms: it arms the rest
+          co_return 3;
+        };
+        int value = co_await ends_first.run(finishes());
+        CHECK(value == 3);
+        CHECK_FALSE(ends_first.expired());
+        CHECK(loop.now() - start >= 151ms);
+        CHECK(loop.now() - start < 152ms);  // the virtual clock moves a few ns per read
+      }(),
+      ringloop::LoopOptions{.virtual_time = true});
+}

@@ -7,7 +7,9 @@
 // counts the task's cancel requests (asyncio's cancelling()/uncancel()), so it only claims the
 // one it made. The deadline is one IORING_OP_TIMEOUT with an absolute time; it can be moved
 // while the block runs (Timeout::reschedule), and it is removed, and its CQE awaited, when
-// the block ends first.
+// the block ends first. Moving it later while its timer is in the kernel costs nothing then:
+// the timer fires at the old time and arms the rest (an idle timeout pushed back at each
+// message is one timer per idle period, not an SQE per message).
 //
 //   Timeout scope(2s);
 //   auto value = co_await scope.run(fetch(scope));   // fetch may call scope.reschedule(...)
@@ -70,6 +72,10 @@ class Timeout {
     deadline_.reset();
     if (when) deadline_ = detail::signed_deadline_at(*when, "Timeout::reschedule");
     if (timer_.armed()) {
+      // A deadline that moves later (an idle timeout pushed back at every message) leaves the
+      // timer in the kernel as it is: when it fires, on_timer_cqe arms the rest. So moving it
+      // costs no SQE and no CQE; a deadline that moves earlier, or goes, is removed now.
+      if (!rearm_on_cqe_ && deadline_ && *deadline_ >= armed_deadline_) return;
       rearm_on_cqe_ = true;  // the old timer's CQE arms the new one
       timer_.disarm();
     } else if (deadline_) {
@@ -108,12 +114,17 @@ class Timeout {
   // the steps already queued, and sleep(0) would return first.
   void arm_or_expire() {
     if (*deadline_ > detail::now_ns()) {
-      timer_.arm(*task_->loop, detail::kernel_deadline(*deadline_));
+      arm(*deadline_);
       return;
     }
     state_ = State::expiring;
     expired_at_once_ = true;
     task_->cancel();
+  }
+
+  void arm(std::int64_t deadline) {
+    armed_deadline_ = deadline;
+    timer_.arm(*task_->loop, detail::kernel_deadline(deadline));
   }
 
   // Ends the scope: true when the block's CancelledError is the scope's own and must leave it
@@ -140,13 +151,21 @@ class Timeout {
         // The old deadline may have passed while its removal was on its way: the new one counts.
         if (self.deadline_) {
           if (*self.deadline_ > detail::now_ns()) {
-            self.timer_.arm(*self.task_->loop, detail::kernel_deadline(*self.deadline_));
+            self.arm(*self.deadline_);
             return;
           }
           expired = true;
         } else {
           expired = false;
         }
+      } else if (expired && self.deadline_ && *self.deadline_ > detail::now_ns()) {
+        // The deadline moved later while this timer was in the kernel (reschedule left it
+        // there): not due yet. The rest is armed, unless the block has ended meanwhile.
+        if (!self.settling_) {
+          self.arm(*self.deadline_);
+          return;
+        }
+        expired = false;
       }
       if (expired || timer.error() != 0) {
         self.state_ = State::expiring;
@@ -173,6 +192,7 @@ class Timeout {
   detail::TaskCore* task_ = nullptr;
   std::coroutine_handle<> settling_;
   std::optional<std::int64_t> deadline_;  // may be in the past, or negative (virtual time)
+  std::int64_t armed_deadline_ = 0;       // the deadline the timer in flight was armed for
   std::uint32_t cancelling_at_entry_ = 0;
   State state_ = State::created;
   bool rearm_on_cqe_ = false;
