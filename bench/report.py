@@ -822,13 +822,18 @@ WHY = {
     "The likely cause (not proven), and not ringloop's: a smaller reap batch for bulk "
     "streams would be the experiment. Pointing that way: echo_bulk_multishot on a ring of 1-4 "
     "buffers (RINGLOOP_BENCH_ECHO_RING) moved ~4,000 MB/s at 100 connections, not ~2,500.",
-    "tls_echo": "perf on ringloop's server (100 connections, 64 B): ~9-14% of its CPU is memset, "
-    "from `TlsConnection::read_into` growing its std::string by 16 KiB (zero-filled) before "
-    "every SSL_read_ex, twice per record (the WANT_READ try, then the real one); ~4% is "
-    "OpenSSL's ERR_clear_error; then coroutine frames and the Stream write queue (each record "
-    "is copied into Stream::write's queue and flushed by a task). Asio's engine decrypts into "
-    "the caller's buffer and writes from its own: ~6 us of server CPU per round trip against "
-    "ringloop's ~9.5. Not fixed here (coro/tls/).",
+    "tls_echo": "the 16 KiB zero-fill before every SSL_read_ex (9-14% of the server's CPU when "
+    "first profiled) is gone: records are decrypted into a scratch area. perf on ringloop's "
+    "server again (2026-12-01, 100 connections, 16 KiB, `perf record -g -p PID` for 3 s): "
+    "memmove 19% and memset 5.7% of its samples, the kernel's socket copies 8%; by hand, "
+    "server CPU per round trip 42-51 us against Asio's 31-42, and turning off "
+    "SSL_MODE_RELEASE_BUFFERS changed nothing. Callers were not resolved (no frame pointers); "
+    "by reading the code, each record is copied recv buffer -> rbio, rbio -> OpenSSL, "
+    "plaintext scratch -> the caller's string, and on the way out wbio -> send buffer -> the "
+    "Stream's queue, and a growing memory BIO zero-fills (BUF_MEM_grow_clean) and moves its "
+    "unread bytes to the front. Asio's engine uses a BIO pair (a fixed ring) and writes from "
+    "its own buffer. The lever: a BIO pair, or a BIO that reads the receive buffer in place, "
+    "and the send buffer moved into the Stream. Not done.",
     "tls_handshake": "OpenSSL's arithmetic dominates (~500 us of server CPU per handshake for "
     "ringloop and Asio alike); each ringloop handshake also tries the kTLS ULP "
     "(setsockopt(TCP_ULP) fails with ENOENT on this kernel, ~50 us under strace).",
