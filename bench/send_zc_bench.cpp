@@ -28,14 +28,28 @@ double thread_cpu_s() {
          static_cast<double>(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
 }
 
-Coro<> measure(const Socket& socket, bool zero_copy, double secs, const std::vector<char>& data) {
-  auto start = std::chrono::steady_clock::now();
+// Wall seconds and this thread's CPU seconds since it was made, and the output line of a run.
+struct Meter {
+  std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
   double cpu_start = thread_cpu_s();
+
+  double elapsed() const {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  }
+  void print(const char* scenario, std::size_t size, bool zero_copy, double bytes) const {
+    double seconds = elapsed();
+    double cpu = thread_cpu_s() - cpu_start;
+    std::printf("peer=ringloop scenario=%s bytes=%zu mode=%s mb_s=%.0f cpu_s_per_gb=%.3f\n",
+                scenario, size, zero_copy ? "send_zc" : "send", bytes / seconds / 1e6,
+                cpu / (bytes / 1e9));
+    std::fflush(stdout);
+  }
+};
+
+Coro<> measure(const Socket& socket, bool zero_copy, double secs, const std::vector<char>& data) {
+  Meter meter;
   double bytes = 0;
-  double elapsed = 0;
-  while (
-      (elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()) <
-      secs) {
+  while (meter.elapsed() < secs) {
     std::size_t n = 0;
     if (zero_copy)
       n = co_await ringloop::send_zc(socket, data.data(), data.size());
@@ -43,11 +57,7 @@ Coro<> measure(const Socket& socket, bool zero_copy, double secs, const std::vec
       n = co_await socket.send(data.data(), data.size());
     bytes += static_cast<double>(n);
   }
-  double cpu = thread_cpu_s() - cpu_start;
-  std::printf("peer=ringloop scenario=send bytes=%zu mode=%s mb_s=%.0f cpu_s_per_gb=%.3f\n",
-              data.size(), zero_copy ? "send_zc" : "send", bytes / elapsed / 1e6,
-              cpu / (bytes / 1e9));
-  std::fflush(stdout);
+  meter.print("send", data.size(), zero_copy, bytes);
 }
 
 // The same through a Stream (what a server writes with): write() then drain(), with its zero-copy
@@ -56,24 +66,15 @@ Coro<> measure_stream(ringloop::Stream& stream, bool zero_copy, double secs,
                       const std::vector<char>& data) {
   stream.set_zero_copy_threshold(zero_copy ? data.size() : 0);
   std::string_view chunk(data.data(), data.size());
-  auto start = std::chrono::steady_clock::now();
-  double cpu_start = thread_cpu_s();
+  Meter meter;
   double bytes = 0;
-  double elapsed = 0;
-  while (
-      (elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()) <
-      secs) {
+  while (meter.elapsed() < secs) {
     stream.write(chunk);
     co_await stream.drain();
     bytes += static_cast<double>(data.size());
   }
   co_await stream.write("");  // every byte handed to the kernel
-  elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  double cpu = thread_cpu_s() - cpu_start;
-  std::printf("peer=ringloop scenario=stream_write bytes=%zu mode=%s mb_s=%.0f cpu_s_per_gb=%.3f\n",
-              data.size(), zero_copy ? "send_zc" : "send", bytes / elapsed / 1e6,
-              cpu / (bytes / 1e9));
-  std::fflush(stdout);
+  meter.print("stream_write", data.size(), zero_copy, bytes);
 }
 
 }  // namespace

@@ -274,8 +274,8 @@ struct StreamState {
   }
   // Whether the first chunk goes out alone with SEND_ZC.
   bool sends_front_zero_copy() noexcept {
-    return zero_copy_threshold != 0 && chunks.front().size() - front_offset >= zero_copy_threshold &&
-           zero_copy_applies();
+    return zero_copy_threshold != 0 &&
+           chunks.front().size() - front_offset >= zero_copy_threshold && zero_copy_applies();
   }
   // How many chunks one copying send takes: up to IOV_MAX, and not a large chunk further on,
   // which waits for its own SEND_ZC instead of riding along as a copy.
@@ -516,7 +516,7 @@ inline Coro<> flush_stream(std::shared_ptr<StreamState> owner) {
           continue;
         }
         if (sent == 0) throw std::runtime_error("send: the kernel accepted no byte");
-            s.consume(sent);
+        s.consume(sent);
       } else if (!s.chunks.empty() && !s.error) {
         s.in_flight = s.copied_send_chunks();
         iov.resize(s.in_flight);
