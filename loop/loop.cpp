@@ -794,7 +794,7 @@ void Loop::run_forever() {
 }
 
 void Loop::cancel_all_tasks() noexcept {
-  tasks_.for_each([](detail::TaskHook& task) { task.cancel_task(task); });
+  tasks_.for_each([](detail::TaskHook& task) { task.ops->cancel(task); });
 }
 
 void Loop::abandon_stuck_tasks() noexcept {
@@ -807,7 +807,7 @@ void Loop::abandon_stuck_tasks() noexcept {
                tasks_.size());
   while (!tasks_.empty()) {
     detail::TaskHook& task = tasks_.pop_front();
-    task.abandon_task(task);
+    task.ops->abandon(task);
   }
 }
 

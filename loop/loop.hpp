@@ -97,9 +97,13 @@ namespace detail {
 // What the loop knows of a task: enough to cancel it at shutdown. coro/ fills it in.
 struct TaskHook : ListNode {
   using TaskFn = void (*)(TaskHook&) noexcept;
-  TaskFn cancel_task = nullptr;
-  // For a task still suspended when the loop closes with nothing left that could resume it.
-  TaskFn abandon_task = nullptr;
+  // One table for every task (a pointer to it costs a task 8 bytes, two pointers 16).
+  struct Ops {
+    TaskFn cancel;
+    // For a task still suspended when the loop closes with nothing left that could resume it.
+    TaskFn abandon;
+  };
+  const Ops* ops = nullptr;
   // The loop's own machinery (Operation::daemon): not reported as pending. Set through
   // Loop::set_daemon.
   bool daemon = false;

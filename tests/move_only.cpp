@@ -138,3 +138,45 @@ TEST_CASE("wait, AsCompleted and TaskGroup hand back tasks whose move-only resul
     CHECK(*from_group == 6);
   }());
 }
+
+namespace {
+
+// Counts its copies: a result handed over is moved.
+struct Counted {
+  static inline int copies = 0;
+  int value = 0;
+  explicit Counted(int v) : value(v) {}
+  Counted(const Counted& other) : value(other.value) { ++copies; }
+  Counted(Counted&&) noexcept = default;
+  Counted& operator=(const Counted&) = delete;
+  Counted& operator=(Counted&&) noexcept = default;
+};
+
+Coro<Counted> counted(int value) {
+  co_await ringloop::sleep(0s);
+  co_return Counted(value);
+}
+
+}  // namespace
+
+TEST_CASE("gather of a vector of tasks handed over takes the vector and moves the results",
+          "[api][move_only]") {
+  ringloop::run([]() -> Coro<> {
+    std::vector<Task<Counted>> tasks;
+    for (int i = 1; i <= 3; ++i) tasks.push_back(ringloop::create_task(counted(i)));
+    Counted::copies = 0;
+    // Handed over: gather holds the only reference to each task, so each result is moved out.
+    std::vector<Counted> moved = co_await ringloop::gather(std::move(tasks));
+    REQUIRE(moved.size() == 3);
+    CHECK(moved[0].value + moved[1].value + moved[2].value == 6);
+    CHECK(Counted::copies == 0);
+    CHECK(tasks.empty());  // NOLINT(bugprone-use-after-move): std::vector's move empties it
+
+    // Shared: the caller's handles keep the tasks and their results, so gather copies them.
+    std::vector<Task<Counted>> kept{ringloop::create_task(counted(4))};
+    std::vector<Counted> copied = co_await ringloop::gather(kept);
+    CHECK(copied.at(0).value == 4);
+    CHECK(Counted::copies >= 1);
+    CHECK(kept.at(0).result().value == 4);
+  }());
+}

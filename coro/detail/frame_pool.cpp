@@ -19,7 +19,9 @@ namespace {
 
 // Frames up to this size are pooled, by 16-byte classes (malloc's own granule: a coarser class
 // rounds a task's frame up, 232 bytes to 256 with 64-byte classes); larger ones go to the
-// allocator.
+// allocator. A class holds 16k+8 bytes: glibc's malloc puts an 8-byte size word before each
+// block and rounds block and word together to 16, so a request of 16k+8 uses its block to the
+// byte, where 16k would take 16 bytes more (a 248-byte frame took 272 as a 256-byte class).
 constexpr std::size_t kGranule = 16;
 constexpr std::size_t kClasses = 128;
 // Each class keeps at most this many free frames, so a burst of a million frames gives its
@@ -53,7 +55,9 @@ std::atomic<std::size_t> frames_alive{0};
 thread_local long allocations_until_failure = -1;
 thread_local std::size_t last_size = 0;
 
-std::size_t class_of(std::size_t size) noexcept { return (size + kGranule - 1) / kGranule - 1; }
+// The class whose capacity, kGranule * class + 8, is the least that holds size.
+std::size_t class_of(std::size_t size) noexcept { return (size + 7) / kGranule; }
+std::size_t capacity_of(std::size_t cls) noexcept { return cls * kGranule + 8; }
 
 void* take_frame(std::size_t size) {
   std::size_t cls = class_of(size);
@@ -63,7 +67,7 @@ void* take_frame(std::size_t size) {
     --pool.counts[cls];
     return frame;
   }
-  return ::operator new((cls + 1) * kGranule);
+  return ::operator new(capacity_of(cls));
 }
 
 }  // namespace

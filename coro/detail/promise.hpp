@@ -1,6 +1,7 @@
 // The promise behind Coro<T> and Task<T>. One promise type serves both: a coroutine object
-// becomes a task's root in place (create_task adds no allocation), so every promise carries a
-// TaskCore that is used only when it is a root.
+// becomes a task's root in place (create_task adds no allocation), so every promise is a
+// TaskCore that is used only when it is a root. Its base rather than a member: a TaskCore then
+// reaches its promise, and so its frame, by a static_cast, with no handle stored in it.
 //
 // Awaiting a Coro resumes it inline inside await_suspend. If it finishes without suspending,
 // its final_suspend sees that and returns noop_coroutine(), and await_suspend returns false: the
@@ -66,7 +67,7 @@ inline bool is_cancelled_error(const std::exception_ptr& error) noexcept {
   }
 }
 
-class PromiseBase {
+class PromiseBase : protected TaskCore {
  public:
   static void* operator new(std::size_t size) { return allocate_frame(size); }
   static void operator delete(void* frame, std::size_t size) noexcept {
@@ -83,8 +84,8 @@ class PromiseBase {
     void await_suspend(std::coroutine_handle<>) const noexcept {}
     void await_resume() const {
       if (!promise.is_root()) return;
-      promise.core.note_running();
-      promise.core.throw_if_cancel_pending();
+      promise.core().note_running();
+      promise.core().throw_if_cancel_pending();
     }
   };
 
@@ -92,25 +93,33 @@ class PromiseBase {
 
   void unhandled_exception() noexcept { error = std::current_exception(); }
 
-  bool is_root() const noexcept { return task == &core; }
+  bool is_root() const noexcept { return task == &core(); }
 
-  TaskCore core;                         // used when this coroutine is a task's root
+  // The task record, used when this coroutine is a task's root.
+  TaskCore& core() noexcept { return *this; }
+  const TaskCore& core() const noexcept { return *this; }
+  template <class Promise>
+  static Promise& of(TaskCore& core) noexcept {
+    return static_cast<Promise&>(static_cast<PromiseBase&>(core));
+  }
+
   TaskCore* task = nullptr;              // the task this coroutine runs in
   std::coroutine_handle<> continuation;  // the coroutine awaiting this one (not for a root)
   std::exception_ptr error;
   StartState start = StartState::not_started;  // last: Promise<T>'s flag shares its padding
 
-  // Turns this coroutine into a task's root on loop; the task holds one reference for its run.
+  // Turns this coroutine into a task's root on owner; the task holds one reference for its run.
   template <class Promise>
-  void make_root(Loop& loop, std::coroutine_handle<Promise> self) noexcept {
-    task = &core;
-    core.loop = &loop;
-    core.frame = self;
-    core.refs = 1;
-    core.number = next_task_number();
-    core.resume_fn = &first_step<Promise>;
+  void make_root(Loop& owner, std::coroutine_handle<Promise> self) noexcept {
+    RINGLOOP_ASSERT(&self.promise() == this, "make_root given another coroutine's handle");
+    task = &core();
+    loop = &owner;
+    refs = 1;
+    number = next_task_number();
+    resume_fn = &first_step<Promise>;
+    destroy_fn = &destroy_root<Promise>;
     start = StartState::running;
-    loop.adopt_task(core);
+    owner.adopt_task(core());
   }
 
   // What the loop runs for a task's first step (FirstStepFrame): the coroutine, unless the task
@@ -119,14 +128,21 @@ class PromiseBase {
   // builds in place (no unwind).
   template <class Promise>
   static void first_step(void* record) {
-    auto& core = static_cast<TaskCore&>(*static_cast<FirstStepFrame*>(record));
-    auto handle = std::coroutine_handle<Promise>::from_address(core.frame.address());
-    if (!core.must_cancel) {
+    Promise& promise = of<Promise>(static_cast<TaskCore&>(*static_cast<FirstStepFrame*>(record)));
+    auto handle = std::coroutine_handle<Promise>::from_promise(promise);
+    if (!promise.must_cancel) {
       handle.resume();
       return;
     }
-    core.note_running();
-    if (handle.promise().finish_task()) handle.destroy();
+    promise.note_running();
+    if (promise.finish_task()) handle.destroy();
+  }
+
+  // The first-step record's destroy: the root's frame goes.
+  template <class Promise>
+  static void destroy_root(void* record) {
+    Promise& promise = of<Promise>(static_cast<TaskCore&>(*static_cast<FirstStepFrame*>(record)));
+    std::coroutine_handle<Promise>::from_promise(promise).destroy();
   }
 
  protected:
@@ -136,22 +152,22 @@ class PromiseBase {
     // asyncio: a task whose coroutine returns with a cancel still pending (it came while the
     // task ran, and no await followed) ends cancelled; returning the value would lose the
     // cancel, and any cancel an awaiter forwarded to this task with it.
-    if (core.must_cancel && !error) error = std::make_exception_ptr(core.cancelled_error());
-    core.must_cancel = false;
-    core.done = true;
-    core.failed = error != nullptr;
-    if (error) core.cancelled = is_cancelled_error(error);
-    core.loop->release_task(core);
-    core.notify_waiters();
-    return --core.refs == 0;
+    if (must_cancel && !error) error = std::make_exception_ptr(cancelled_error());
+    must_cancel = false;
+    done = true;
+    failed = error != nullptr;
+    if (error) cancelled = is_cancelled_error(error);
+    loop->release_task(core());
+    notify_waiters();
+    return --refs == 0;
   }
 
  public:
   // As the frame of a finished root goes away, by whichever handle (Task, AnyTask, the loop's
   // own reference): asyncio's "Task exception was never retrieved".
   ~PromiseBase() {
-    if (is_root() && core.done && error && !core.cancelled && !core.exception_retrieved)
-      report_unretrieved_exception(core.loop, error, core.created_at());
+    if (is_root() && done && error && !cancelled && !exception_retrieved)
+      report_unretrieved_exception(loop, error, created_at());
   }
   PromiseBase() = default;
   PromiseBase(const PromiseBase&) = delete;
@@ -201,7 +217,7 @@ class Promise : public PromiseBase {
  private:
   void require_value() {
     if (error) {
-      core.exception_retrieved = true;
+      exception_retrieved = true;
       std::rethrow_exception(error);
     }
     if (value_taken_)
@@ -223,7 +239,7 @@ class Promise<void> : public PromiseBase {
 
   void take_result() {
     if (error) {
-      core.exception_retrieved = true;
+      exception_retrieved = true;
       std::rethrow_exception(error);
     }
   }
@@ -234,7 +250,7 @@ class Promise<void> : public PromiseBase {
 // message), or a new one carrying the message when the closing loop ended it without one.
 [[noreturn]] inline void rethrow_cancelled(PromiseBase& root) {
   if (root.error) std::rethrow_exception(root.error);
-  throw root.core.cancelled_error();
+  throw root.core().cancelled_error();
 }
 
 template <class P>

@@ -18,6 +18,7 @@
 
 #include <ringloop/coro/detail/created_at.hpp>
 #include <ringloop/coro/errors.hpp>
+#include <ringloop/loop/detail/intrusive_ring.hpp>
 #include <ringloop/loop/loop.hpp>
 
 namespace ringloop::detail {
@@ -81,29 +82,27 @@ inline std::uint64_t next_task_number() noexcept {
 // destroy). Scheduling this record instead of the root lets the first step look at the task
 // before its coroutine runs: one cancelled before it started then ends cancelled without being
 // resumed, so without a C++ throw (asyncio throws CancelledError into the coroutine before its
-// first step, which never runs its body either). It must stay the first base of TaskCore.
+// first step, which never runs its body either). Its destroy destroys the task's root frame:
+// the two function pointers are set for the root's promise type, so the task needs no handle of
+// its own to reach the frame it lives in. It must stay the first base of TaskCore.
 struct FirstStepFrame {
   using StepFn = void (*)(void* self);
   StepFn resume_fn = nullptr;
-  StepFn destroy_fn = &never_destroyed;
+  StepFn destroy_fn = nullptr;
 
-  // The handle to schedule; resuming it calls resume_fn(this).
+  // The handle to schedule; resuming it calls resume_fn(this), destroying it destroy_fn(this).
   std::coroutine_handle<> first_step_handle() noexcept {
     return std::coroutine_handle<>::from_address(static_cast<void*>(this));
-  }
-
- private:
-  static void never_destroyed(void*) {
-    RINGLOOP_ASSERT(false, "a task's first-step record was destroyed as a coroutine frame");
   }
 };
 
 class TaskCore : public FirstStepFrame, public TaskHook {
  public:
-  TaskCore() noexcept {
-    cancel_task = &cancel_from_loop;
-    abandon_task = &abandon_from_loop;
-  }
+  TaskCore() noexcept { ops = &kOps; }
+
+  // Destroys the root coroutine's frame, and with it this record (it lives in that frame's
+  // promise). Only for a task: a coroutine that never became one has no destroy_fn.
+  void destroy_frame() noexcept { first_step_handle().destroy(); }
 
   // asyncio's Task.cancel(): false when the task has finished, true otherwise.
   bool cancel() noexcept {
@@ -221,7 +220,7 @@ class TaskCore : public FirstStepFrame, public TaskHook {
   }
 
   // The flags and the 32-bit fields come first: they fill the tail padding of TaskHook (the
-  // layout's size is the size of every coroutine frame, tests/task_size.cpp prints it).
+  // layout's size is part of every coroutine frame's, tests/task_size.cpp prints it).
   bool must_cancel : 1 = false;
   bool done : 1 = false;
   bool failed : 1 = false;     // ended with an exception (CancelledError included)
@@ -231,13 +230,12 @@ class TaskCore : public FirstStepFrame, public TaskHook {
   std::uint32_t refs = 0;             // Task handles, plus one while the coroutine has not finished
   std::uint32_t cancel_requests = 0;  // asyncio's Task.cancelling()
   Loop* loop = nullptr;
-  std::coroutine_handle<> frame;  // the root coroutine
   CancelPoint* waiting_on = nullptr;
   const char* created_file = nullptr;
   const char* created_function = nullptr;
   std::unique_ptr<TaskExtras> extras;  // null for most tasks
   std::uint64_t number = 0;            // asyncio's N in "Task-N"; 0 until the coroutine is a task
-  IntrusiveList<TaskWaiter> waiters;
+  IntrusiveRing<TaskWaiter> waiters;   // one pointer: most tasks have one waiter or none
 
  private:
   static void cancel_from_loop(TaskHook& hook) noexcept { static_cast<TaskCore&>(hook).cancel(); }
@@ -249,8 +247,10 @@ class TaskCore : public FirstStepFrame, public TaskHook {
     while (!core.waiters.empty()) core.waiters.pop_front();
     core.done = core.failed = core.cancelled = true;
     core.waiting_on = nullptr;
-    if (--core.refs == 0) core.frame.destroy();
+    if (--core.refs == 0) core.destroy_frame();
   }
+
+  static constexpr Ops kOps{&cancel_from_loop, &abandon_from_loop};
 };
 
 // The CancelledError a cancelled wait throws in task (which may be null: a foreign coroutine).

@@ -31,7 +31,7 @@ class AnyTask {
   }
   ~AnyTask() {
     // The promise's destructor reports an exception nobody retrieved, as for a Task.
-    if (core_ != nullptr && --core_->refs == 0) core_->frame.destroy();
+    if (core_ != nullptr && --core_->refs == 0) core_->destroy_frame();
   }
 
   bool valid() const noexcept { return core_ != nullptr; }
@@ -48,7 +48,7 @@ class AnyTask {
   friend bool operator==(const AnyTask& a, const AnyTask& b) noexcept { return a.core_ == b.core_; }
   template <class T>
   friend bool operator==(const AnyTask& a, const Task<T>& b) noexcept {
-    return b.valid() && a.core_ == &b.handle().promise().core;
+    return b.valid() && a.core_ == &b.handle().promise().core();
   }
 
   detail::TaskCore& core() const {

@@ -118,7 +118,7 @@ class Task {
   detail::TaskCore& core() const {
     if (!handle_)
       throw std::logic_error("use of an empty Task (moved from, or default-constructed)");
-    return handle_.promise().core;
+    return handle_.promise().core();
   }
   Handle handle() const noexcept { return handle_; }
 
@@ -136,12 +136,12 @@ class Task {
       throw InvalidStateError(std::string("Task.") + what + "(): the task has not finished yet");
   }
   void retain() noexcept {
-    if (handle_) ++handle_.promise().core.refs;
+    if (handle_) ++handle_.promise().core().refs;
   }
   void release() noexcept {
     if (!handle_) return;
     promise_type& promise = handle_.promise();
-    if (--promise.core.refs == 0) handle_.destroy();  // ~PromiseBase reports an unretrieved error
+    if (--promise.core().refs == 0) handle_.destroy();  // ~PromiseBase reports an unretrieved error
     handle_ = {};
   }
 
@@ -158,14 +158,14 @@ class Task<T>::Awaiter : detail::CancelPoint, detail::TaskWaiter {
 
   bool await_ready() const {
     if (!target_) throw std::logic_error("co_await on an empty Task");
-    return target_.promise().core.done;
+    return target_.promise().core().done;
   }
 
   template <class P>
   void await_suspend(std::coroutine_handle<P> awaiting) {
     awaiting_ = awaiting;
     waiter_task_ = detail::task_of(awaiting);
-    detail::TaskCore& target = target_.promise().core;
+    detail::TaskCore& target = target_.promise().core();
     if (waiter_task_ == &target) throw std::logic_error("a task cannot await itself");
     if (waiter_task_ != nullptr && waiter_task_->loop != target.loop)
       throw std::logic_error("awaiting a task of another event loop (" + target.loop->name() +
@@ -184,11 +184,11 @@ class Task<T>::Awaiter : detail::CancelPoint, detail::TaskWaiter {
   T await_resume() {
     if (waiter_task_ != nullptr) waiter_task_->resumed();
     promise_type& promise = target_.promise();
-    if (promise.core.cancelled) detail::rethrow_cancelled(promise);
+    if (promise.core().cancelled) detail::rethrow_cancelled(promise);
     if constexpr (std::is_void_v<T>) {
       promise.take_result();
     } else if constexpr (std::is_copy_constructible_v<T>) {
-      if (move_ && promise.core.refs == 1) return promise.take_result();
+      if (move_ && promise.core().refs == 1) return promise.take_result();
       return promise.peek_result();
     } else {
       return promise.take_result();
@@ -198,7 +198,7 @@ class Task<T>::Awaiter : detail::CancelPoint, detail::TaskWaiter {
  private:
   static bool on_cancel(CancelPoint& point) noexcept {
     auto& self = static_cast<Awaiter&>(point);
-    return self.target_.promise().core.cancel();
+    return self.target_.promise().core().cancel();
   }
   static void on_done(TaskWaiter& waiter) noexcept {
     auto& self = static_cast<Awaiter&>(waiter);
@@ -223,7 +223,7 @@ ResultOf<T> take_task_result(Task<T>& task) {
     promise.take_result();
     return {};
   } else if constexpr (std::is_copy_constructible_v<T>) {
-    if (promise.core.refs == 1) return promise.take_result();
+    if (promise.core().refs == 1) return promise.take_result();
     return promise.peek_result();
   } else {
     return promise.take_result();
@@ -256,7 +256,7 @@ Task<T> start_task(Loop& loop, Coro<T> coro, TaskOptions options, CreatedAt crea
     throw std::logic_error("create_task: the event loop is closed");
   }
   root.promise().make_root(loop, root);
-  TaskCore& core = root.promise().core;
+  TaskCore& core = root.promise().core();
   core.set_created_at(created_at);
   if (options.name) core.set_name(std::move(*options.name));
   Task<T> task = Task<T>::adopt(root);  // before an eager step, which may finish the task
@@ -301,8 +301,8 @@ class DoneCallbackOf final : public DoneCallbackFor<T> {
   explicit DoneCallbackOf(F fn) : fn_(std::move(fn)) {}
 
   void schedule(TaskCore& core) noexcept override {
-    auto task =
-        Task<T>::adopt(std::coroutine_handle<Promise<T>>::from_address(core.frame.address()));
+    auto task = Task<T>::adopt(
+        std::coroutine_handle<Promise<T>>::from_promise(PromiseBase::of<Promise<T>>(core)));
     start_task(*core.loop, run_done_callback<T>(std::move(task), this), {}, CreatedAt::here());
   }
   void invoke(Task<T>& task) override { std::invoke(fn_, task); }
