@@ -126,7 +126,6 @@ class GatherState : CancelPoint {
   // Throws what the gather ends with, if it does not end with its children's results.
   void throw_if_failed() {
     if (outer_ != nullptr) outer_->resumed();
-    for (std::size_t i = 0; i < count_; ++i) child_at_(*this, i).exception_retrieved = true;
     if (cancel_taken_) throw cancelled_error(outer_);
   }
 
@@ -141,10 +140,15 @@ class GatherState : CancelPoint {
   void child_done(ChildWaiter& waiter) noexcept {
     --remaining_;
     std::ptrdiff_t index = &waiter - waiters_;
-    if (first_failed_ < 0 && !return_exceptions_ &&
-        child_at_(*this, static_cast<std::size_t>(index)).failed) {
-      first_failed_ = index;
-      cancel_children();
+    TaskCore& child = child_at_(*this, static_cast<std::size_t>(index));
+    if (child.failed) {
+      // Retrieved as it ends, as asyncio's gather calls exception() in its done callback: the
+      // child is in cache now, where a pass over all of them at the end would miss on each.
+      child.exception_retrieved = true;
+      if (first_failed_ < 0 && !return_exceptions_) {
+        first_failed_ = index;
+        cancel_children();
+      }
     }
     if (remaining_ == 0 && suspended_) loop_->schedule(awaiting_);
   }
