@@ -773,8 +773,10 @@ void Loop::run_ready_timed() {
     if (step_file_ != nullptr)
       std::fprintf(stderr,
                    "ringloop: debug: a step of the loop took %.3f s (in the task created at "
-                   "%s:%u in %s): something blocked the loop's thread\n",
-                   static_cast<double>(took) / 1e9, step_file_, step_line_, step_function_);
+                   "%s:%u%s%s): something blocked the loop's thread\n",
+                   static_cast<double>(took) / 1e9, step_file_, step_line_,
+                   step_function_ != nullptr ? " in " : "",  // made before debug mode was on
+                   step_function_ != nullptr ? step_function_ : "");
     else
       std::fprintf(stderr,
                    "ringloop: debug: a step of the loop took %.3f s (a coroutine outside any "

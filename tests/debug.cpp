@@ -77,6 +77,23 @@ TEST_CASE("a task exception never retrieved is reported with where the task was 
   CHECK_THAT(report, Catch::Contains("Task exception was never retrieved (task created at"));
   CHECK_THAT(report, Catch::Contains("tests/debug.cpp:"));
   CHECK_THAT(report, Catch::Contains("nobody looked"));
+  // The creating function's name is kept in debug mode only (a task is 8 bytes smaller).
+  CHECK_THAT(report, !Catch::Contains(" in "));
+}
+
+TEST_CASE("in debug mode the report of an unretrieved exception names the creating function",
+          "[debug]") {
+  std::string report = test_support::capture_stderr([] {
+    ringloop::run(
+        []() -> Coro<> {
+          ringloop::create_task(test_support::fail_after(0ms, "nobody looked"));
+          co_await ringloop::sleep(1ms);
+        }(),
+        kDebug);
+  });
+  CHECK_THAT(report, Catch::Contains("(task created at"));
+  CHECK_THAT(report, Catch::Contains("tests/debug.cpp:"));
+  CHECK_THAT(report, Catch::Contains(" in ") && Catch::Contains("operator()"));
 }
 
 TEST_CASE("a coroutine frame destroyed while its SQE is in flight aborts with a message",

@@ -16,6 +16,7 @@
 #include <coroutine>
 #include <cstdio>
 #include <exception>
+#include <memory>
 #include <optional>
 #include <type_traits>
 #include <typeinfo>
@@ -195,23 +196,33 @@ class PromiseBase : protected TaskCore {
 template <class T>
 class Promise : public PromiseBase {
  public:
+  Promise() noexcept {}  // NOLINT(modernize-use-equals-default): value_ stays unconstructed
+  Promise(const Promise&) = delete;
+  Promise& operator=(const Promise&) = delete;
+  ~Promise() {
+    if (has_value_) value_.~T();
+  }
+
   Coro<T> get_return_object() noexcept;
   FinalAwaiter<Promise> final_suspend() noexcept { return {}; }
 
   template <class U>
   requires std::convertible_to<U&&, T>
-  void return_value(U&& value) { value_.emplace(std::forward<U>(value)); }
+  void return_value(U&& value) {
+    std::construct_at(std::addressof(value_), std::forward<U>(value));
+    has_value_ = true;
+  }
 
   // The result, moved out (or the exception, rethrown). A value moved out once is gone: a
   // second taker gets InvalidStateError rather than a moved-from value.
   T take_result() {
     require_value();
     value_taken_ = true;
-    return std::move(*value_);
+    return std::move(value_);
   }
   const T& peek_result() {
     require_value();
-    return *value_;
+    return value_;
   }
 
  private:
@@ -224,10 +235,17 @@ class Promise : public PromiseBase {
       throw InvalidStateError(
           "the task's result was moved out already: its type cannot be copied, so only one "
           "awaiter (or combinator) can take it");
+    // A task the closing loop abandoned ended cancelled with neither a value nor an exception.
+    if (!has_value_) throw cancelled_error();
   }
 
-  bool value_taken_ = false;  // first: it fits in PromiseBase's tail padding
-  std::optional<T> value_;
+  // The flags first, in PromiseBase's tail padding; the value then follows at its own alignment.
+  // (std::optional puts its flag after the value: a long's frame was 8 bytes longer.)
+  bool has_value_ = false;
+  bool value_taken_ = false;
+  union {
+    T value_;  // constructed by return_value, when has_value_
+  };
 };
 
 template <>

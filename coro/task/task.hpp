@@ -255,10 +255,15 @@ Task<T> start_task(Loop& loop, Coro<T> coro, TaskOptions options, CreatedAt crea
     coro = Coro<T>(root);
     throw std::logic_error("create_task: the event loop is closed");
   }
-  root.promise().make_root(loop, root);
   TaskCore& core = root.promise().core();
-  core.set_created_at(created_at);
-  if (options.name) core.set_name(std::move(*options.name));
+  try {  // before the loop adopts the task: a bad_alloc here leaves it a plain Coro
+    core.set_created_at(created_at, loop.debug());
+    if (options.name) core.set_name(std::move(*options.name));
+  } catch (...) {
+    coro = Coro<T>(root);
+    throw;
+  }
+  root.promise().make_root(loop, root);
   Task<T> task = Task<T>::adopt(root);  // before an eager step, which may finish the task
   if (options.eager)
     root.resume();
