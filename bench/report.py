@@ -776,26 +776,30 @@ FAIRNESS = """\
 # What profiling found for the targets this design misses (perf record --call-graph dwarf on
 # ringloop_scenarios, release build). Keyed by the target's first word(s).
 WHY = {
-    "spawn_gather": "perf: ~65% of the time is in `operator new` for task frames (fresh memory: "
-    "`_int_malloc` plus first-touch page faults, expensive on this VM), the rest in gather's "
-    "set-up and the first steps. tests/task_size.cpp prints the records: TaskCore 144 bytes, "
-    "a trivial Coro<long>'s frame 248 (the promise is 192 of it), gather 40 bytes of waiter "
-    "plus the 8-byte Task per child, so ~300 bytes a task against tokio's ~140 (its RSS over "
-    "1M tasks). Reaching 1.2x needs a frame of ~130 bytes: the task record (waiters list, "
-    "cancel point, loop, created-at, extras, number) split from the frame, or kept only by "
-    "tasks that are awaited by more than one. See bench/PROPOSALS.md, P3.",
+    "spawn_gather": "perf (1M, release): ~30% of the time is first-touch page faults on fresh "
+    "frame memory (`clear_page_erms`, `exc_page_fault`), ~8% malloc and free, the rest "
+    "create_task, gather's set-up (a cache miss per child frame) and the first steps. "
+    "tests/task_size.cpp prints the records: TaskCore 104 bytes, a trivial Coro<long>'s frame "
+    "200 in a 208-byte malloc block (248 in a 272-byte block before 2026-12-01's changes), "
+    "gather's waiter 32 bytes per child plus the 8-byte Task, so ~265 bytes a task against "
+    "tokio's ~140. MADV_HUGEPAGE was measured and refused: `GLIBC_TUNABLES=glibc.malloc.hugetlb=1` "
+    "made spawn_gather 1M 2.7x slower on this VM (transparent huge pages in madvise mode compact "
+    "at fault). Reaching 1.2x needs a frame of ~130 bytes: the task record (waiters, cancel "
+    "point, loop, created-at, extras, number) split from the frame, or kept only by tasks that "
+    "are awaited by more than one. See bench/PROPOSALS.md, P3.",
     "sleep_many": "perf: frame allocation and first touch (~25%), the kernel copying each "
     "timespec from its own frame (`_copy_from_user` ~12%; the floor shares one), hrtimer set-up "
-    "under the timeout lock. A sleeping task costs ~440 bytes (320-byte frame, gather's Task "
-    "copy and waiter, the Coro vector) against the floor's 0: the per-task cost that remains is "
+    "under the timeout lock. A sleeping task costs ~400 bytes (a 320-byte frame, 360 before "
+    "2026-12-01, gather's Task and waiter, the Coro vector) against the floor's 0: the per-task cost that remains is "
     "the coroutine frame and the task bookkeeping, which the floor does not have. See P3.",
     "lateness": "the wake-up itself is the kernel's hrtimer plus one io_uring_enter; ringloop "
     "adds one loop iteration. Scheduling noise on this VM moves p99 by 2x between runs.",
     "wait_for_yield": "its timer no longer reaches the kernel: a timer's SQE is made at the "
     "loop's submit point, and one removed before then is dropped in user space (no "
     "TIMEOUT_REMOVE, no CQE), so what remains is the child task's start, the yield and the "
-    "resume: 212 ns against tokio's 206 in this run (0.92x in the side-by-side run of the "
-    "change), a tie within the spread of this VM.",
+    "resume: 171 ns against tokio's 136 in this run, where the previous report of the same day "
+    "had 212 against 206 (ringloop 19% faster between the two, tokio 34% faster: this VM's "
+    "spread between runs is larger than the gap).",
     "cancel_many": "each cancelled task throws CancelledError out of its sleep, as asyncio "
     "requires, and a C++ throw and unwind through the coroutine frame costs ~1-2 us, against "
     "the floor's bare TIMEOUT_REMOVE and tokio's abort (which drops the future without running "
@@ -858,11 +862,11 @@ WHY = {
     "server's samples in `io_timeout_remove`: an earlier one-off reading of 36% did not "
     "reproduce.",
     "wait_for_fast": "the inline start (make_root, adopt_task, TaskCore, Task refcount) and "
-    "no timer. 1.9x tokio in this run (120 against 63 ns); 1.13x (94 against 83) in the run "
-    "of 2026-11-24. Not a regression of the code: run by hand on this boot right after, "
-    "ringloop's ns/op moved between 113 and 187 from run to run, and the build of 2026-11-30 18:00 "
-    "(before wait_for returned a WaitFor) measured 230-260 beside today's 174-182. Not "
-    "profiled in this run.",
+    "no timer: 114 against tokio's 51 ns in this run (120 against 63 in the previous report of "
+    "the same day; 94 against 83 on 2026-11-24). perf on 2026-12-01: 23% in clock_gettime for "
+    "the deadline wait_for takes at its call, 15% frame allocation and free, 7% "
+    "`__tls_get_addr` (the frame pool's thread_local; initial-exec TLS gained 6-10% but a 2 KiB "
+    "static TLS block would risk dlopen, so it was not taken).",
 }
 
 WHY["echo_bulk_multishot"] = WHY["echo_bulk"]  # the same batch-and-cache cause at 100
