@@ -17,7 +17,6 @@
 #include <cstdio>
 #include <exception>
 #include <memory>
-#include <optional>
 #include <type_traits>
 #include <typeinfo>
 #include <utility>
@@ -103,6 +102,11 @@ class PromiseBase : protected TaskCore {
   static Promise& of(TaskCore& core) noexcept {
     return static_cast<Promise&>(static_cast<PromiseBase&>(core));
   }
+  // The promise whose first-step record (FirstStepFrame, TaskCore's first base) record is.
+  template <class Promise>
+  static Promise& of_record(void* record) noexcept {
+    return of<Promise>(static_cast<TaskCore&>(*static_cast<FirstStepFrame*>(record)));
+  }
 
   TaskCore* task = nullptr;              // the task this coroutine runs in
   std::coroutine_handle<> continuation;  // the coroutine awaiting this one (not for a root)
@@ -129,7 +133,7 @@ class PromiseBase : protected TaskCore {
   // builds in place (no unwind).
   template <class Promise>
   static void first_step(void* record) {
-    Promise& promise = of<Promise>(static_cast<TaskCore&>(*static_cast<FirstStepFrame*>(record)));
+    Promise& promise = of_record<Promise>(record);
     auto handle = std::coroutine_handle<Promise>::from_promise(promise);
     if (!promise.must_cancel) {
       handle.resume();
@@ -142,8 +146,7 @@ class PromiseBase : protected TaskCore {
   // The first-step record's destroy: the root's frame goes.
   template <class Promise>
   static void destroy_root(void* record) {
-    Promise& promise = of<Promise>(static_cast<TaskCore&>(*static_cast<FirstStepFrame*>(record)));
-    std::coroutine_handle<Promise>::from_promise(promise).destroy();
+    std::coroutine_handle<Promise>::from_promise(of_record<Promise>(record)).destroy();
   }
 
  protected:

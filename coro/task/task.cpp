@@ -13,12 +13,11 @@ void report_unretrieved_exception(Loop* loop, const std::exception_ptr& error,
   try {
     // asyncio names the task; a C++ task has no name, but where it was created tells which.
     char where[512] = "";
-    if (created_at.line != 0 && created_at.function != nullptr)
-      std::snprintf(where, sizeof(where), "task created at %s:%u in %s", created_at.file,
-                    created_at.line, created_at.function);
-    else if (created_at.line != 0)
-      std::snprintf(where, sizeof(where), "task created at %s:%u", created_at.file,
-                    created_at.line);
+    // The creating function is known in debug mode only (TaskCore::created_at).
+    bool named = created_at.function != nullptr;
+    if (created_at.line != 0)
+      std::snprintf(where, sizeof(where), "task created at %s:%u%s%s", created_at.file,
+                    created_at.line, named ? " in " : "", named ? created_at.function : "");
     // The loop may be gone (a Task handle kept past it): then the default handler reports.
     report_exception(Loop::exists_on_this_thread(loop) ? loop : nullptr,
                      {"Task exception was never retrieved", error, where});
