@@ -97,6 +97,31 @@ TEST_CASE("writelines goes out as one sendmsg, and small writes are gathered", "
   }());
 }
 
+TEST_CASE("write of an rvalue std::string takes the string; small ones are still gathered",
+          "[stream]") {
+  ringloop::run([]() -> Coro<> {
+    Connected c = co_await connect_pair();
+    std::string big = pattern(100 * 1024);
+    std::string expected = big;
+    c.client.write(std::move(big));  // queued as it is: no copy of 100 KiB
+    CHECK(big.empty());              // NOLINT(bugprone-use-after-move): it was taken
+    CHECK(c.client.get_write_buffer_size() == expected.size());
+    // Small rvalue strings behind it are appended to one chunk (lvalues and literals as before).
+    std::string lvalue = "lvalue,";
+    for (int i = 0; i < 100; ++i) {
+      c.client.write(std::to_string(i) + ",");
+      c.client.write(lvalue);
+      expected += std::to_string(i) + "," + lvalue;
+    }
+    c.client.write("end");
+    expected += "end";
+    CHECK(c.client.get_write_buffer_size() == expected.size());
+    co_await c.client.write("");
+    std::string got = co_await c.server.read_exactly(expected.size());
+    CHECK(got == expected);
+  }());
+}
+
 TEST_CASE("set_write_buffer_limits follows asyncio's defaults and checks high >= low", "[stream]") {
   ringloop::run([]() -> Coro<> {
     Connected c = co_await connect_pair();

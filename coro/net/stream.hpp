@@ -287,14 +287,18 @@ struct StreamState {
     return count;
   }
 
-  void enqueue(std::string_view data) {
-    bool append = chunks.size() > in_flight && chunks.back().size() + data.size() <= kCoalesceBytes;
+  // Appends to the last queued chunk when both are small (one send instead of two), else
+  // queues data as a chunk of its own: an rvalue std::string is moved, not copied.
+  template <class Data>
+  void enqueue(Data&& data) {
+    std::size_t size = std::string_view(data).size();
+    bool append = chunks.size() > in_flight && chunks.back().size() + size <= kCoalesceBytes;
     if (append)
-      chunks.back().append(data);
+      chunks.back().append(std::string_view(data));
     else
-      chunks.emplace_back(data);
-    queued_bytes += data.size();
-    total_queued += data.size();
+      chunks.emplace_back(std::forward<Data>(data));
+    queued_bytes += size;
+    total_queued += size;
     if (queued_bytes > high_water) paused = true;
   }
 
@@ -698,6 +702,17 @@ class Stream {
     detail::StreamState& s = writable("write");
     if (!data.empty()) {
       s.enqueue(data);
+      start_flush();
+    }
+    return Pending(state_, detail::StreamGoal::sent, s.total_queued);
+  }
+  // The same for a std::string the caller gives up: queued as it is, without the copy (a
+  // TLS connection hands its records over so). Only an rvalue std::string picks this one.
+  template <class String>
+  requires std::same_as<String, std::string> Pending write(String&& data) {
+    detail::StreamState& s = writable("write");
+    if (!data.empty()) {
+      s.enqueue(std::move(data));
       start_flush();
     }
     return Pending(state_, detail::StreamGoal::sent, s.total_queued);

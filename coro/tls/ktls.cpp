@@ -129,13 +129,12 @@ void KernelTls::on_keylog(const char* line) {
   *into = from_hex(text.substr(last_space + 1));
 }
 
-void KernelTls::count_handshake_output(BIO* wbio) noexcept {
-  char* data = nullptr;
-  long size = BIO_get_mem_data(wbio, &data);
+void KernelTls::count_handshake_output(std::string_view data) noexcept {
+  std::size_t size = data.size();
   std::uint64_t records = 0;
-  for (long at = 0; at + 5 <= size; ++records) {
-    auto length = static_cast<long>((static_cast<unsigned char>(data[at + 3]) << 8) |
-                                    static_cast<unsigned char>(data[at + 4]));
+  for (std::size_t at = 0; at + 5 <= size; ++records) {
+    auto length = static_cast<std::size_t>((static_cast<unsigned char>(data[at + 3]) << 8) |
+                                           static_cast<unsigned char>(data[at + 4]));
     at += 5 + length;
   }
   last_step_records_ = records;

@@ -1,8 +1,8 @@
 // TlsStream: a Stream with TLS on it (asyncio's SSL transport under a StreamReader/Writer pair):
 // tls_connect / tls_accept / start_tls run the handshake over the stream, then read and write
-// carry plaintext. OpenSSL works on memory BIOs only; the ciphertext goes through the stream's
-// own send and recv SQEs: no socket BIO, no thread, no blocking call. After the handshake the
-// records go through the kernel (kTLS) where it can (kernel_tls_send/receive say so), else
+// carry plaintext. OpenSSL works on in-memory buffers only; the ciphertext goes through the
+// stream's own send and recv SQEs: no socket BIO, no thread, no blocking call. After the handshake
+// the records go through the kernel (kTLS) where it can (kernel_tls_send/receive say so), else
 // through OpenSSL in user space; the API is the same either way.
 //
 // One reader and one writer at a time, as for Stream; the TlsStream must outlive them.

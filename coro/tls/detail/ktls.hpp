@@ -1,7 +1,7 @@
 // Kernel TLS (kTLS) for a TlsStream's records once the handshake is done (not installed: the
 // TLS sources' own). TLS 1.3 only, with AES-128-GCM, AES-256-GCM or ChaCha20-Poly1305: the
 // application traffic secrets come from OpenSSL's keylog callback (OpenSSL 3.0 exports no
-// other way to them with memory BIOs), the keys and IVs are derived from them (RFC 8446 7.3)
+// other way to them without a socket BIO), the keys and IVs are derived from them (RFC 8446 7.3)
 // and handed to the socket with setsockopt(SOL_TLS, TLS_TX / TLS_RX). From then on the stream's
 // plain send and recv SQEs carry the records and the kernel encrypts and decrypts them.
 //
@@ -20,6 +20,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <ringloop/coro/net/stream.hpp>
@@ -32,9 +33,9 @@ class KernelTls {
  public:
   // OpenSSL's keylog line for this connection: the TLS 1.3 application secrets are kept.
   void on_keylog(const char* line);
-  // Counts the records OpenSSL wrote in this handshake step (in wbio, not yet sent): the
+  // Counts the records OpenSSL wrote in this handshake step (records, not yet sent): the
   // server's last step's are its tickets, sent with the application key.
-  void count_handshake_output(BIO* wbio) noexcept;
+  void count_handshake_output(std::string_view records) noexcept;
   // After the handshake: hands the keys to the kernel where it can. receive_too is false when
   // ciphertext is waiting in OpenSSL's buffer. Never throws: where the kernel refuses, the
   // records stay in user space.
