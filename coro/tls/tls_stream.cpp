@@ -142,6 +142,9 @@ class TlsConnection {
 
   TlsConnection(Stream stream, TlsContext context, TlsOptions options)
       : stream_(std::move(stream)), context_(std::move(context)), options_(std::move(options)) {
+    // The stream keeps the storage of the records it sent, for the next ones (StreamState::spare).
+    // First: it throws for an empty Stream, before anything here needs freeing.
+    stream_.state().keep_spare = true;
     ssl_ = SSL_new(context_.native_handle());
     if (ssl_ == nullptr) throw_openssl_error("SSL_new");
     BIO* bio = ConnectionBio::make(buffers_);
@@ -213,23 +216,39 @@ class TlsConnection {
 
   // Appends at most max_bytes of plaintext to buffer; false at end of stream.
   Coro<bool> read_into(std::string& buffer, std::size_t max_bytes) {
+    // After the end, every read is the end at once (OpenSSL says so by itself; a kernel TLS
+    // socket would wait for records that never come).
+    if (ended_) co_return false;
     if (ktls_.receive_enabled()) {
       bool more =
           co_await ktls_.receive(stream_, buffer, max_bytes, context_.ignore_unexpected_eof());
+      ended_ = !more;
       co_return more;
     }
     // Decrypted into a scratch area and appended: growing the string by max_bytes first would
     // zero-fill 16 KiB before every record however short (a tenth of a small echo's CPU).
     if (!plain_scratch_) plain_scratch_ = std::make_unique<char[]>(TlsStream::kReadChunkBytes);
+    std::size_t got =
+        co_await read_some(plain_scratch_.get(), std::min(max_bytes, TlsStream::kReadChunkBytes));
+    buffer.append(plain_scratch_.get(), got);
+    co_return got > 0;
+  }
+
+  // Records in user space only: up to size (> 0) bytes of plaintext decrypted straight into
+  // out; 0 at end of stream (the peer's close_notify).
+  Coro<std::size_t> read_some(char* out, std::size_t size) {
+    RINGLOOP_ASSERT(!ktls_.receive_enabled() && size > 0, "read_some: kTLS, or an empty buffer");
+    if (ended_) co_return 0;
     for (;;) {
       std::size_t got = 0;
       ERR_clear_error();
-      int result = SSL_read_ex(ssl_, plain_scratch_.get(),
-                               std::min(max_bytes, TlsStream::kReadChunkBytes), &got);
-      buffer.append(plain_scratch_.get(), got);
-      if (result == 1) co_return true;
+      int result = SSL_read_ex(ssl_, out, size, &got);
+      if (result == 1) co_return got;
       int error = SSL_get_error(ssl_, result);
-      if (error == SSL_ERROR_ZERO_RETURN) co_return false;  // the peer's close_notify
+      if (error == SSL_ERROR_ZERO_RETURN) {  // the peer's close_notify
+        ended_ = true;
+        co_return 0;
+      }
       if (error != SSL_ERROR_WANT_READ && error != SSL_ERROR_WANT_WRITE)
         co_await fail("TLS read failed", error);
       // A read may have made records to send: a TLS 1.3 KeyUpdate's answer. With the kernel
@@ -242,7 +261,10 @@ class TlsConnection {
       if (error == SSL_ERROR_WANT_READ) {
         bool more = co_await receive_ciphertext();
         if (!more) {
-          if (context_.ignore_unexpected_eof()) co_return false;
+          if (context_.ignore_unexpected_eof()) {
+            ended_ = true;
+            co_return 0;
+          }
           throw TlsError(
               "TLS read failed: the peer ended the connection without close_notify (the data "
               "may be truncated; TlsContext::set_ignore_unexpected_eof(true) accepts it)");
@@ -317,6 +339,8 @@ class TlsConnection {
     if (timed_out)
       throw TimeoutError("TLS unwrap: no close_notify from the peer within " +
                          std::to_string(options_.shutdown_timeout.count()) + " ms");
+    stream_.state().keep_spare = false;  // a plain Stream again: it keeps no spare chunk
+    stream_.state().spare = std::string();
     co_return std::move(stream_);
   }
 
@@ -400,12 +424,14 @@ class TlsConnection {
   }
 
   // Sends the records OpenSSL has made, in order, one flush at a time. The string goes to the
-  // stream's queue by move: no copy of the ciphertext in user space.
+  // stream's queue by move (no copy of the ciphertext in user space), and the storage of one
+  // the stream has sent comes back to be filled next (no allocation per record either).
   Coro<> flush() {
     if (buffers_.out.empty()) co_return;
     auto guard = co_await send_lock_.scoped();
     while (!buffers_.out.empty()) {
-      std::string records = std::exchange(buffers_.out, std::string());
+      std::string records = std::exchange(buffers_.out, std::move(stream_.state().spare));
+      stream_.state().spare.clear();
       co_await stream_.write(std::move(records));
     }
   }
@@ -454,6 +480,7 @@ class TlsConnection {
   KernelTls ktls_;
   bool stream_drained_ = false;
   bool close_notify_sent_ = false;
+  bool ended_ = false;  // a read returned the end of stream
 };
 
 void keep_context_alive(SSL* ssl, const TlsContext& context) {
@@ -511,6 +538,27 @@ Coro<std::string> TlsStream::read(std::size_t max_bytes) {
     }
   }
   co_return take(std::min(max_bytes, buffered()));
+}
+
+Coro<std::size_t> TlsStream::read_into(std::span<std::byte> out) {
+  if (out.empty()) co_return 0;
+  if (buffered() == 0 && !connection().ktls().receive_enabled()) {
+    std::size_t got =
+        co_await connection().read_some(reinterpret_cast<char*>(out.data()), out.size());
+    co_return got;
+  }
+  while (buffered() == 0) {
+    bool more = co_await fill();
+    if (!more) co_return 0;
+  }
+  std::size_t n = std::min(out.size(), buffered());
+  std::memcpy(out.data(), buffer_.data() + start_, n);
+  start_ += n;
+  if (start_ == buffer_.size()) {
+    buffer_.clear();
+    start_ = 0;
+  }
+  co_return n;
 }
 
 Coro<std::string> TlsStream::read_exactly(std::size_t n) {

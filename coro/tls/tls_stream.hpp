@@ -12,6 +12,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -40,6 +41,10 @@ class TlsStream {
   // n (IncompleteReadError when the stream ends first); up to and including a separator. An
   // EOF without close_notify is a TlsError unless the context ignores unexpected EOFs.
   Coro<std::string> read(std::size_t max_bytes = kReadChunkBytes);
+  // Up to out.size() bytes of plaintext into the caller's memory (as Stream::read_into): what is
+  // buffered, else one record decrypted straight into it. 0 at end of stream (or for an empty
+  // span). A server that echoes or proxies reads so into one buffer: no string per record.
+  Coro<std::size_t> read_into(std::span<std::byte> out);
   Coro<std::string> read_exactly(std::size_t n);
   Coro<std::string> read_until(std::string_view separator = "\n",
                                std::size_t limit = kDefaultLineLimit);
