@@ -1,10 +1,10 @@
-// TlsStream over OpenSSL 3 with a BIO over two buffers, as asyncio's sslproto.py with its memory
-// BIOs: OpenSSL reads ciphertext from receive_buffer_ (what the stream's recv put there) and
-// appends the records it makes to outgoing_ (what the stream must send); the coroutines here
-// move them with the stream's own SQEs. Every SSL_* call is synchronous and
+// TlsStream over OpenSSL 3 with a BIO over two buffers (as asyncio's sslproto.py does with its
+// two memory BIOs): OpenSSL reads ciphertext from the receive buffer (what the stream's recv put
+// there) and appends the records it makes to buffers_.out (what the stream must send); the
+// coroutines here move them with the stream's own SQEs. Every SSL_* call is synchronous and
 // finishes before the next await, so the reader and the writer can share the SSL object on the
-// loop's thread; only the sending of wbio_'s bytes is serialized (send_lock_), so that the
-// records of two flushes never interleave.
+// loop's thread; only the sending of the records is serialized (send_lock_), so that the records
+// of two flushes never interleave.
 #include <ringloop/coro/tls/tls_stream.hpp>
 
 #include <arpa/inet.h>
@@ -63,6 +63,7 @@ class ConnectionBio {
 
   // A new BIO over buffers (which must outlive it); nullptr when OpenSSL cannot allocate.
   static BIO* make(Buffers& buffers) {
+    if (method() == nullptr) return nullptr;
     BIO* bio = BIO_new(method());
     if (bio != nullptr) {
       BIO_set_data(bio, &buffers);
@@ -132,7 +133,7 @@ class ConnectionBio {
 class TlsConnection {
  public:
   // A receive takes this much ciphertext at most; one write hands OpenSSL this much plaintext
-  // before the records go out (bounding wbio_'s growth under a large write).
+  // before the records go out (bounding buffers_.out's growth under a large write).
   static constexpr std::size_t kReceiveBytes = 64 * 1024;
   static constexpr std::size_t kWriteChunkBytes = 256 * 1024;
   // A record's plaintext at most, and what encrypting adds to it at most (TLS 1.2 CBC with its
