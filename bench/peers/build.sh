@@ -7,7 +7,8 @@
 #
 # stdout: one line per runnable peer, "<peer> <command>", where <command> is
 # a wrapper in BUILD_DIR/bin that takes `<scenario> <n> [conns] [secs]`; and
-# "asio_tls_server <binary>", the Asio TLS echo server bench/tls/tls_peer.sh starts.
+# "asio_tls_server <binary>" and "tokio_tls_server <binary>", the Asio and tokio TLS echo
+# servers bench/tls/tls_peer.sh starts.
 # BUILD_DIR also gets tokio_c100k_server and asio_c100k_server, the c100k servers that
 # bench/c100k.sh starts (RINGLOOP_PEERS_DIR=BUILD_DIR).
 # Progress and warnings go to stderr.
@@ -24,8 +25,9 @@ SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 # gcc/g++ (C, C++20 coroutines), liburing 2.3, standalone Asio 1.22, Debian's
 # Rust toolchain + tokio 1.24 source crates, uvloop for Debian's python3; OpenSSL 3 for
-# Asio's ssl::stream.
-PKGS="gcc g++ fio liburing-dev libasio-dev libssl-dev cargo rustc librust-tokio-dev python3 python3-uvloop"
+# Asio's ssl::stream; tokio-rustls 0.23 (rustls 0.20, ring) and rustls-pemfile 1.0 source
+# crates for tokio's TLS echo server.
+PKGS="gcc g++ fio liburing-dev libasio-dev libssl-dev cargo rustc librust-tokio-dev librust-tokio-rustls-dev librust-rustls-pemfile-dev python3 python3-uvloop"
 missing=""
 for p in $PKGS; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
@@ -78,6 +80,28 @@ cp "$BUILD_DIR/tokio-target/release/tokio_peer" "$BUILD_DIR/tokio_peer"
 # c100k's server (src/bin/c100k_server.rs; bench/c100k.sh starts it).
 cp "$BUILD_DIR/tokio-target/release/c100k_server" "$BUILD_DIR/tokio_c100k_server"
 
+# The TLS echo server of the tls_* scenarios: a crate of its own (tokio_tls/), so that the
+# crate above builds without rustls and ring. Built the same way, with its own target dir.
+# Cargo's "no matching package" says which crate is missing, not which Debian package has it:
+# this does.
+for crate in tokio-rustls-0.23:librust-tokio-rustls-dev rustls-pemfile-1.:librust-rustls-pemfile-dev; do
+  if ! compgen -G "/usr/share/cargo/registry/${crate%%:*}*" >/dev/null; then
+    log "error: no ${crate%%:*}* crate in /usr/share/cargo/registry (apt-get install ${crate#*:})"
+    exit 1
+  fi
+done
+log "tokio_tls (first build takes ~1 min: ring's C and assembly)"
+mkdir -p "$BUILD_DIR/tokio-tls-src"
+cp -rp "$HERE/tokio_tls/Cargo.toml" "$HERE/tokio_tls/src" "$HERE/tokio_tls/.cargo" \
+  "$BUILD_DIR/tokio-tls-src/"
+(
+  cd "$BUILD_DIR/tokio-tls-src"
+  CARGO_HOME="$BUILD_DIR/cargo-home" RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc \
+    CARGO_TARGET_DIR="$BUILD_DIR/tokio-tls-target" \
+    /usr/bin/cargo build --release --offline --quiet >&2
+) || { log "error: tokio_tls_echo did not build (needs librust-tokio-rustls-dev and librust-rustls-pemfile-dev)"; exit 1; }
+cp "$BUILD_DIR/tokio-tls-target/release/tokio_tls_echo" "$BUILD_DIR/tokio_tls_echo"
+
 # ------------------------------------------------------------ scripts
 cp "$HERE/node/peer.js" "$BUILD_DIR/peer.js"
 cp "$HERE/python/peer.py" "$BUILD_DIR/peer.py"
@@ -94,6 +118,7 @@ wrap floor "$BUILD_DIR/floor"
 wrap asio "$BUILD_DIR/asio_peer"
 # Not a peer of the scenario command line: a server that tls_peer.sh starts (CERT KEY PORT).
 echo "asio_tls_server $BUILD_DIR/asio_tls_echo"
+echo "tokio_tls_server $BUILD_DIR/tokio_tls_echo"
 wrap tokio_ct "$BUILD_DIR/tokio_peer --ct"
 wrap tokio_mt "$BUILD_DIR/tokio_peer --mt"
 wrap node "$NODE $BUILD_DIR/peer.js"

@@ -11,10 +11,11 @@
 #   tls_peer.sh SYSTEM tls_handshake CONNS CONNS SECS
 #   tls_peer.sh SYSTEM tls_bulk      MIB   1
 #
-# SYSTEM: ringloop, asio, node, asyncio or uvloop. Environment:
+# SYSTEM: ringloop, asio, tokio, node, asyncio or uvloop. Environment:
 #   RINGLOOP_TLS_CLIENT           the tls_bench_client binary (build/bench/bench/)
 #   RINGLOOP_TLS_SERVER_RINGLOOP  ringloop_tls_echo_server (build/bench/bench/)
 #   RINGLOOP_TLS_SERVER_ASIO      asio_tls_echo (bench/peers/build.sh)
+#   RINGLOOP_TLS_SERVER_TOKIO     tokio_tls_echo (bench/peers/build.sh)
 #   RINGLOOP_TLS_CERT_DIR         cert.pem and key.pem (EC P-256, CN and SAN localhost); made
 #                                 in a temporary directory when unset
 set -euo pipefail
@@ -50,6 +51,11 @@ case $system in
       fail "RINGLOOP_TLS_SERVER_ASIO ('${RINGLOOP_TLS_SERVER_ASIO:-}') is not executable (bench/peers/build.sh builds it)"
     server=("$RINGLOOP_TLS_SERVER_ASIO" "$cert_dir/cert.pem" "$cert_dir/key.pem" 0)
     ;;
+  tokio)
+    [ -x "${RINGLOOP_TLS_SERVER_TOKIO:-}" ] ||
+      fail "RINGLOOP_TLS_SERVER_TOKIO ('${RINGLOOP_TLS_SERVER_TOKIO:-}') is not executable (bench/peers/build.sh builds it)"
+    server=("$RINGLOOP_TLS_SERVER_TOKIO" "$cert_dir/cert.pem" "$cert_dir/key.pem" 0)
+    ;;
   node)
     command -v node >/dev/null || fail "no node in PATH"
     server=(node "$here/node_tls_echo.js" "$cert_dir/cert.pem" "$cert_dir/key.pem" 0)
@@ -63,7 +69,7 @@ case $system in
     server=(/usr/bin/python3 "$here/python_tls_echo.py" "$cert_dir/cert.pem" "$cert_dir/key.pem"
       0 --uvloop)
     ;;
-  *) fail "unknown system $system (ringloop, asio, node, asyncio, uvloop)" ;;
+  *) fail "unknown system $system (ringloop, asio, tokio, node, asyncio, uvloop)" ;;
 esac
 
 case $scenario in
