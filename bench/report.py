@@ -832,20 +832,22 @@ WHY = {
     "The likely cause (not proven), and not ringloop's: a smaller reap batch for bulk "
     "streams would be the experiment. Pointing that way: echo_bulk_multishot on a ring of 1-4 "
     "buffers (RINGLOOP_BENCH_ECHO_RING) moved ~4,000 MB/s at 100 connections, not ~2,500.",
-    "tls_echo": "the 16 KiB zero-fill before every SSL_read_ex (9-14% of the server's CPU when "
-    "first profiled) is gone: records are decrypted into a scratch area. perf on ringloop's "
-    "server again (2026-12-01, 100 connections, 16 KiB, `perf record -g -p PID` for 3 s): "
-    "memmove 19% and memset 5.7% of its samples, the kernel's socket copies 8%; by hand, "
-    "server CPU per round trip 42-51 us against Asio's 31-42, and turning off "
-    "SSL_MODE_RELEASE_BUFFERS changed nothing. Callers were not resolved (no frame pointers); "
-    "by reading the code, each record is copied recv buffer -> rbio, rbio -> OpenSSL, "
-    "plaintext scratch -> the caller's string, and on the way out wbio -> send buffer -> the "
-    "Stream's queue, and a growing memory BIO zero-fills (BUF_MEM_grow_clean) and moves its "
-    "unread bytes to the front. Asio's engine uses a BIO pair (a fixed ring) and writes from "
-    "its own buffer. The lever: a BIO pair, or a BIO that reads the receive buffer in place, "
-    "and the send buffer moved into the Stream. Not done.",
-    "tls_handshake": "OpenSSL's arithmetic dominates (~500 us of server CPU per handshake for "
-    "ringloop and Asio alike); each ringloop handshake also tries the kTLS ULP "
+    "tls_echo": "the copies through memory BIOs are gone (2026-12-01): OpenSSL reads the "
+    "ring's receive buffer in place through a BIO of ringloop's own, the records it writes go "
+    "to the Stream's queue by move into storage the Stream keeps from the last send, and "
+    "TlsStream::read_into (what the bench server uses, as Asio's reads into its array) "
+    "decrypts into the caller's buffer; by hand (100 connections x 16 KiB, medians of 5 "
+    "interleaved runs) server CPU per round trip 47.5 -> 31.9 us, Asio 37.4 in the same runs. "
+    "perf now: memmove 16% (the three copies OpenSSL's API leaves: BIO -> its record buffer, "
+    "plaintext -> the caller, its encrypted record -> our string), libcrypto 34%, the kernel "
+    "36%. Against tokio the other side is rustls 0.20 with ring, not OpenSSL 3.0: 22.6 us per "
+    "round trip against ringloop's 30.5 at 100 connections, and per handshake 283 us against "
+    "589 (the P-256 and X25519 arithmetic). Left: sending OpenSSL's record from its own "
+    "buffer (a BIO write that asks for a retry until the send's CQE) would save one copy of "
+    "three; not done, since a write cancelled mid-record would then break the stream that "
+    "the Stream's queue keeps whole.",
+    "tls_handshake": "OpenSSL's arithmetic dominates (~590 us of server CPU per handshake for "
+    "ringloop and Asio alike; tokio's rustls with ring takes 283); each ringloop handshake also tries the kTLS ULP "
     "(setsockopt(TCP_ULP) fails with ENOENT on this kernel, ~50 us under strace).",
     "unix_echo": "not profiled.",
     "http_plaintext": "not profiled.",
