@@ -313,6 +313,13 @@ struct StreamState {
     if (queued_bytes > high_water) paused = true;
   }
 
+  // The spare storage, empty (no storage at all when there is none); the spare is left empty.
+  std::string take_spare() noexcept {
+    std::string taken = std::move(spare);
+    spare.clear();
+    return taken;
+  }
+
   void consume(std::size_t sent) noexcept {
     total_sent += sent;
     queued_bytes -= sent;

@@ -284,7 +284,7 @@ class TlsConnection {
     while (!data.empty()) {
       std::size_t written = 0;
       std::size_t chunk = std::min(data.size(), kWriteChunkBytes);
-      // Room for the records at once (a record adds at most its header, tag and type byte):
+      // Room for the records at once (each adds at most kRecordOverhead to its plaintext):
       // appended record by record, the string would reallocate and copy as it doubled.
       std::size_t records = chunk / kMaxRecordPlaintext + 1;
       buffers_.out.reserve(buffers_.out.size() + chunk + records * kRecordOverhead);
@@ -433,8 +433,7 @@ class TlsConnection {
     if (buffers_.out.empty()) co_return;
     auto guard = co_await send_lock_.scoped();
     while (!buffers_.out.empty()) {
-      std::string records = std::exchange(buffers_.out, std::move(stream_.state().spare));
-      stream_.state().spare.clear();
+      std::string records = std::exchange(buffers_.out, stream_.state().take_spare());
       co_await stream_.write(std::move(records));
     }
   }
@@ -515,12 +514,16 @@ std::string TlsStream::take(std::size_t n) {
   // next record then goes into a new allocation, as the copy would have needed one.
   if (start_ == 0 && n == buffer_.size() && n > 0) return std::exchange(buffer_, std::string());
   std::string out(buffer_, start_, n);
+  consume(n);
+  return out;
+}
+
+void TlsStream::consume(std::size_t n) noexcept {
   start_ += n;
   if (start_ == buffer_.size()) {
     buffer_.clear();
     start_ = 0;
   }
-  return out;
 }
 
 Coro<bool> TlsStream::fill() {
@@ -556,11 +559,7 @@ Coro<std::size_t> TlsStream::read_into(std::span<std::byte> out) {
   }
   std::size_t n = std::min(out.size(), buffered());
   std::memcpy(out.data(), buffer_.data() + start_, n);
-  start_ += n;
-  if (start_ == buffer_.size()) {
-    buffer_.clear();
-    start_ = 0;
-  }
+  consume(n);
   co_return n;
 }
 

@@ -81,6 +81,7 @@ class TlsStream {
  private:
   std::size_t buffered() const noexcept { return buffer_.size() - start_; }
   std::string take(std::size_t n);
+  void consume(std::size_t n) noexcept;  // n buffered bytes were read
   Coro<bool> fill();  // one record's plaintext appended to the buffer; false at end of stream
   detail::TlsConnection& connection() const;
 
