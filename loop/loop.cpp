@@ -736,7 +736,7 @@ bool Loop::run_once() {
   if (debug_)
     run_ready_timed();
   else
-    for (std::size_t n = ready_.size(); n > 0; --n) ready_.pop().resume();
+    for (std::size_t n = ready_.size(); n > 0; --n) run_step(ready_.pop());
   // The loop's own operations (run()'s SIGINT watch) do not keep it waiting, except while it
   // closes: a program that waits only on them is deadlocked. (An SQE still in the SQ is
   // counted in in_flight_ already.)
@@ -764,10 +764,10 @@ bool Loop::run_once() {
 // Debug mode: each step is timed on the real clock (virtual time does not pass while code runs).
 void Loop::run_ready_timed() {
   for (std::size_t n = ready_.size(); n > 0; --n) {
-    std::coroutine_handle<> step = ready_.pop();
+    detail::ReadyStep step = ready_.pop();
     step_file_ = nullptr;
     std::int64_t start = monotonic_now_ns();
-    step.resume();
+    run_step(step);
     std::int64_t took = monotonic_now_ns() - start;
     if (took <= slow_step_ns_) continue;
     if (step_file_ != nullptr)

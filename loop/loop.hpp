@@ -102,6 +102,9 @@ struct TaskHook : ListNode {
     TaskFn cancel;
     // For a task still suspended when the loop closes with nothing left that could resume it.
     TaskFn abandon;
+    // Its first step, scheduled by Loop::schedule_first_step: it may end the task without
+    // resuming it (one cancelled before it started).
+    TaskFn first_step;
   };
   const Ops* ops = nullptr;
   // The loop's own machinery (Operation::daemon): not reported as pending. Set through
@@ -140,6 +143,11 @@ class Loop {
   // Runs a coroutine on a later step of this loop's current iteration (or the next one).
   // Loop thread only; other threads go through a LoopHandle (coro/thread/loop_handle.hpp).
   void schedule(std::coroutine_handle<> handle) { ready_.push(handle); }
+  // A task's first step: the task's ops run it (a step that needs no frame of its own, so a
+  // task costs no stand-in coroutine record).
+  void schedule_first_step(detail::TaskHook& task) {
+    ready_.push(detail::ReadyStep::first_step_of(task));
+  }
 
   // co_await loop.schedule(): the awaiting coroutine (of any coroutine type) continues on a
   // later step of this loop. From the loop's thread only; another thread uses
@@ -335,6 +343,14 @@ class Loop {
   void hand_on_due_timers();
   static void complete_due_timers(Loop& loop) noexcept;
   void run_ready_timed();
+  static void run_step(detail::ReadyStep step) {
+    if (step.is_first_step()) {
+      detail::TaskHook& task = step.task();
+      task.ops->first_step(task);
+    } else {
+      step.handle().resume();
+    }
+  }
   void check_thread(const char* what) const;
 
   class Wakeup;

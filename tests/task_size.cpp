@@ -39,10 +39,12 @@ TEST_CASE("a task's records and a trivial task's frame stay within their sizes",
       sizeof(detail::TaskCore), sizeof(detail::Promise<long>), sizeof(detail::Promise<void>),
       trivial_frame, sleep_frame, sizeof(detail::SleepAwaiter),
       sizeof(detail::GatherState::ChildWaiter), sizeof(ringloop::Task<long>));
-  CHECK(sizeof(detail::TaskCore) <= 104);
-  CHECK(sizeof(detail::Promise<long>) <= 144);
+  CHECK(sizeof(detail::TaskCore) <= 88);
+  CHECK(sizeof(detail::Promise<long>) <= 128);
   CHECK(sizeof(detail::GatherState::ChildWaiter) <= 32);
   CHECK(trivial_frame > 0);
-  CHECK(trivial_frame <= 200);  // g++ 12: 200, a 208-byte block from malloc (frame_pool.cpp)
-  CHECK(sleep_frame <= 320);    // g++ 12: 320
+  // g++ 12: 168, a 176-byte block from malloc (frame_pool.cpp); clang 14 -O0: 160. (200 before
+  // the first-step record and the initial awaiter's promise pointer left the frame.)
+  CHECK(trivial_frame <= 168);
+  CHECK(sleep_frame <= 296);  // g++ 12: 296; clang 14 -O0: 272
 }

@@ -74,22 +74,13 @@ class PromiseBase : protected TaskCore {
     deallocate_frame(frame, size);
   }
 
-  // A root whose task was cancelled before it ever ran ends at once with CancelledError,
-  // without running its body (asyncio throws into the coroutine before its first step). A task
-  // started by the loop never gets here with a cancel pending (first_step ends it without a
-  // throw); a root resumed directly (wait_for's inline start) may.
-  struct InitialAwaiter {
-    PromiseBase& promise;
-    bool await_ready() const noexcept { return false; }
-    void await_suspend(std::coroutine_handle<>) const noexcept {}
-    void await_resume() const {
-      if (!promise.is_root()) return;
-      promise.core().note_running();
-      promise.core().throw_if_cancel_pending();
-    }
-  };
-
-  InitialAwaiter initial_suspend() noexcept { return {*this}; }
+  // Every coroutine starts suspended; nothing is checked as it first resumes, so the awaiter is
+  // empty and costs the frame no pointer to the promise. A root's first step goes through
+  // first_step, which ends a task cancelled before it started without running its body
+  // (asyncio throws into the coroutine before its first step, which never runs the body
+  // either); the other ways a root starts (an eager create_task, wait_for's inline start) run
+  // it as soon as make_root made it one, before anything could cancel it.
+  std::suspend_always initial_suspend() noexcept { return {}; }
 
   void unhandled_exception() noexcept { error = std::current_exception(); }
 
@@ -101,11 +92,6 @@ class PromiseBase : protected TaskCore {
   template <class Promise>
   static Promise& of(TaskCore& core) noexcept {
     return static_cast<Promise&>(static_cast<PromiseBase&>(core));
-  }
-  // The promise whose first-step record (FirstStepFrame, TaskCore's first base) record is.
-  template <class Promise>
-  static Promise& of_record(void* record) noexcept {
-    return of<Promise>(static_cast<TaskCore&>(*static_cast<FirstStepFrame*>(record)));
   }
 
   TaskCore* task = nullptr;              // the task this coroutine runs in
@@ -121,21 +107,21 @@ class PromiseBase : protected TaskCore {
     loop = &owner;
     refs = 1;
     number = next_task_number();
-    resume_fn = &first_step<Promise>;
-    destroy_fn = &destroy_root<Promise>;
+    ops = &kRootOps<Promise>;
     start = StartState::running;
     owner.adopt_task(core());
   }
 
-  // What the loop runs for a task's first step (FirstStepFrame): the coroutine, unless the task
-  // was cancelled before it started. Then it ends cancelled there without running its body,
-  // and without a C++ throw: the CancelledError is made by make_exception_ptr, which libstdc++
-  // builds in place (no unwind).
+  // What the loop runs for a task's first step (Loop::schedule_first_step): the coroutine,
+  // unless the task was cancelled before it started. Then it ends cancelled there without
+  // running its body, and without a C++ throw: the CancelledError is made by
+  // make_exception_ptr, which libstdc++ builds in place (no unwind).
   template <class Promise>
-  static void first_step(void* record) {
-    Promise& promise = of_record<Promise>(record);
+  static void first_step(TaskHook& hook) noexcept {
+    Promise& promise = of<Promise>(static_cast<TaskCore&>(hook));
     auto handle = std::coroutine_handle<Promise>::from_promise(promise);
     if (!promise.must_cancel) {
+      promise.note_running();
       handle.resume();
       return;
     }
@@ -143,11 +129,16 @@ class PromiseBase : protected TaskCore {
     if (promise.finish_task()) handle.destroy();
   }
 
-  // The first-step record's destroy: the root's frame goes.
+  // RootOps::destroy: the root's frame goes.
   template <class Promise>
-  static void destroy_root(void* record) {
-    std::coroutine_handle<Promise>::from_promise(of_record<Promise>(record)).destroy();
+  static void destroy_root(TaskHook& hook) noexcept {
+    std::coroutine_handle<Promise>::from_promise(of<Promise>(static_cast<TaskCore&>(hook)))
+        .destroy();
   }
+
+  template <class Promise>
+  static constexpr RootOps kRootOps{
+      {&cancel_from_loop, &abandon_from_loop, &first_step<Promise>}, &destroy_root<Promise>};
 
  protected:
   // Called when a root finishes: records how it ended, wakes its waiters. Returns true when the

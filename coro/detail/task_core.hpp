@@ -77,33 +77,18 @@ inline std::uint64_t next_task_number() noexcept {
   return counter.fetch_add(1, std::memory_order_relaxed) + 1;
 }
 
-// A stand-in coroutine frame through which the loop runs a task's first step. The ready queue
-// holds coroutine handles, and resuming one calls the function pointer at the start of its
-// frame with the frame's address (the frame layout GCC, Clang and MSVC share: resume, then
-// destroy). Scheduling this record instead of the root lets the first step look at the task
-// before its coroutine runs: one cancelled before it started then ends cancelled without being
-// resumed, so without a C++ throw (asyncio throws CancelledError into the coroutine before its
-// first step, which never runs its body either). Its destroy destroys the task's root frame:
-// the two function pointers are set for the root's promise type, so the task needs no handle of
-// its own to reach the frame it lives in. It must stay the first base of TaskCore.
-struct FirstStepFrame {
-  using StepFn = void (*)(void* self);
-  StepFn resume_fn = nullptr;
-  StepFn destroy_fn = nullptr;
-
-  // The handle to schedule; resuming it calls resume_fn(this), destroying it destroy_fn(this).
-  std::coroutine_handle<> first_step_handle() noexcept {
-    return std::coroutine_handle<>::from_address(static_cast<void*>(this));
-  }
+// The loop's table for a task (TaskHook::Ops), one per promise type, set when a coroutine
+// becomes a task's root: with destroy, it reaches the root's frame from the record alone, so
+// the task stores no handle and no function pointers of its own.
+struct RootOps : TaskHook::Ops {
+  TaskHook::TaskFn destroy;  // destroys the root's frame, and the record with it
 };
 
-class TaskCore : public FirstStepFrame, public TaskHook {
+class TaskCore : public TaskHook {
  public:
-  TaskCore() noexcept { ops = &kOps; }
-
   // Destroys the root coroutine's frame, and with it this record (it lives in that frame's
-  // promise). Only for a task: a coroutine that never became one has no destroy_fn.
-  void destroy_frame() noexcept { first_step_handle().destroy(); }
+  // promise). Only for a task: a coroutine that never became one has no ops.
+  void destroy_frame() noexcept { static_cast<const RootOps*>(ops)->destroy(*this); }
 
   // asyncio's Task.cancel(): false when the task has finished, true otherwise.
   bool cancel() noexcept {
@@ -242,7 +227,7 @@ class TaskCore : public FirstStepFrame, public TaskHook {
   std::uint64_t number = 0;            // asyncio's N in "Task-N"; 0 until the coroutine is a task
   IntrusiveRing<TaskWaiter> waiters;   // one pointer: most tasks have one waiter or none
 
- private:
+ protected:
   static void cancel_from_loop(TaskHook& hook) noexcept { static_cast<TaskCore&>(hook).cancel(); }
 
   // The loop closes and nothing can resume this task: it ends as cancelled, its waiters are
@@ -254,8 +239,6 @@ class TaskCore : public FirstStepFrame, public TaskHook {
     core.waiting_on = nullptr;
     if (--core.refs == 0) core.destroy_frame();
   }
-
-  static constexpr Ops kOps{&cancel_from_loop, &abandon_from_loop};
 };
 
 // The CancelledError a cancelled wait throws in task (which may be null: a foreign coroutine).

@@ -268,7 +268,7 @@ Task<T> start_task(Loop& loop, Coro<T> coro, TaskOptions options, CreatedAt crea
   if (options.eager)
     root.resume();
   else
-    loop.schedule(core.first_step_handle());  // a cancel before it runs costs no throw
+    loop.schedule_first_step(core);  // a cancel before it runs costs no throw
   return task;
 }
 
