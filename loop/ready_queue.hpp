@@ -1,6 +1,7 @@
 // The ready queue: coroutines (and tasks' first steps) that can run now, in FIFO order. A
-// growable ring buffer of one-word entries: pushing and popping never allocate once it has grown to the program's high-water
-// mark, and it never shrinks (a loop that once had 100k ready tasks will again).
+// growable ring buffer of one-word entries: pushing and popping never allocate once it has grown to
+// the program's high-water mark, and it never shrinks (a loop that once had 100k ready tasks will
+// again).
 #pragma once
 #include <ringloop/loop/detail/config.hpp>
 
@@ -31,14 +32,14 @@ class ReadyStep {
   }
 
   bool is_first_step() const noexcept { return (word_ & kFirstStepTag) != 0; }
-  TaskHook& task() const noexcept {
-    return *reinterpret_cast<TaskHook*>(word_ & ~kFirstStepTag);
-  }
+  TaskHook& task() const noexcept { return *reinterpret_cast<TaskHook*>(word_ & ~kFirstStepTag); }
   std::coroutine_handle<> handle() const noexcept {
     return std::coroutine_handle<>::from_address(reinterpret_cast<void*>(word_));
   }
   // For reports: the frame or the task record.
-  const void* address() const noexcept { return reinterpret_cast<const void*>(word_ & ~kFirstStepTag); }
+  const void* address() const noexcept {
+    return reinterpret_cast<const void*>(word_ & ~kFirstStepTag);
+  }
   explicit operator bool() const noexcept { return word_ != 0; }
 
  private:

@@ -137,8 +137,8 @@ class PromiseBase : protected TaskCore {
   }
 
   template <class Promise>
-  static constexpr RootOps kRootOps{
-      {&cancel_from_loop, &abandon_from_loop, &first_step<Promise>}, &destroy_root<Promise>};
+  static constexpr RootOps kRootOps{{&cancel_from_loop, &abandon_from_loop, &first_step<Promise>},
+                                    &destroy_root<Promise>};
 
  protected:
   // Called when a root finishes: records how it ended, wakes its waiters. Returns true when the
