@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 
 #include <chrono>
+#include <cstdint>
 #include <limits>
 #include <stdexcept>
 #include <vector>
@@ -67,4 +68,23 @@ TEST_CASE("+inf and durations past int64 nanoseconds mean no deadline; -inf one 
     co_await ringloop::sleep(-kInf);  // yields, as sleep(0)
     CHECK_THROWS_AS(co_await ringloop::wait_for(value_after(1ms, 4), -kInf), TimeoutError);
   }());
+}
+
+TEST_CASE("integer durations convert to nanoseconds exactly and saturate by sign", "[durations]") {
+  using ringloop::detail::checked_ns;
+  using ringloop::detail::kMaxDeadlineNs;
+  using ringloop::detail::kMinDeadlineNs;
+  CHECK(checked_ns(std::chrono::microseconds(5), "t") == 5'000);
+  CHECK(checked_ns(std::chrono::seconds(-3), "t") == -3'000'000'000);
+  CHECK(checked_ns(std::chrono::nanoseconds::max(), "t") == kMaxDeadlineNs);
+  CHECK(checked_ns(std::chrono::nanoseconds::min(), "t") == kMinDeadlineNs);
+  CHECK(checked_ns(std::chrono::hours::max(), "t") == kMaxDeadlineNs);
+  CHECK(checked_ns(std::chrono::hours::min(), "t") == kMinDeadlineNs);
+  // 9,223,372,036 s is the last whole second int64 nanoseconds hold; one more saturates.
+  CHECK(checked_ns(std::chrono::seconds(9'223'372'036), "t") == 9'223'372'036'000'000'000);
+  CHECK(checked_ns(std::chrono::seconds(9'223'372'037), "t") == kMaxDeadlineNs);
+  CHECK(checked_ns(std::chrono::duration<std::uint64_t>(~std::uint64_t{0}), "t") == kMaxDeadlineNs);
+  // A unit that is not a whole number of nanoseconds takes the long double path.
+  CHECK(checked_ns(std::chrono::duration<long, std::ratio<1, 3>>(3), "t") == 1'000'000'000);
+  CHECK(checked_ns(std::chrono::duration<double>(1.5e-6), "t") == 1'500);
 }

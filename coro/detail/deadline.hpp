@@ -13,8 +13,10 @@
 #include <chrono>
 #include <cstdint>
 #include <limits>
+#include <ratio>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 
 #include <ringloop/loop/loop.hpp>
 
@@ -29,6 +31,16 @@ inline constexpr std::int64_t kMinDeadlineNs = std::numeric_limits<std::int64_t>
 // d in nanoseconds, saturated to int64; NaN refused. `what` names the caller in the message.
 template <class Rep, class Period>
 std::int64_t checked_ns(std::chrono::duration<Rep, Period> d, const char* what) {
+  // An integer count in a unit that is a whole number of nanoseconds (ns, us, ms, s, min, h):
+  // one multiplication, saturated by its sign on overflow. The long double path below costs
+  // ~40 ns on x86-64 (an x87 store that switches the rounding mode), half a wait_for.
+  using ToNs = std::ratio_divide<Period, std::nano>;
+  if constexpr (std::is_integral_v<Rep> && ToNs::den == 1) {
+    std::int64_t ns = 0;
+    if (__builtin_mul_overflow(d.count(), ToNs::num, &ns))
+      return d.count() > 0 ? kMaxDeadlineNs : kMinDeadlineNs;
+    return ns;
+  }
   using LongNs = std::chrono::duration<long double, std::nano>;
   long double ns = std::chrono::duration_cast<LongNs>(d).count();
   if (ns != ns)
