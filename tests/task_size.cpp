@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 
 #include <cstdio>
+#include <thread>
 
 #include <ringloop/ringloop.hpp>
 
@@ -47,4 +48,21 @@ TEST_CASE("a task's records and a trivial task's frame stay within their sizes",
   // the first-step record and the initial awaiter's promise pointer left the frame.)
   CHECK(trivial_frame <= 168);
   CHECK(sleep_frame <= 296);  // g++ 12: 296; clang 14 -O0: 272
+}
+
+TEST_CASE("frames are counted across threads: made on one, ended on another, counted once",
+          "[task_size]") {
+  namespace detail = ringloop::detail;
+  std::size_t before = detail::live_frames();
+  // Made on a thread that exits before the frame ends (its count is kept for it), then ended
+  // here; and made here, ended on a thread that never made one.
+  Coro<long> from_thread;
+  std::thread([&] { from_thread = trivial(1); }).join();
+  CHECK(detail::live_frames() == before + 1);
+  Coro<long> from_here = trivial(2);
+  CHECK(detail::live_frames() == before + 2);
+  std::thread([&] { from_here = Coro<long>(); }).join();
+  CHECK(detail::live_frames() == before + 1);
+  from_thread = Coro<long>();
+  CHECK(detail::live_frames() == before);
 }

@@ -38,27 +38,37 @@ struct FreeFrame {
 // wait_for on a trivial coroutine). A frame made on one thread and ended on another counts up
 // on the first and down on the second; the sum over threads is right. live_frames() adds up
 // the threads alive and what the threads that exited left behind.
-struct ThreadFrames;
-std::mutex registry_mutex;
-ThreadFrames* registry = nullptr;  // the threads alive, linked through ThreadFrames::next
-long exited_alive = 0;             // the counts of threads that have exited
-
+//
+// A thread's state is constant-initialised and trivially destructible, so reaching it costs one
+// TLS address and no guard (a constructor or destructor makes every access call the TU's
+// __tls_init: 8% of wait_for_yield). The thread registers on its first frame; ThreadExit, a
+// second thread-local touched only then, gives its pool back and unregisters it.
 struct ThreadFrames {
   FreeFrame* heads[kClasses] = {};
   std::size_t counts[kClasses] = {};
   std::atomic<long> alive{0};  // written by this thread only; read by live_frames()
-  ThreadFrames* next = nullptr;
+  long allocations_until_failure = -1;
+  std::size_t last_size = 0;
+  enum class State : unsigned char { fresh, registered, exited } state = State::fresh;
+  ThreadFrames* next = nullptr;  // the threads registered
   ThreadFrames* prev = nullptr;
 
-  ThreadFrames() {
-    std::lock_guard lock(registry_mutex);
-    next = registry;
-    if (registry != nullptr) registry->prev = this;
-    registry = this;
+  void count(long delta) noexcept {
+    alive.store(alive.load(std::memory_order_relaxed) + delta, std::memory_order_relaxed);
   }
+};
 
-  ~ThreadFrames() {
-    for (FreeFrame*& head : heads) {
+std::mutex registry_mutex;
+ThreadFrames* registry = nullptr;  // guarded by registry_mutex, as are the links and:
+long exited_alive = 0;             // the counts the threads that exited left behind
+
+constinit thread_local ThreadFrames pool;
+
+struct ThreadExit {
+  bool armed = false;
+  ~ThreadExit() {
+    if (!armed) return;
+    for (FreeFrame*& head : pool.heads) {
       while (head != nullptr) {
         FreeFrame* next_free = head->next;
         ::operator delete(head);
@@ -66,19 +76,32 @@ struct ThreadFrames {
       }
     }
     std::lock_guard lock(registry_mutex);
-    exited_alive += alive.load(std::memory_order_relaxed);
-    (prev != nullptr ? prev->next : registry) = next;
-    if (next != nullptr) next->prev = prev;
-  }
-
-  void count(long delta) noexcept {
-    alive.store(alive.load(std::memory_order_relaxed) + delta, std::memory_order_relaxed);
+    exited_alive += pool.alive.load(std::memory_order_relaxed);
+    pool.alive.store(0, std::memory_order_relaxed);
+    (pool.prev != nullptr ? pool.prev->next : registry) = pool.next;
+    if (pool.next != nullptr) pool.next->prev = pool.prev;
+    pool.state = ThreadFrames::State::exited;
   }
 };
+thread_local ThreadExit thread_exit;
 
-thread_local ThreadFrames pool;
-thread_local long allocations_until_failure = -1;
-thread_local std::size_t last_size = 0;
+// The first frame a thread makes or ends registers it. A frame ended after the thread's exit
+// hook ran (by another thread-local's destructor) is counted with the exited threads', and goes
+// straight back to the allocator: the pool is gone. Returns whether the pool can be used.
+[[gnu::noinline]] bool count_unregistered(long delta) noexcept {
+  std::lock_guard lock(registry_mutex);
+  if (pool.state == ThreadFrames::State::exited) {
+    exited_alive += delta;
+    return false;
+  }
+  thread_exit.armed = true;
+  pool.next = registry;
+  if (registry != nullptr) registry->prev = &pool;
+  registry = &pool;
+  pool.state = ThreadFrames::State::registered;
+  pool.count(delta);
+  return true;
+}
 
 // The class whose capacity, kGranule * class + 8, is the least that holds size.
 std::size_t class_of(std::size_t size) noexcept { return (size + 7) / kGranule; }
@@ -105,22 +128,31 @@ std::size_t live_frames() noexcept {
   return static_cast<std::size_t>(sum);
 }
 
-void fail_frame_allocations_after(long count) noexcept { allocations_until_failure = count; }
+void fail_frame_allocations_after(long count) noexcept { pool.allocations_until_failure = count; }
 
-std::size_t last_frame_size() noexcept { return last_size; }
+std::size_t last_frame_size() noexcept { return pool.last_size; }
 
 void* allocate_frame(std::size_t size) {
-  if (allocations_until_failure >= 0 && allocations_until_failure-- == 0) throw std::bad_alloc();
+  if (pool.allocations_until_failure >= 0 && pool.allocations_until_failure-- == 0)
+    throw std::bad_alloc();
   void* frame = take_frame(size);
-  last_size = size;
-  pool.count(1);  // after the allocation: a bad_alloc counts nothing
+  pool.last_size = size;
+  // After the allocation: a bad_alloc counts nothing.
+  if (pool.state == ThreadFrames::State::registered) [[likely]]
+    pool.count(1);
+  else
+    count_unregistered(1);
   return frame;
 }
 
 void deallocate_frame(void* frame, std::size_t size) noexcept {
-  pool.count(-1);
+  bool pooled = true;
+  if (pool.state == ThreadFrames::State::registered) [[likely]]
+    pool.count(-1);
+  else
+    pooled = count_unregistered(-1);
   std::size_t cls = class_of(size);
-  if (!RINGLOOP_FRAME_POOL || cls >= kClasses || pool.counts[cls] >= kMaxFreePerClass) {
+  if (!RINGLOOP_FRAME_POOL || !pooled || cls >= kClasses || pool.counts[cls] >= kMaxFreePerClass) {
     ::operator delete(frame);
     return;
   }
