@@ -84,7 +84,21 @@ class PromiseBase : protected TaskCore {
 
   void unhandled_exception() noexcept { error = std::current_exception(); }
 
-  bool is_root() const noexcept { return task == &core(); }
+  bool is_root() const noexcept { return root; }
+
+  // The task this coroutine runs in: its own record when it is the root, else the task of the
+  // coroutine that awaits it (null outside any task).
+  TaskCore* task() noexcept { return root ? &core() : enclosing_task; }
+  // The coroutine awaiting this one (a non-root's).
+  std::coroutine_handle<> continuation() const noexcept {
+    return std::coroutine_handle<>::from_address(continuation_frame);
+  }
+  // A non-root is about to run for awaiting (inside task, which may be null).
+  void await_from(std::coroutine_handle<> awaiting, TaskCore* in_task) noexcept {
+    RINGLOOP_ASSERT(!root, "a task's root coroutine awaited as a Coro");
+    continuation_frame = awaiting.address();
+    enclosing_task = in_task;
+  }
 
   // The task record, used when this coroutine is a task's root.
   TaskCore& core() noexcept { return *this; }
@@ -94,8 +108,6 @@ class PromiseBase : protected TaskCore {
     return static_cast<Promise&>(static_cast<PromiseBase&>(core));
   }
 
-  TaskCore* task = nullptr;              // the task this coroutine runs in
-  std::coroutine_handle<> continuation;  // the coroutine awaiting this one (not for a root)
   std::exception_ptr error;
   StartState start = StartState::not_started;  // last: Promise<T>'s flag shares its padding
 
@@ -103,8 +115,9 @@ class PromiseBase : protected TaskCore {
   template <class Promise>
   void make_root(Loop& owner, std::coroutine_handle<Promise> self) noexcept {
     RINGLOOP_ASSERT(&self.promise() == this, "make_root given another coroutine's handle");
-    task = &core();
+    root = true;
     loop = &owner;
+    waiting_on = nullptr;
     refs = 1;
     number = next_task_number();
     ops = &kRootOps<Promise>;
@@ -181,7 +194,7 @@ class PromiseBase : protected TaskCore {
         promise.start = StartState::finished_inline;
         return std::noop_coroutine();
       }
-      return promise.continuation;
+      return promise.continuation();
     }
     void await_resume() const noexcept {}
   };
@@ -268,7 +281,7 @@ class Promise<void> : public PromiseBase {
 template <class P>
 TaskCore* task_of(std::coroutine_handle<P> handle) noexcept {
   if constexpr (std::is_base_of_v<PromiseBase, P>)
-    return handle.promise().task;
+    return handle.promise().task();
   else
     return nullptr;
 }

@@ -217,11 +217,21 @@ class TaskCore : public TaskHook {
   bool failed : 1 = false;     // ended with an exception (CancelledError included)
   bool cancelled : 1 = false;  // ended with CancelledError
   bool exception_retrieved : 1 = false;
+  bool root : 1 = false;  // this record is a task's (its coroutine was made a task's root)
   std::uint32_t created_line = 0;
   std::uint32_t refs = 0;             // Task handles, plus one while the coroutine has not finished
   std::uint32_t cancel_requests = 0;  // asyncio's Task.cancelling()
-  Loop* loop = nullptr;
-  CancelPoint* waiting_on = nullptr;
+  // A coroutine that is not a task's root (one awaited as a Coro, a generator's body) reads no
+  // field of this record; the two it needs share storage with two that only a task reads, so
+  // they cost its frame nothing (PromiseBase::task() and continuation()).
+  union {
+    Loop* loop = nullptr;      // a task's
+    TaskCore* enclosing_task;  // a non-root's: the task it runs in, or null
+  };
+  union {
+    CancelPoint* waiting_on = nullptr;  // a task's
+    void* continuation_frame;           // a non-root's: the coroutine awaiting it
+  };
   const char* created_file = nullptr;
   std::unique_ptr<TaskExtras> extras;  // null for most tasks
   std::uint64_t number = 0;            // asyncio's N in "Task-N"; 0 until the coroutine is a task

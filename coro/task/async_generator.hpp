@@ -91,7 +91,7 @@ class [[nodiscard]] AsyncGenerator {
           promise.start = detail::StartState::finished_inline;  // "handed back inline"
           return std::noop_coroutine();
         }
-        return promise.continuation;
+        return promise.continuation();
       }
       void await_resume() const noexcept {}
     };
@@ -162,8 +162,7 @@ class [[nodiscard]] AsyncGenerator {
       promise_type& promise = body_.promise();
       promise.pending = true;
       promise.closing = close_;
-      promise.continuation = consumer;
-      promise.task = detail::task_of(consumer);
+      promise.await_from(consumer, detail::task_of(consumer));
       promise.value_.reset();
       promise.start = detail::StartState::inline_start;
       body_.resume();

@@ -50,8 +50,7 @@ class [[nodiscard]] Coro {
     template <class P>
     bool await_suspend(std::coroutine_handle<P> parent) noexcept {
       promise_type& child = child_.promise();
-      child.continuation = parent;
-      child.task = detail::task_of(parent);
+      child.await_from(parent, detail::task_of(parent));
       child.start = detail::StartState::inline_start;
       child_.resume();
       if (child.start == detail::StartState::finished_inline) return false;
