@@ -4,6 +4,7 @@
 
 #include <stdexcept>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include <ringloop/ringloop.hpp>
@@ -203,5 +204,65 @@ TEST_CASE("the first SQEs of gathered children reach the kernel in one io_uring_
     // The 50 timers (made at the loop's submit point) went to the kernel in one enter.
     CHECK(loop.stats().operations_submitted - submitted == 50);
     CHECK(loop.ring().submitting_enter_calls() - enters == 1);
+  }());
+}
+
+namespace {
+
+Coro<> gather_one_of_range(Task<int> task, std::vector<std::string>& seen, std::string name) {
+  std::vector<Task<int>> tasks;  // (a braced list in a coroutine trips g++ 12)
+  tasks.push_back(std::move(task));
+  std::vector<int> got = co_await ringloop::gather(std::move(tasks));
+  seen.push_back(name + " " + std::to_string(got[0]));
+}
+
+Coro<> gather_one(Task<int> task, std::vector<std::string>& seen, std::string name) {
+  std::tuple<int> got = co_await ringloop::gather(task);
+  seen.push_back(name + " " + std::to_string(std::get<0>(got)));
+}
+
+}  // namespace
+
+// A child nobody else waits for holds the gather in its own waiters' word; one that has waiters
+// already, or is given twice, gets a node. Each path wakes every waiter once, in the order they
+// came.
+TEST_CASE("gather wakes every waiter of a child it shares, in the order they came",
+          "[gather][waiters]") {
+  // (Braced lists and structured bindings in a coroutine body trip g++ 12: built out here.)
+  const std::vector<int> sevens{7, 7};
+  const std::vector<std::string> expected{"first gather 9", "callback", "second gather 9"};
+  ringloop::run([&]() -> Coro<> {
+    std::vector<std::string> order;
+    // A task given twice (range and tuple): one result per place.
+    Task<int> twice = ringloop::create_task(value_after(1ms, 7));
+    std::vector<Task<int>> twice_over(2, twice);
+    std::vector<int> both = co_await ringloop::gather(std::move(twice_over));
+    CHECK(both == sevens);
+    Task<int> again = ringloop::create_task(value_after(1ms, 8));
+    std::tuple<int, int> pair = co_await ringloop::gather(again, again);
+    CHECK(std::get<0>(pair) == 8);
+    CHECK(std::get<1>(pair) == 8);
+
+    // The gather came first, a done callback after it: the gather's watcher moves aside for the
+    // callback's node and is still woken first; a second gather of the same task gets a node.
+    Task<int> shared = ringloop::create_task(value_after(2ms, 9));
+    Task<> first = ringloop::create_task(gather_one_of_range(shared, order, "first gather"));
+    co_await ringloop::sleep(0ms);  // first is now waiting in its gather
+    shared.add_done_callback([&](Task<int>&) { order.push_back("callback"); });
+    Task<> second = ringloop::create_task(gather_one(shared, order, "second gather"));
+    co_await ringloop::gather(first, second);
+    co_await ringloop::sleep(0ms);  // the callback's call, if it has not run yet
+    CHECK(order == expected);
+  }());
+}
+
+TEST_CASE("a failed child given twice is the gather's failure once", "[gather][waiters]") {
+  ringloop::run([]() -> Coro<> {
+    Task<int> failing = ringloop::create_task(fail_after(1ms, "boom"));
+    Task<int> slow = ringloop::create_task(value_after(1h, 1));
+    std::vector<Task<int>> children(1, slow);
+    children.insert(children.end(), 2, failing);
+    CHECK_THROWS_WITH(co_await ringloop::gather(std::move(children)), "boom");
+    CHECK(slow.cancelled());
   }());
 }

@@ -59,3 +59,28 @@ TEST_CASE("IntrusiveRing unlinks an item from its front, middle or back", "[intr
   ring.push_back(b);
   CHECK(drain(ring) == std::vector<int>{4, 2});
 }
+
+TEST_CASE("IntrusiveRing holds one Alt in place of nodes, in the same word", "[intrusive_ring]") {
+  struct Watcher {
+    int id;
+  };
+  STATIC_REQUIRE(sizeof(ringloop::detail::IntrusiveRing<Item, Watcher>) == sizeof(void*));
+  ringloop::detail::IntrusiveRing<Item, Watcher> ring;
+  Watcher watcher{7};
+  ring.set_alt(watcher);
+  CHECK_FALSE(ring.empty());
+  CHECK_FALSE(ring.has_nodes());
+  CHECK(ring.alt() == &watcher);
+  CHECK(ring.take_alt() == &watcher);
+  CHECK(ring.empty());
+  CHECK(ring.take_alt() == nullptr);
+  // Nodes again once the Alt has left; none of them reads as an Alt.
+  Item a(1), b(2);
+  ring.push_back(a);
+  ring.push_back(b);
+  CHECK(ring.has_nodes());
+  CHECK(ring.alt() == nullptr);
+  ring.erase(a);
+  CHECK(ring.pop_front().value == 2);
+  CHECK(ring.empty());
+}

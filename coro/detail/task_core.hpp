@@ -14,6 +14,7 @@
 #include <optional>
 #include <string>
 #include <typeinfo>
+#include <utility>
 #include <vector>
 
 #include <ringloop/coro/detail/created_at.hpp>
@@ -43,6 +44,18 @@ struct TaskWaiter : ListNode {
 
 class TaskCore;
 
+// One record through which something watches many tasks (gather): a task holds a pointer to it
+// in its waiters' word, in place of a waiter node per task (32 bytes each, 32 MB for a gather of
+// a million). notify gets the task that finished; like TaskWaiter's, it only schedules.
+struct TaskWatcher {
+  using NotifyFn = void (*)(TaskWatcher&, TaskCore&) noexcept;
+  explicit TaskWatcher(NotifyFn fn) noexcept : notify(fn) {}
+  // An awaiter holding one is moved before it is awaited, and registers only then.
+  TaskWatcher(const TaskWatcher&) noexcept = default;
+  TaskWatcher& operator=(const TaskWatcher&) = delete;
+  NotifyFn notify;
+};
+
 // asyncio's done callback (Task.add_done_callback): a waiter in the task's FIFO like an awaiter,
 // so callbacks and awaiters are woken in the order they came. schedule() starts the call on a
 // later step of the loop (as call_soon); matches() serves remove_done_callback.
@@ -69,6 +82,9 @@ struct TaskExtras {
   const char* created_function = nullptr;  // debug mode only (CreatedAt)
   std::optional<std::string> cancel_message;
   std::vector<std::unique_ptr<DoneCallback>> callbacks;  // added and not removed
+  // The task's watcher, moved here from the waiters' word when a waiter node came after it
+  // (it came first, so it is still woken first).
+  TaskWatcher* watcher = nullptr;
 };
 
 // asyncio's "Task-N": one counter for the process, as asyncio's _task_name_counter.
@@ -181,17 +197,44 @@ class TaskCore : public TaskHook {
     return *extras;
   }
 
-  // Waiters are woken in the order they came (FIFO, as asyncio's done callbacks).
-  void add_waiter(TaskWaiter& waiter) noexcept {
+  // Waiters are woken in the order they came (FIFO, as asyncio's done callbacks). A node that
+  // comes after a watcher moves the watcher to the extras (which may throw bad_alloc, before
+  // anything changed); the watcher, first to come, is still the first woken.
+  void add_waiter(TaskWaiter& waiter) {
     RINGLOOP_ASSERT(!done, "waiting for a task that has finished");
+    if (waiters.alt() != nullptr) {
+      TaskExtras& more = ensure_extras();
+      more.watcher = waiters.take_alt();
+    }
     waiters.push_back(waiter);
   }
   void remove_waiter(TaskWaiter& waiter) noexcept {
     if (waiter.linked()) waiters.erase(waiter);
   }
+  // Registers watcher when the task has no waiter yet; false otherwise (the caller registers a
+  // node instead).
+  bool add_watcher(TaskWatcher& watcher) noexcept {
+    RINGLOOP_ASSERT(!done, "watching a task that has finished");
+    if (!waiters.empty() || (extras && extras->watcher != nullptr)) return false;
+    waiters.set_alt(watcher);
+    return true;
+  }
+
+  // Takes back a watcher registered by add_watcher (or moved aside since); false if not there.
+  bool remove_watcher(TaskWatcher& watcher) noexcept {
+    if (waiters.alt() == &watcher) return waiters.take_alt() != nullptr;
+    if (extras && extras->watcher == &watcher) {
+      extras->watcher = nullptr;
+      return true;
+    }
+    return false;
+  }
 
   void notify_waiters() noexcept {
-    while (!waiters.empty()) {
+    TaskWatcher* watcher = waiters.take_alt();
+    if (watcher == nullptr && extras) watcher = std::exchange(extras->watcher, nullptr);
+    if (watcher != nullptr) watcher->notify(*watcher, *this);
+    while (waiters.has_nodes()) {
       TaskWaiter& waiter = waiters.pop_front();  // unlinked first: notify may end its life
       waiter.notify(waiter);
     }
@@ -235,7 +278,8 @@ class TaskCore : public TaskHook {
   const char* created_file = nullptr;
   std::unique_ptr<TaskExtras> extras;  // null for most tasks
   std::uint64_t number = 0;            // asyncio's N in "Task-N"; 0 until the coroutine is a task
-  IntrusiveRing<TaskWaiter> waiters;   // one pointer: most tasks have one waiter or none
+  // One pointer: most tasks have one waiter or none; a watcher takes the word for itself.
+  IntrusiveRing<TaskWaiter, TaskWatcher> waiters;
 
  protected:
   static void cancel_from_loop(TaskHook& hook) noexcept { static_cast<TaskCore&>(hook).cancel(); }
@@ -244,7 +288,9 @@ class TaskCore : public TaskHook {
   // let go (they are stuck too), and its frame goes when no Task handle refers to it.
   static void abandon_from_loop(TaskHook& hook) noexcept {
     auto& core = static_cast<TaskCore&>(hook);
-    while (!core.waiters.empty()) core.waiters.pop_front();
+    core.waiters.take_alt();
+    if (core.extras) core.extras->watcher = nullptr;
+    while (core.waiters.has_nodes()) core.waiters.pop_front();
     core.done = core.failed = core.cancelled = true;
     core.waiting_on = nullptr;
     if (--core.refs == 0) core.destroy_frame();

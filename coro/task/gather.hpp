@@ -14,6 +14,7 @@
 #include <array>
 #include <coroutine>
 #include <cstddef>
+#include <memory>
 #include <ranges>
 #include <tuple>
 #include <type_traits>
@@ -74,39 +75,57 @@ Outcome<T> take_child_outcome(Task<T>& task) {
 }
 
 // What gather does whatever its children's types: count them down, cancel the rest on the
-// first failure, and resume the awaiting coroutine when the last one is done.
-class GatherState : CancelPoint {
+// first failure, and resume the awaiting coroutine when the last one is done. It watches its
+// children through one record (TaskWatcher): a child with no other waiter holds a pointer to the
+// gather and costs it nothing more; one that has waiters already (awaited elsewhere too, or
+// given twice) gets a node of its own, from the derived awaiter.
+class GatherState : CancelPoint, TaskWatcher {
  public:
-  // One per child, in the task's waiters; its index in the array is the child's. It names no
-  // child itself (a gather of a million tasks saves 8 MB): child_at finds it by that index.
   struct ChildWaiter : TaskWaiter {
     ChildWaiter() noexcept : TaskWaiter(&on_child_done) {}
     GatherState* state = nullptr;
+    TaskCore* child = nullptr;
   };
 
  protected:
   // The i-th child's task, from wherever the derived awaiter keeps its children.
   using ChildAt = TaskCore& (*)(GatherState& self, std::size_t i) noexcept;
+  // The i-th child's own node, when it needs one: made if allocate (which may throw
+  // std::bad_alloc), else null if none was made.
+  using NodeFor = ChildWaiter* (*)(GatherState& self, std::size_t i, bool allocate);
 
-  GatherState(bool return_exceptions, ChildAt child_at) noexcept
-      : CancelPoint(&on_cancel), child_at_(child_at), return_exceptions_(return_exceptions) {}
+  GatherState(bool return_exceptions, ChildAt child_at, NodeFor node_for) noexcept
+      : CancelPoint(&on_cancel),
+        TaskWatcher(&on_watched_done),
+        child_at_(child_at),
+        node_for_(node_for),
+        return_exceptions_(return_exceptions) {}
 
-  // Registers with every child; returns false when all had finished (no suspension).
+  // Registers with every child; returns false when all had finished (no suspension). A throw
+  // (a node's allocation) leaves no child registered.
   template <class P>
-  bool start(std::coroutine_handle<P> awaiting, ChildWaiter* waiters, std::size_t count) {
-    waiters_ = waiters;
+  bool start(std::coroutine_handle<P> awaiting, std::size_t count) {
     count_ = count;
     outer_ = task_of(awaiting);
     awaiting_ = awaiting;
     remaining_ = count;
+    std::size_t registered = 0;
+    try {
+      for (; registered < count; ++registered) {
+        TaskCore& child = child_at_(*this, registered);
+        if (child.done || child.add_watcher(*this)) continue;
+        ChildWaiter& node = *node_for_(*this, registered, true);
+        node.state = this;
+        node.child = &child;
+        child.add_waiter(node);
+      }
+    } catch (...) {
+      for (std::size_t i = 0; i < registered; ++i) unregister(i);
+      throw;
+    }
     for (std::size_t i = 0; i < count; ++i) {
-      ChildWaiter& waiter = waiters[i];
-      waiter.state = this;
       TaskCore& child = child_at_(*this, i);
-      if (child.done)
-        child_done(waiter);
-      else
-        child.add_waiter(waiter);
+      if (child.done) child_done(child);
     }
     if (remaining_ == 0) return false;
     suspended_ = true;
@@ -129,24 +148,42 @@ class GatherState : CancelPoint {
     if (cancel_taken_) throw cancelled_error(outer_);
   }
 
-  std::ptrdiff_t first_failed() const noexcept { return first_failed_; }
+  // The index of the first child to fail (the first given, if it was given twice), or -1.
+  std::ptrdiff_t first_failed() noexcept {
+    if (first_failed_ == nullptr) return -1;
+    for (std::size_t i = 0; i < count_; ++i)
+      if (&child_at_(*this, i) == first_failed_) return static_cast<std::ptrdiff_t>(i);
+    return -1;
+  }
 
  private:
   static void on_child_done(TaskWaiter& waiter) noexcept {
-    auto& child_waiter = static_cast<ChildWaiter&>(waiter);
-    child_waiter.state->child_done(child_waiter);
+    auto& node = static_cast<ChildWaiter&>(waiter);
+    node.state->child_done(*node.child);
+  }
+  static void on_watched_done(TaskWatcher& watcher, TaskCore& child) noexcept {
+    static_cast<GatherState&>(watcher).child_done(child);
   }
 
-  void child_done(ChildWaiter& waiter) noexcept {
+  // The i-th child's registration, taken back (start's roll-back): its node if it has one
+  // linked, else the watcher (a child given twice holds both, one for each place).
+  void unregister(std::size_t i) noexcept {
+    TaskCore& child = child_at_(*this, i);
+    ChildWaiter* node = node_for_(*this, i, false);
+    if (node != nullptr && node->linked())
+      child.remove_waiter(*node);
+    else
+      child.remove_watcher(*this);
+  }
+
+  void child_done(TaskCore& child) noexcept {
     --remaining_;
-    std::ptrdiff_t index = &waiter - waiters_;
-    TaskCore& child = child_at_(*this, static_cast<std::size_t>(index));
     if (child.failed) {
       // Retrieved as it ends, as asyncio's gather calls exception() in its done callback: the
       // child is in cache now, where a pass over all of them at the end would miss on each.
       child.exception_retrieved = true;
-      if (first_failed_ < 0 && !return_exceptions_) {
-        first_failed_ = index;
+      if (first_failed_ == nullptr && !return_exceptions_) {
+        first_failed_ = &child;
         cancel_children();
       }
     }
@@ -170,10 +207,10 @@ class GatherState : CancelPoint {
   }
 
   ChildAt child_at_;
-  ChildWaiter* waiters_ = nullptr;
+  NodeFor node_for_;
   std::size_t count_ = 0;
   std::size_t remaining_ = 0;
-  std::ptrdiff_t first_failed_ = -1;
+  TaskCore* first_failed_ = nullptr;
   Loop* loop_ = nullptr;
   TaskCore* outer_ = nullptr;
   std::coroutine_handle<> awaiting_;
@@ -192,7 +229,7 @@ class [[nodiscard]] GatherAwaiter : GatherState {
                                      std::tuple<ResultOf<ChildValue<Args>>...>>;
 
   explicit GatherAwaiter(Args... args)
-      : GatherState(ReturnExceptions, &child_at), args_(std::move(args)...) {}
+      : GatherState(ReturnExceptions, &child_at, &node_for), args_(std::move(args)...) {}
 
   bool await_ready() const noexcept { return kCount == 0; }
 
@@ -200,7 +237,7 @@ class [[nodiscard]] GatherAwaiter : GatherState {
   bool await_suspend(std::coroutine_handle<P> awaiting) {
     Loop& loop = loop_for(task_of(awaiting), "gather");
     start_children(loop, std::index_sequence_for<Args...>{});
-    return start(awaiting, waiters_.data(), kCount);
+    return start(awaiting, kCount);
   }
 
   Results await_resume() {
@@ -209,7 +246,8 @@ class [[nodiscard]] GatherAwaiter : GatherState {
     } else {
       throw_if_failed();
       if constexpr (!ReturnExceptions) {
-        if (first_failed() >= 0) rethrow_failed(std::index_sequence_for<Args...>{});
+        if (std::ptrdiff_t failed = first_failed(); failed >= 0)
+          rethrow_failed(failed, std::index_sequence_for<Args...>{});
         return std::apply([](auto&... t) { return Results{take_task_result(t)...}; }, tasks_);
       } else {
         return std::apply([](auto&... t) { return Results{take_child_outcome(t)...}; }, tasks_);
@@ -228,11 +266,15 @@ class [[nodiscard]] GatherAwaiter : GatherState {
   static TaskCore& child_at(GatherState& self, std::size_t i) noexcept {
     return *static_cast<GatherAwaiter&>(self).children_[i];
   }
+  // A few children: a node for each is kept at hand, no allocation.
+  static ChildWaiter* node_for(GatherState& self, std::size_t i, bool) noexcept {
+    return &static_cast<GatherAwaiter&>(self).nodes_[i];
+  }
 
   template <std::size_t... I>
-  void rethrow_failed(std::index_sequence<I...>) {
-    ((static_cast<std::ptrdiff_t>(I) == first_failed() ? (void)take_task_result(std::get<I>(tasks_))
-                                                       : void()),
+  void rethrow_failed(std::ptrdiff_t failed, std::index_sequence<I...>) {
+    ((static_cast<std::ptrdiff_t>(I) == failed ? (void)take_task_result(std::get<I>(tasks_))
+                                               : void()),
      ...);
   }
 
@@ -240,7 +282,7 @@ class [[nodiscard]] GatherAwaiter : GatherState {
   std::tuple<Args...> args_;
   Tasks tasks_;
   std::array<TaskCore*, kCount> children_{};
-  std::array<ChildWaiter, kCount> waiters_{};
+  std::array<ChildWaiter, kCount> nodes_{};
 };
 
 template <bool ReturnExceptions, class T>
@@ -249,7 +291,7 @@ class [[nodiscard]] GatherRangeAwaiter : GatherState {
   using Result = std::conditional_t<ReturnExceptions, Outcome<T>, ResultOf<T>>;
 
   explicit GatherRangeAwaiter(std::vector<Task<T>> tasks, std::vector<Coro<T>> coros)
-      : GatherState(ReturnExceptions, &child_at),
+      : GatherState(ReturnExceptions, &child_at, &node_for),
         tasks_(std::move(tasks)),
         coros_(std::move(coros)) {}
 
@@ -261,8 +303,7 @@ class [[nodiscard]] GatherRangeAwaiter : GatherState {
     tasks_.reserve(tasks_.size() + coros_.size());
     for (Coro<T>& coro : coros_) tasks_.push_back(create_task(loop, std::move(coro)));
     coros_.clear();
-    waiters_.resize(tasks_.size());
-    return start(awaiting, waiters_.data(), waiters_.size());
+    return start(awaiting, tasks_.size());
   }
 
   std::vector<Result> await_resume() {
@@ -270,7 +311,8 @@ class [[nodiscard]] GatherRangeAwaiter : GatherState {
     if (tasks_.empty()) return results;
     throw_if_failed();
     if constexpr (!ReturnExceptions) {
-      if (first_failed() >= 0) take_task_result(tasks_[static_cast<std::size_t>(first_failed())]);
+      if (std::ptrdiff_t failed = first_failed(); failed >= 0)
+        take_task_result(tasks_[static_cast<std::size_t>(failed)]);
     }
     results.reserve(tasks_.size());
     for (Task<T>& task : tasks_) {
@@ -286,10 +328,20 @@ class [[nodiscard]] GatherRangeAwaiter : GatherState {
   static TaskCore& child_at(GatherState& self, std::size_t i) noexcept {
     return static_cast<GatherRangeAwaiter&>(self).tasks_[i].core();
   }
+  // Nodes are allocated for all children at once, the first time one needs its own (a child
+  // awaited elsewhere too, or given twice): a gather of tasks nobody else awaits allocates none.
+  static ChildWaiter* node_for(GatherState& self, std::size_t i, bool allocate) {
+    auto& gather = static_cast<GatherRangeAwaiter&>(self);
+    if (!gather.nodes_) {
+      if (!allocate) return nullptr;
+      gather.nodes_ = std::make_unique<ChildWaiter[]>(gather.tasks_.size());
+    }
+    return &gather.nodes_[i];
+  }
 
   std::vector<Task<T>> tasks_;
   std::vector<Coro<T>> coros_;
-  std::vector<ChildWaiter> waiters_;
+  std::unique_ptr<ChildWaiter[]> nodes_;
 };
 
 template <bool ReturnExceptions, class T, class Range>
