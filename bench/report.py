@@ -782,36 +782,52 @@ FAIRNESS = """\
 # What profiling found for the targets this design misses (perf record --call-graph dwarf on
 # ringloop_scenarios, release build). Keyed by the target's first word(s).
 WHY = {
-    "spawn_gather": "perf (1M, release): ~30% of the time is first-touch page faults on fresh "
-    "frame memory (`clear_page_erms`, `exc_page_fault`), ~8% malloc and free, the rest "
-    "create_task, gather's set-up (a cache miss per child frame) and the first steps. "
-    "tests/task_size.cpp prints the records: TaskCore 104 bytes, a trivial Coro<long>'s frame "
-    "200 in a 208-byte malloc block (248 in a 272-byte block before 2026-12-01's changes), "
-    "gather's waiter 32 bytes per child plus the 8-byte Task, so ~265 bytes a task against "
-    "tokio's ~140. MADV_HUGEPAGE was measured and refused: `GLIBC_TUNABLES=glibc.malloc.hugetlb=1` "
-    "made spawn_gather 1M 2.7x slower on this VM (transparent huge pages in madvise mode compact "
-    "at fault). Reaching 1.2x needs a frame of ~130 bytes: the task record (waiters, cancel "
-    "point, loop, created-at, extras, number) split from the frame, or kept only by tasks that "
-    "are awaited by more than one. See bench/PROPOSALS.md, P3.",
+    "spawn_gather": "a task is now ~176 bytes (a trivial Coro<long>'s frame 152 bytes in a "
+    "160-byte block, the Task and the result; gather adds nothing per child only it awaits) "
+    "against ~265 in the report before (frame 200 in 208, gather's 32-byte waiter per child): "
+    "the first-step record, the initial awaiter's promise pointer and a non-root's two pointers "
+    "left the frame, and gather watches its children through one record held in each child's "
+    "waiters word. Same-hour A/B, medians of 5, 1M: 288 -> 252 ns/task, peak RSS 264.6 -> "
+    "186.4 MB. What remains: tokio's task cell is ~115 bytes; 16 more bytes of frame (the "
+    "promise's error in a union with its value, the table pointer derived from the frame's "
+    "layout) would reach a 144-byte block. The ready queue holds 8 MB of first steps at 1M, "
+    "as tokio's run queue does. MADV_HUGEPAGE was measured and refused: "
+    "`GLIBC_TUNABLES=glibc.malloc.hugetlb=1` made spawn_gather 1M 2.7x slower on this VM. "
+    "See bench/PROPOSALS.md, P3.",
     "sleep_many": "perf: frame allocation and first touch (~25%), the kernel copying each "
     "timespec from its own frame (`_copy_from_user` ~12%; the floor shares one), hrtimer set-up "
-    "under the timeout lock. A sleeping task costs ~400 bytes (a 320-byte frame, 360 before "
-    "2026-12-01, gather's Task and waiter, the Coro vector) against the floor's 0: the per-task cost that remains is "
-    "the coroutine frame and the task bookkeeping, which the floor does not have. See P3.",
+    "under the timeout lock. A sleeping task costs ~310 bytes (a 280-byte frame, 320 in the "
+    "report before, the Task and the Coro vector) against the floor's 0. Same-hour A/B, medians "
+    "of 5: wall 0.222 -> 0.209 s (overhead -11%), peak RSS 45.9 -> 38.7 MB; the floor's own "
+    "wall moved 0.167 -> 0.153 s between this report and the one before, which is most of the "
+    "ratio's change. See P3.",
     "lateness": "the wake-up itself is the kernel's hrtimer plus one io_uring_enter; ringloop "
     "adds one loop iteration. Scheduling noise on this VM moves p99 by 2x between runs.",
     "wait_for_yield": "its timer no longer reaches the kernel: a timer's SQE is made at the "
     "loop's submit point, and one removed before then is dropped in user space (no "
     "TIMEOUT_REMOVE, no CQE), so what remains is the child task's start, the yield and the "
-    "resume: 171 ns against tokio's 136 in this run, where the previous report of the same day "
-    "had 212 against 206 (ringloop 19% faster between the two, tokio 34% faster: this VM's "
-    "spread between runs is larger than the gap).",
+    "resume. The deadline's conversion no longer goes through long double (an x87 store that "
+    "switches the rounding mode, ~40 ns) and the frame pool no longer takes a locked add and a "
+    "TLS init guard per frame: same-hour A/B, medians of 5, 251 -> 192 ns. perf: clock_gettime "
+    "for the deadline ~17% (tokio reads the clock too), __tls_get_addr ~6% (the library's "
+    "thread-locals from a shared object).",
+    "wait_for_fast": "no timer is armed (the child finishes inside the await), so the cost is the "
+    "deadline's clock read (~25 ns here; tokio's timeout() reads it too), making the child a "
+    "task and ending it. Same-hour A/B, medians of 5: 153 -> 104 ns, after the long double "
+    "conversion of the deadline (40% of the time before) and the frame counter's locked adds "
+    "went. Ahead of tokio needs the child run in the awaiting task (Python 3.12's wait_for is "
+    "`async with timeout()`), not as a task of its own. `__tls_get_addr` (~5%): initial-exec "
+    "TLS gained 6-10% but would put the library's thread-locals in the static TLS block, which "
+    "a dlopen can fail to get, so it was not taken.",
     "cancel_many": "each cancelled task throws CancelledError out of its sleep, as asyncio "
-    "requires, and a C++ throw and unwind through the coroutine frame costs ~1-2 us, against "
-    "the floor's bare TIMEOUT_REMOVE and tokio's abort (which drops the future without running "
-    "it). The two extra rethrows per cancel that P4 found (classifying the error in "
-    "`finish_task`, gather's `take_child_outcome`) are gone; the one that remains is the "
-    "semantics.",
+    "requires, and a C++ throw and unwind through the coroutine frame costs ~1-2 us (perf: "
+    "libgcc's unwinder and the personality routine ~36% of the samples), against the floor's "
+    "bare TIMEOUT_REMOVE and tokio's abort (which drops the future without running it). One "
+    "throw per cancelled task, none for one cancelled before it started (tests/cancel_cost.cpp "
+    "counts them). A no-throw cancel would have to destroy the frame without running the "
+    "coroutine's handlers (tokio's abort): no `except CancelledError`, no cleanup awaits, which "
+    "asyncio code relies on. Same-hour A/B, medians of 5: 3,878 -> 3,425 ns (sleep's duration "
+    "conversion and the smaller frames).",
     "wait_for_io": "one io_uring_enter per op as in the floor (NOP + LINK_TIMEOUT); what remains "
     "is the awaiter and the loop iteration that resumes the caller.",
     "echo": "not profiled.",
@@ -869,12 +885,6 @@ WHY = {
     "next, where a Timeout moved later leaves its timer in the kernel. perf put 0.35% of the "
     "server's samples in `io_timeout_remove`: an earlier one-off reading of 36% did not "
     "reproduce.",
-    "wait_for_fast": "the inline start (make_root, adopt_task, TaskCore, Task refcount) and "
-    "no timer: 114 against tokio's 51 ns in this run (120 against 63 in the previous report of "
-    "the same day; 94 against 83 on 2026-11-24). perf on 2026-12-01: 23% in clock_gettime for "
-    "the deadline wait_for takes at its call, 15% frame allocation and free, 7% "
-    "`__tls_get_addr` (the frame pool's thread_local; initial-exec TLS gained 6-10% but a 2 KiB "
-    "static TLS block would risk dlopen, so it was not taken).",
 }
 
 WHY["echo_bulk_multishot"] = WHY["echo_bulk"]  # the same batch-and-cache cause at 100
