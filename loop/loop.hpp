@@ -97,7 +97,8 @@ namespace detail {
 // What the loop knows of a task: enough to cancel it at shutdown. coro/ fills it in.
 struct TaskHook : ListNode {
   using TaskFn = void (*)(TaskHook&) noexcept;
-  // One table for every task (a pointer to it costs a task 8 bytes, two pointers 16).
+  // One table per kind of task (coro/ makes one per promise type): a pointer to it costs a task
+  // 8 bytes, where the functions themselves would cost 32.
   struct Ops {
     TaskFn cancel;
     // For a task still suspended when the loop closes with nothing left that could resume it.
@@ -143,11 +144,6 @@ class Loop {
   // Runs a coroutine on a later step of this loop's current iteration (or the next one).
   // Loop thread only; other threads go through a LoopHandle (coro/thread/loop_handle.hpp).
   void schedule(std::coroutine_handle<> handle) { ready_.push(handle); }
-  // A task's first step: the task's ops run it (a step that needs no frame of its own, so a
-  // task costs no stand-in coroutine record).
-  void schedule_first_step(detail::TaskHook& task) {
-    ready_.push(detail::ReadyStep::first_step_of(task));
-  }
 
   // co_await loop.schedule(): the awaiting coroutine (of any coroutine type) continues on a
   // later step of this loop. From the loop's thread only; another thread uses
@@ -287,6 +283,11 @@ class Loop {
 
   // Task bookkeeping for coro/: the loop owns every task until it finishes.
   void adopt_task(detail::TaskHook& task) noexcept { tasks_.push_back(task); }
+  // A task's first step: the task's ops run it (a step that needs no frame of its own, so a
+  // task costs no stand-in coroutine record).
+  void schedule_first_step(detail::TaskHook& task) {
+    ready_.push(detail::ReadyStep::first_step_of(task));
+  }
   void release_task(detail::TaskHook& task) noexcept {
     tasks_.erase(task);
     if (task.daemon) --daemon_tasks_;
