@@ -121,13 +121,19 @@ class AsCompleted {
       : deadline_(deadline) {
     watches_.reserve(tasks.size());  // no reallocation once nodes are linked
     std::unordered_set<const detail::TaskCore*> seen;
-    for (Task<T>& task : tasks) {
-      if (!seen.insert(&task.core()).second) continue;  // asyncio: set(fs)
-      Watch& watch = watches_.emplace_back(*this, std::move(task));
-      if (watch.task.done())
-        finished_.push_back(watch.task);
-      else
-        watch.task.core().add_waiter(watch);
+    try {
+      for (Task<T>& task : tasks) {
+        if (!seen.insert(&task.core()).second) continue;  // asyncio: set(fs)
+        Watch& watch = watches_.emplace_back(*this, std::move(task));
+        if (watch.task.done())
+          finished_.push_back(watch.task);
+        else
+          watch.task.core().add_waiter(watch);  // may throw bad_alloc (TaskCore::add_waiter)
+      }
+    } catch (...) {
+      // No destructor runs for an object whose constructor threw: unlink what was linked.
+      for (Watch& watch : watches_) watch.task.core().remove_waiter(watch);
+      throw;
     }
   }
 
@@ -147,8 +153,8 @@ class AsCompleted {
   }
 
   std::vector<Watch> watches_;
-  std::deque<Task<T>> finished_;   // finished while no awaiter was waiting
-  std::deque<Next*> waiting_;      // suspended awaiters, in the order they awaited
+  std::deque<Task<T>> finished_;  // finished while no awaiter was waiting
+  std::deque<Next*> waiting_;     // suspended awaiters, in the order they awaited
   std::optional<std::int64_t> deadline_;
   std::size_t issued_ = 0;
 };

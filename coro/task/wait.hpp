@@ -62,8 +62,13 @@ class [[nodiscard]] WaitCondition : DeadlineWait {
       if (tasks_[i]->done) {
         ++done_;
         failed_ |= tasks_[i]->failed && !tasks_[i]->cancelled;
-      } else {
-        tasks_[i]->add_waiter(watches_[i]);
+        continue;
+      }
+      try {
+        tasks_[i]->add_waiter(watches_[i]);  // may throw bad_alloc (TaskCore::add_waiter)
+      } catch (...) {
+        for (std::size_t j = 0; j < i; ++j) tasks_[j]->remove_waiter(watches_[j]);
+        throw;
       }
     }
     suspend(deadline_);
