@@ -103,6 +103,15 @@ thread_local ThreadExit thread_exit;
   return true;
 }
 
+// Counts delta frames on this thread's counter; returns whether its pool can be used.
+bool count_frames(long delta) noexcept {
+  if (pool.state == ThreadFrames::State::registered) [[likely]] {
+    pool.count(delta);
+    return true;
+  }
+  return count_unregistered(delta);
+}
+
 // The class whose capacity, kGranule * class + 8, is the least that holds size.
 std::size_t class_of(std::size_t size) noexcept { return (size + 7) / kGranule; }
 std::size_t capacity_of(std::size_t cls) noexcept { return cls * kGranule + 8; }
@@ -137,20 +146,12 @@ void* allocate_frame(std::size_t size) {
     throw std::bad_alloc();
   void* frame = take_frame(size);
   pool.last_size = size;
-  // After the allocation: a bad_alloc counts nothing.
-  if (pool.state == ThreadFrames::State::registered) [[likely]]
-    pool.count(1);
-  else
-    count_unregistered(1);
+  count_frames(1);  // after the allocation: a bad_alloc counts nothing
   return frame;
 }
 
 void deallocate_frame(void* frame, std::size_t size) noexcept {
-  bool pooled = true;
-  if (pool.state == ThreadFrames::State::registered) [[likely]]
-    pool.count(-1);
-  else
-    pooled = count_unregistered(-1);
+  bool pooled = count_frames(-1);
   std::size_t cls = class_of(size);
   if (!RINGLOOP_FRAME_POOL || !pooled || cls >= kClasses || pool.counts[cls] >= kMaxFreePerClass) {
     ::operator delete(frame);

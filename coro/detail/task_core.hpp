@@ -230,10 +230,15 @@ class TaskCore : public TaskHook {
     return false;
   }
 
-  void notify_waiters() noexcept {
+  // The watcher, from the waiters' word or from the extras where a node moved it; null if none.
+  TaskWatcher* take_watcher() noexcept {
     TaskWatcher* watcher = waiters.take_alt();
     if (watcher == nullptr && extras) watcher = std::exchange(extras->watcher, nullptr);
-    if (watcher != nullptr) watcher->notify(*watcher, *this);
+    return watcher;
+  }
+
+  void notify_waiters() noexcept {
+    if (TaskWatcher* watcher = take_watcher()) watcher->notify(*watcher, *this);
     while (waiters.has_nodes()) {
       TaskWaiter& waiter = waiters.pop_front();  // unlinked first: notify may end its life
       waiter.notify(waiter);
@@ -288,8 +293,7 @@ class TaskCore : public TaskHook {
   // let go (they are stuck too), and its frame goes when no Task handle refers to it.
   static void abandon_from_loop(TaskHook& hook) noexcept {
     auto& core = static_cast<TaskCore&>(hook);
-    core.waiters.take_alt();
-    if (core.extras) core.extras->watcher = nullptr;
+    core.take_watcher();
     while (core.waiters.has_nodes()) core.waiters.pop_front();
     core.done = core.failed = core.cancelled = true;
     core.waiting_on = nullptr;

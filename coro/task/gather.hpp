@@ -110,10 +110,15 @@ class GatherState : CancelPoint, TaskWatcher {
     awaiting_ = awaiting;
     remaining_ = count;
     std::size_t registered = 0;
+    std::size_t finished = 0;
     try {
       for (; registered < count; ++registered) {
         TaskCore& child = child_at_(*this, registered);
-        if (child.done || child.add_watcher(*this)) continue;
+        if (child.done) {
+          ++finished;
+          continue;
+        }
+        if (child.add_watcher(*this)) continue;
         ChildWaiter& node = *node_for_(*this, registered, true);
         node.state = this;
         node.child = &child;
@@ -123,9 +128,15 @@ class GatherState : CancelPoint, TaskWatcher {
       for (std::size_t i = 0; i < registered; ++i) unregister(i);
       throw;
     }
-    for (std::size_t i = 0; i < count; ++i) {
+    // Those that had finished are counted after every child is registered (child_done may
+    // cancel the others, which a roll-back could not undo); a second pass over a million
+    // children would miss the cache on each, so it is made only when one had finished.
+    for (std::size_t i = 0; finished > 0 && i < count; ++i) {
       TaskCore& child = child_at_(*this, i);
-      if (child.done) child_done(child);
+      if (child.done) {
+        child_done(child);
+        --finished;
+      }
     }
     if (remaining_ == 0) return false;
     suspended_ = true;
