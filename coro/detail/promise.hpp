@@ -36,13 +36,6 @@ namespace detail {
 template <class T>
 using ResultOf = std::conditional_t<std::is_void_v<T>, std::monostate, T>;
 
-enum class StartState : std::uint8_t {
-  not_started,
-  inline_start,     // being run by its awaiter's await_suspend
-  finished_inline,  // finished before that await_suspend returned
-  running,          // suspended at least once; will resume its continuation when done
-};
-
 void report_unretrieved_exception(Loop* loop, const std::exception_ptr& error,
                                   const CreatedAt& created_at) noexcept;
 // An exception that escaped a done callback: reported as call_soon's callbacks report theirs.
@@ -82,7 +75,7 @@ class PromiseBase : protected TaskCore {
   // it as soon as make_root made it one, before anything could cancel it.
   std::suspend_always initial_suspend() noexcept { return {}; }
 
-  void unhandled_exception() noexcept { error = std::current_exception(); }
+  void unhandled_exception() noexcept { set_error(std::current_exception()); }
 
   bool is_root() const noexcept { return root; }
 
@@ -108,8 +101,17 @@ class PromiseBase : protected TaskCore {
     return static_cast<Promise&>(static_cast<PromiseBase&>(core));
   }
 
-  std::exception_ptr error;
-  StartState start = StartState::not_started;  // last: Promise<T>'s flag shares its padding
+  // The exception the coroutine ended with; null if it has none (or it was taken).
+  const std::exception_ptr& error() const noexcept { return holds_error ? error_ : kNoError; }
+  // Moves the exception out, leaving null: for one who holds the only reference.
+  std::exception_ptr take_error() noexcept {
+    return holds_error ? std::exchange(error_, nullptr) : nullptr;
+  }
+
+  using TaskCore::start;
+
+  // Promise<T> destroys its value here when it holds one; a promise with no value has nothing.
+  void discard_value() noexcept {}
 
   // Turns this coroutine into a task's root on owner; the task holds one reference for its run.
   template <class Promise>
@@ -139,7 +141,7 @@ class PromiseBase : protected TaskCore {
       return;
     }
     promise.note_running();
-    if (promise.finish_task()) handle.destroy();
+    if (promise.template finish_task<Promise>()) handle.destroy();
   }
 
   // RootOps::destroy: the root's frame goes.
@@ -154,17 +156,31 @@ class PromiseBase : protected TaskCore {
                                     &destroy_root<Promise>};
 
  protected:
+  void set_error(std::exception_ptr exception) noexcept {
+    if (holds_error) {
+      error_ = std::move(exception);
+      return;
+    }
+    RINGLOOP_ASSERT(!has_value, "an exception stored over a value (discard_value first)");
+    std::construct_at(&error_, std::move(exception));
+    holds_error = true;
+  }
+
   // Called when a root finishes: records how it ended, wakes its waiters. Returns true when the
   // frame should be destroyed now (nobody holds a Task handle to it).
+  template <class Promise>
   bool finish_task() noexcept {
     // asyncio: a task whose coroutine returns with a cancel still pending (it came while the
     // task ran, and no await followed) ends cancelled; returning the value would lose the
     // cancel, and any cancel an awaiter forwarded to this task with it.
-    if (must_cancel && !error) error = std::make_exception_ptr(cancelled_error());
+    if (must_cancel && !error()) {
+      static_cast<Promise&>(*this).discard_value();
+      set_error(std::make_exception_ptr(cancelled_error()));
+    }
     must_cancel = false;
     done = true;
-    failed = error != nullptr;
-    if (error) cancelled = is_cancelled_error(error);
+    failed = error() != nullptr;
+    if (failed) cancelled = is_cancelled_error(error());
     loop->release_task(core());
     notify_waiters();
     return --refs == 0;
@@ -174,10 +190,12 @@ class PromiseBase : protected TaskCore {
   // As the frame of a finished root goes away, by whichever handle (Task, AnyTask, the loop's
   // own reference): asyncio's "Task exception was never retrieved".
   ~PromiseBase() {
-    if (is_root() && done && error && !cancelled && !exception_retrieved)
-      report_unretrieved_exception(loop, error, created_at());
+    if (!holds_error) return;
+    if (is_root() && done && error_ && !cancelled && !exception_retrieved)
+      report_unretrieved_exception(loop, error_, created_at());
+    error_.~exception_ptr();
   }
-  PromiseBase() = default;
+  PromiseBase() noexcept {}  // NOLINT(modernize-use-equals-default): the slot stays unconstructed
   PromiseBase(const PromiseBase&) = delete;
   PromiseBase& operator=(const PromiseBase&) = delete;
 
@@ -187,7 +205,7 @@ class PromiseBase : protected TaskCore {
     std::coroutine_handle<> await_suspend(std::coroutine_handle<Promise> handle) const noexcept {
       PromiseBase& promise = handle.promise();
       if (promise.is_root()) {
-        if (promise.finish_task()) handle.destroy();
+        if (promise.template finish_task<Promise>()) handle.destroy();
         return std::noop_coroutine();
       }
       if (promise.start == StartState::inline_start) {
@@ -198,17 +216,48 @@ class PromiseBase : protected TaskCore {
     }
     void await_resume() const noexcept {}
   };
+
+ protected:
+  // A coroutine ends with an exception or with a value, never both, so the two share this slot:
+  // the exception (when holds_error), or a Promise<T>'s value when T fits in the room of an
+  // exception_ptr (a long, a pointer, a unique_ptr); a larger T has storage of its own.
+  union {
+    std::exception_ptr error_;
+    alignas(std::exception_ptr) unsigned char value_in_slot_[sizeof(std::exception_ptr)];
+  };
+
+ private:
+  static inline const std::exception_ptr kNoError{};
 };
+
+// Storage for a Promise<T>'s value when it does not fit in PromiseBase's slot.
+template <class T>
+union ValueStorage {
+  ValueStorage() noexcept {}  // NOLINT(modernize-use-equals-default): constructed by return_value
+  ~ValueStorage() {}          // NOLINT(modernize-use-equals-default): destroyed by its promise
+  ValueStorage(const ValueStorage&) = delete;
+  ValueStorage& operator=(const ValueStorage&) = delete;
+  T value;
+};
+struct NoValueStorage {};
 
 template <class T>
 class Promise : public PromiseBase {
+  // g++ 12 and clang 14 allocate a coroutine's frame with plain operator new (they do not pass
+  // the promise's alignment), which gives 16 bytes: a value aligned beyond that would sit
+  // misaligned in the frame.
+  static_assert(alignof(T) <= __STDCPP_DEFAULT_NEW_ALIGNMENT__,
+                "ringloop: a coroutine's result type is aligned beyond 16 bytes, which its frame "
+                "cannot hold (the compiler allocates frames with plain operator new): return it "
+                "in a std::unique_ptr");
+  static constexpr bool kValueInSlot =
+      sizeof(T) <= sizeof(std::exception_ptr) && alignof(T) <= alignof(std::exception_ptr);
+
  public:
-  Promise() noexcept {}  // NOLINT(modernize-use-equals-default): value_ stays unconstructed
+  Promise() noexcept {}  // NOLINT(modernize-use-equals-default): the value stays unconstructed
   Promise(const Promise&) = delete;
   Promise& operator=(const Promise&) = delete;
-  ~Promise() {
-    if (has_value_) value_.~T();
-  }
+  ~Promise() { discard_value(); }
 
   Coro<T> get_return_object() noexcept;
   FinalAwaiter<Promise> final_suspend() noexcept { return {}; }
@@ -216,43 +265,58 @@ class Promise : public PromiseBase {
   template <class U>
   requires std::convertible_to<U&&, T>
   void return_value(U&& value) {
-    std::construct_at(std::addressof(value_), std::forward<U>(value));
-    has_value_ = true;
+    std::construct_at(value_address(), std::forward<U>(value));
+    has_value = true;
+  }
+
+  // An exception after the value (a local's throwing destructor, after co_return) replaces it.
+  void unhandled_exception() noexcept {
+    discard_value();
+    set_error(std::current_exception());
   }
 
   // The result, moved out (or the exception, rethrown). A value moved out once is gone: a
   // second taker gets InvalidStateError rather than a moved-from value.
   T take_result() {
     require_value();
-    value_taken_ = true;
-    return std::move(value_);
+    value_taken = true;
+    return std::move(*value_address());
   }
   const T& peek_result() {
     require_value();
-    return value_;
+    return *value_address();
+  }
+
+  void discard_value() noexcept {
+    if (!has_value) return;
+    std::destroy_at(value_address());
+    has_value = false;
   }
 
  private:
-  void require_value() {
-    if (error) {
-      exception_retrieved = true;
-      std::rethrow_exception(error);
+  T* value_address() noexcept {
+    if constexpr (kValueInSlot) {
+      RINGLOOP_ASSERT(!holds_error, "a value stored over an exception");
+      return std::launder(reinterpret_cast<T*>(value_in_slot_));
+    } else {
+      return std::addressof(storage_.value);
     }
-    if (value_taken_)
+  }
+
+  void require_value() {
+    if (error()) {
+      exception_retrieved = true;
+      std::rethrow_exception(error());
+    }
+    if (value_taken)
       throw InvalidStateError(
           "the task's result was moved out already: its type cannot be copied, so only one "
           "awaiter (or combinator) can take it");
     // A task the closing loop abandoned ended cancelled with neither a value nor an exception.
-    if (!has_value_) throw cancelled_error();
+    if (!has_value) throw cancelled_error();
   }
 
-  // The flags first, in PromiseBase's tail padding; the value then follows at its own alignment.
-  // (std::optional puts its flag after the value: a long's frame was 8 bytes longer.)
-  bool has_value_ = false;
-  bool value_taken_ = false;
-  union {
-    T value_;  // constructed by return_value, when has_value_
-  };
+  [[no_unique_address]] std::conditional_t<kValueInSlot, NoValueStorage, ValueStorage<T>> storage_;
 };
 
 template <>
@@ -263,9 +327,9 @@ class Promise<void> : public PromiseBase {
   void return_void() noexcept {}
 
   void take_result() {
-    if (error) {
+    if (error()) {
       exception_retrieved = true;
-      std::rethrow_exception(error);
+      std::rethrow_exception(error());
     }
   }
   void peek_result() { take_result(); }
@@ -274,7 +338,7 @@ class Promise<void> : public PromiseBase {
 // What a cancelled task's awaiters get: the CancelledError it ended with (with its cancel
 // message), or a new one carrying the message when the closing loop ended it without one.
 [[noreturn]] inline void rethrow_cancelled(PromiseBase& root) {
-  if (root.error) std::rethrow_exception(root.error);
+  if (root.error()) std::rethrow_exception(root.error());
   throw root.core().cancelled_error();
 }
 

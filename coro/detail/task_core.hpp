@@ -44,6 +44,14 @@ struct TaskWaiter : ListNode {
 
 class TaskCore;
 
+// Where a coroutine is in being run by its awaiter (Coro's awaiter, an async generator's next).
+enum class StartState : std::uint8_t {
+  not_started,
+  inline_start,     // being run by its awaiter's await_suspend
+  finished_inline,  // finished before that await_suspend returned
+  running,          // suspended at least once; will resume its continuation when done
+};
+
 // One record through which something watches many tasks (gather): a task holds a pointer to it
 // in its waiters' word, in place of a waiter node per task (32 bytes each, 32 MB for a gather of
 // a million). notify gets the task that finished; like TaskWaiter's, it only schedules.
@@ -266,6 +274,13 @@ class TaskCore : public TaskHook {
   bool cancelled : 1 = false;  // ended with CancelledError
   bool exception_retrieved : 1 = false;
   bool root : 1 = false;  // this record is a task's (its coroutine was made a task's root)
+  // The promise's own state (PromiseBase, Promise<T>), every coroutine's and not only a
+  // task's: kept here, where it fills the padding before created_line, rather than after this
+  // record, where it cost a frame 8 bytes.
+  bool holds_error : 1 = false;  // the promise's slot holds the exception it ended with
+  bool has_value : 1 = false;    // Promise<T>: return_value constructed the value
+  bool value_taken : 1 = false;  // Promise<T>: the value was moved out
+  StartState start = StartState::not_started;
   std::uint32_t created_line = 0;
   std::uint32_t refs = 0;             // Task handles, plus one while the coroutine has not finished
   std::uint32_t cancel_requests = 0;  // asyncio's Task.cancelling()

@@ -183,7 +183,7 @@ class [[nodiscard]] AsyncGenerator {
     std::optional<T> await_resume() {
       promise_type& promise = this->body_.promise();
       promise.pending = false;
-      if (promise.error) std::rethrow_exception(std::exchange(promise.error, nullptr));
+      if (std::exception_ptr error = promise.take_error()) std::rethrow_exception(error);
       if (promise.finished) return std::nullopt;
       RINGLOOP_ASSERT(promise.value_.has_value(), "a generator handed back without a value");
       std::optional<T> item(std::move(promise.value_));
@@ -209,7 +209,7 @@ class [[nodiscard]] AsyncGenerator {
             "asynchronous generator ignored GeneratorExit: it yielded again "
             "after aclose()");
       }
-      if (std::exception_ptr error = std::exchange(promise.error, nullptr)) {
+      if (std::exception_ptr error = promise.take_error()) {
         try {
           std::rethrow_exception(error);
         } catch (const GeneratorExit&) {

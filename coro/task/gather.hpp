@@ -68,8 +68,8 @@ Outcome<T> take_child_outcome(Task<T>& task) {
     // Handed over as it is: rethrowing only to catch it again costs an unwind per child. Moved
     // out when gather holds the only reference (nobody can ask the task for it again).
     core.exception_retrieved = true;
-    std::exception_ptr& error = task.handle().promise().error;
-    return Outcome<T>::from_exception(core.refs == 1 ? std::move(error) : error);
+    auto& promise = task.handle().promise();
+    return Outcome<T>::from_exception(core.refs == 1 ? promise.take_error() : promise.error());
   }
   return Outcome<T>::from_value(take_task_result(task));
 }

@@ -99,7 +99,7 @@ class Task {
     require_done("exception");
     if (core().cancelled) detail::rethrow_cancelled(handle_.promise());
     core().exception_retrieved = true;
-    return handle_.promise().error;
+    return handle_.promise().error();
   }
 
   class Awaiter;

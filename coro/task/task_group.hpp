@@ -85,7 +85,7 @@ class TaskGroup {
   template <class T>
   struct ChildOf final : Child {
     ChildOf(TaskGroup& owner, const Task<T>& t) : Child(owner, t.core()), handle(t) {}
-    std::exception_ptr error() const noexcept override { return handle.handle().promise().error; }
+    std::exception_ptr error() const noexcept override { return handle.handle().promise().error(); }
     Task<T> handle;  // keeps the frame, and its exception, until the group is gone
   };
 
