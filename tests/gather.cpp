@@ -266,3 +266,114 @@ TEST_CASE("a failed child given twice is the gather's failure once", "[gather][w
     CHECK(slow.cancelled());
   }());
 }
+
+namespace {
+Coro<int> await_task(Task<int> task) { co_return co_await task; }
+}  // namespace
+
+// A gather registers with its children one by one; when one registration throws (the waiter
+// nodes cannot be allocated), those made before it are taken back, so no child keeps a pointer
+// to the gather that is gone.
+TEST_CASE("a gather whose waiter nodes cannot be allocated takes back what it registered",
+          "[gather][waiters][fault]") {
+  ringloop::run([]() -> Coro<> {
+    Task<int> first = ringloop::create_task(value_after(2ms, 1));
+    Task<int> shared = ringloop::create_task(value_after(2ms, 2));
+    Task<int> last = ringloop::create_task(value_after(2ms, 3));
+    Task<int> other = ringloop::create_task(await_task(shared));  // shared has a waiter node
+    co_await ringloop::sleep(0ms);
+    std::vector<Task<int>> children;
+    children.push_back(first);
+    children.push_back(shared);
+    children.push_back(last);
+    ringloop::detail::fail_allocations_after(0);  // the gather's nodes, needed for shared
+    bool threw = false;
+    try {
+      (void)co_await ringloop::gather(std::move(children));
+    } catch (const std::bad_alloc&) {
+      threw = true;
+    }
+    ringloop::detail::fail_allocations_after(-1);
+    CHECK(threw);
+    CHECK(first.core().waiters.empty());  // its watcher (the gather) was taken back
+    // Every child ends as it would have, and can be gathered again.
+    std::tuple<int, int, int, int> results = co_await ringloop::gather(first, shared, last, other);
+    CHECK(std::get<0>(results) == 1);
+    CHECK(std::get<1>(results) == 2);
+    CHECK(std::get<2>(results) == 3);
+    CHECK(std::get<3>(results) == 2);
+  }());
+}
+
+// A waiter that comes after a gather moves the gather's watcher to the task's extras, an
+// allocation: when it fails, that waiter is refused and the gather is still woken.
+TEST_CASE("a waiter that cannot move a gather's watcher aside is refused; the gather still wakes",
+          "[gather][waiters][fault]") {
+  const std::vector<std::string> expected{"gather 9"};
+  ringloop::run([&]() -> Coro<> {
+    std::vector<std::string> order;
+    Task<int> shared = ringloop::create_task(value_after(2ms, 9));
+    Task<> gathering = ringloop::create_task(gather_one_of_range(shared, order, "gather"));
+    co_await ringloop::sleep(0ms);  // the gather holds shared's watcher
+    ringloop::detail::fail_allocations_after(0);
+    bool callback_refused = false;
+    try {
+      shared.add_done_callback([&](Task<int>&) { order.push_back("callback"); });
+    } catch (const std::bad_alloc&) {
+      callback_refused = true;
+    }
+    ringloop::detail::fail_allocations_after(0);
+    bool await_refused = false;
+    try {
+      (void)co_await shared;
+    } catch (const std::bad_alloc&) {
+      await_refused = true;
+    }
+    ringloop::detail::fail_allocations_after(-1);
+    CHECK(callback_refused);
+    CHECK(await_refused);
+    co_await gathering;
+    CHECK(order == expected);
+  }());
+}
+
+namespace {
+// Swallows the first cancel and waits again: the closing loop can only abandon it.
+Coro<int> stubborn(ringloop::Event& never) {
+  try {
+    co_await never.wait();
+  } catch (const CancelledError&) {
+  }
+  co_await never.wait();
+  co_return 0;
+}
+
+// Gathers stubborn children, and is stubborn itself: its gather's cancel cannot end them.
+Coro<> stubborn_gather(ringloop::Event& never) {
+  std::vector<Task<int>> children;
+  for (int i = 0; i < 3; ++i) children.push_back(ringloop::create_task(stubborn(never)));
+  try {
+    (void)co_await ringloop::gather(children);
+  } catch (const CancelledError&) {
+  }
+  (void)co_await ringloop::gather(std::move(children));
+}
+}  // namespace
+
+// The closing loop abandons the tasks it cannot end in the order they were made: the gathering
+// task (its frame, and the gather in it, go first), then its children, which still hold a
+// pointer to that gather in their waiters' word. Abandoning them must not follow it.
+TEST_CASE("a gathering task abandoned before its children leaves them nothing to follow",
+          "[gather][waiters]") {
+  ringloop::Event never;  // outlives the loop
+  std::string report = test_support::capture_stderr([&] {
+    ringloop::Loop loop;
+    loop.run_until_complete([](ringloop::Event& e) -> Coro<> {
+      ringloop::create_task(stubborn_gather(e));
+      co_await ringloop::sleep(0ms);
+      co_await ringloop::sleep(0ms);  // the gather waits on its children
+    }(never));
+    loop.close();
+  });
+  CHECK_THAT(report, Catch::Contains("4 task(s) never finished"));
+}

@@ -186,7 +186,7 @@ TEST_CASE("a remote task that cannot be made ends the call with its error, not a
     }
     while (loop1_may_end.load() == nullptr) co_await ringloop::sleep(1ms);
     // The next coroutine frame loop 1's thread makes (the remote task's own) fails.
-    co_await group.loop(1).call([] { ringloop::detail::fail_frame_allocations_after(0); });
+    co_await group.loop(1).call([] { ringloop::detail::fail_allocations_after(0); });
     try {
       co_await ringloop::submit_to(1, [] { return double_later(1); });
     } catch (const std::bad_alloc& e) {
@@ -194,7 +194,7 @@ TEST_CASE("a remote task that cannot be made ends the call with its error, not a
     } catch (const CancelledError&) {
       cancelled = true;
     }
-    co_await group.loop(1).call([] { ringloop::detail::fail_frame_allocations_after(-1); });
+    co_await group.loop(1).call([] { ringloop::detail::fail_allocations_after(-1); });
     after = co_await ringloop::submit_to(1, [] { return double_later(4); });  // loop 1 goes on
     co_await group.loop(1).call([&] { loop1_may_end.load()->set(); });
   });

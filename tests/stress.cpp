@@ -126,7 +126,7 @@ TEST_CASE("a frame allocation failure is a std::bad_alloc at the call, nothing l
           "[stress][fault]") {
   int runs = 0;
   ringloop::run([](int& r) -> Coro<> {
-    ringloop::detail::fail_frame_allocations_after(2);
+    ringloop::detail::fail_allocations_after(2);
     std::vector<Coro<>> children;
     bool threw = false;
     try {
@@ -134,7 +134,7 @@ TEST_CASE("a frame allocation failure is a std::bad_alloc at the call, nothing l
     } catch (const std::bad_alloc&) {
       threw = true;
     }
-    ringloop::detail::fail_frame_allocations_after(-1);
+    ringloop::detail::fail_allocations_after(-1);
     CHECK(threw);
     CHECK(children.size() == 2);
     co_await ringloop::gather(children);  // the loop and the frames made before go on

@@ -137,13 +137,17 @@ std::size_t live_frames() noexcept {
   return static_cast<std::size_t>(sum);
 }
 
-void fail_frame_allocations_after(long count) noexcept { pool.allocations_until_failure = count; }
+void fail_allocations_after(long count) noexcept { pool.allocations_until_failure = count; }
+
+void allocation_seam() {
+  if (pool.allocations_until_failure >= 0 && pool.allocations_until_failure-- == 0)
+    throw std::bad_alloc();
+}
 
 std::size_t last_frame_size() noexcept { return pool.last_size; }
 
 void* allocate_frame(std::size_t size) {
-  if (pool.allocations_until_failure >= 0 && pool.allocations_until_failure-- == 0)
-    throw std::bad_alloc();
+  allocation_seam();
   void* frame = take_frame(size);
   pool.last_size = size;
   count_frames(1);  // after the allocation: a bad_alloc counts nothing

@@ -18,8 +18,13 @@ std::size_t live_frames() noexcept;
 // print the frame of a task).
 std::size_t last_frame_size() noexcept;
 
-// Test seam: after `count` more frames on this thread, allocation throws std::bad_alloc.
+// Test seam: after `count` more of the allocations ringloop makes for its tasks on this thread
+// (coroutine frames, gather's waiter nodes, a task's extras), the next throws std::bad_alloc.
 // A negative count (the default) never fails.
-void fail_frame_allocations_after(long count) noexcept;
+void fail_allocations_after(long count) noexcept;
+
+// Where one of those allocations is about to be made: throws std::bad_alloc when the seam says
+// this one fails.
+void allocation_seam();
 
 }  // namespace ringloop::detail

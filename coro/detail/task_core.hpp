@@ -18,6 +18,7 @@
 #include <vector>
 
 #include <ringloop/coro/detail/created_at.hpp>
+#include <ringloop/coro/detail/frame_pool.hpp>
 #include <ringloop/coro/errors.hpp>
 #include <ringloop/loop/detail/intrusive_ring.hpp>
 #include <ringloop/loop/loop.hpp>
@@ -201,7 +202,10 @@ class TaskCore : public TaskHook {
   }
 
   TaskExtras& ensure_extras() {
-    if (!extras) extras = std::make_unique<TaskExtras>();
+    if (!extras) {
+      allocation_seam();
+      extras = std::make_unique<TaskExtras>();
+    }
     return *extras;
   }
 

@@ -345,6 +345,7 @@ class [[nodiscard]] GatherRangeAwaiter : GatherState {
     auto& gather = static_cast<GatherRangeAwaiter&>(self);
     if (!gather.nodes_) {
       if (!allocate) return nullptr;
+      allocation_seam();
       gather.nodes_ = std::make_unique<ChildWaiter[]>(gather.tasks_.size());
     }
     return &gather.nodes_[i];
