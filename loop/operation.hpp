@@ -60,22 +60,13 @@ struct Operation : detail::ListNode {
 
   PrepareFn prepare;
   CompleteFn complete;
+  // The state and the flags sit together, before the pointers: flags after them cost every
+  // record, and so every awaiter, 8 bytes of padding.
   OpState state = OpState::idle;
   // Timeouts are cancelled with IORING_OP_TIMEOUT_REMOVE, everything else with ASYNC_CANCEL.
   bool is_timeout;
   // Set once a cancel SQE is on its way, so that repeated cancels cost nothing more.
   bool cancel_sent = false;
-  // When set, the IORING_OP_LINK_TIMEOUT record linked after this operation's SQE: submitted,
-  // cancelled and completed together with it (its prepare fills the LINK_TIMEOUT SQE).
-  Operation* link_timeout = nullptr;
-  // For a timeout with an absolute deadline: that deadline on CLOCK_MONOTONIC, in ns (0 for
-  // every other operation). One that leaves the FIFO with its deadline passed completes with
-  // -ETIME there and then: arming an hrtimer that has already expired costs ~14 us on this
-  // kind of paravirtualised VM, against ~0.3 us for one in the future (bench/PROPOSALS.md, P1).
-  std::int64_t deadline_ns = 0;
-  // For such a timeout submitted on its own (not a link timeout): when it was armed, counted by
-  // the loop, so timers with equal deadlines complete in the order they were armed.
-  std::uint64_t arm_seq = 0;
   // The loop's own machinery (run()'s SIGINT watch): its CQE neither keeps the loop running
   // (a program waiting only on it is deadlocked) nor is reported as the user's pending work.
   // Change it in flight through Loop::set_daemon only. Never set with a link timeout.
@@ -89,6 +80,17 @@ struct Operation : detail::ListNode {
   // with IORING_OP_MSG_RING. It is never submitted here and never counted in flight; complete()
   // sees each CQE. It lives as long as the loop (a doorbell's CQE lands only in a live ring).
   bool unsolicited = false;
+  // When set, the IORING_OP_LINK_TIMEOUT record linked after this operation's SQE: submitted,
+  // cancelled and completed together with it (its prepare fills the LINK_TIMEOUT SQE).
+  Operation* link_timeout = nullptr;
+  // For a timeout with an absolute deadline: that deadline on CLOCK_MONOTONIC, in ns (0 for
+  // every other operation). One that leaves the FIFO with its deadline passed completes with
+  // -ETIME there and then: arming an hrtimer that has already expired costs ~14 us on this
+  // kind of paravirtualised VM, against ~0.3 us for one in the future (bench/PROPOSALS.md, P1).
+  std::int64_t deadline_ns = 0;
+  // For such a timeout submitted on its own (not a link timeout): when it was armed, counted by
+  // the loop, so timers with equal deadlines complete in the order they were armed.
+  std::uint64_t arm_seq = 0;
 
   // How many CQEs the kernel will owe once this operation is submitted.
   unsigned cqe_cost() const noexcept { return link_timeout != nullptr ? 2u : 1u; }
