@@ -8,6 +8,7 @@ Python 3 standard library only (Debian's /usr/bin/python3); every ratio is ringl
 
 import argparse
 import datetime
+import json
 import math
 import os
 import platform
@@ -782,18 +783,19 @@ FAIRNESS = """\
 # What profiling found for the targets this design misses (perf record --call-graph dwarf on
 # ringloop_scenarios, release build). Keyed by the target's first word(s).
 WHY = {
-    "spawn_gather": "a task is now ~176 bytes (a trivial Coro<long>'s frame 152 bytes in a "
-    "160-byte block, the Task and the result; gather adds nothing per child only it awaits) "
-    "against ~265 in the report before (frame 200 in 208, gather's 32-byte waiter per child): "
-    "the first-step record, the initial awaiter's promise pointer and a non-root's two pointers "
-    "left the frame, and gather watches its children through one record held in each child's "
-    "waiters word. Same-hour A/B, medians of 5, 1M: 288 -> 252 ns/task, peak RSS 264.6 -> "
-    "186.4 MB. What remains: tokio's task cell is ~115 bytes; 16 more bytes of frame (the "
-    "promise's error in a union with its value, the table pointer derived from the frame's "
-    "layout) would reach a 144-byte block. The ready queue holds 8 MB of first steps at 1M, "
-    "as tokio's run queue does. MADV_HUGEPAGE was measured and refused: "
-    "`GLIBC_TUNABLES=glibc.malloc.hugetlb=1` made spawn_gather 1M 2.7x slower on this VM. "
-    "See bench/PROPOSALS.md, P3.",
+    "spawn_gather": "a task is now ~160 bytes (a trivial Coro<long>'s frame 136 bytes in a "
+    "144-byte block, the Task and the result; gather adds nothing per child only it awaits) "
+    "against ~265 two reports ago: the first-step record, the initial awaiter's promise pointer "
+    "and a non-root's two pointers left the frame, gather watches its children through one "
+    "record held in each child's waiters word, and the promise keeps its value and its "
+    "exception in one slot with its flags in the record's padding (same hour, medians of 5, 1M: "
+    "peak RSS 182.1 -> 166.8 MB, tokio_ct 140.2). Per task that is ~160 bytes against tokio's "
+    "~137 ((RSS at 1M - RSS at 200k) / 800k); at 200k the ratio is the process's base: 6.5 MB "
+    "against tokio's 3.0 (the 64k-entry CQ ring, 1 MB, and libssl/libcrypto, 1.6 MB, which every "
+    "program linking libringloop maps). ns/task: first-touch page faults (~40% of the samples, "
+    "`clear_page_erms`, `exc_page_fault`) and malloc (~12%). MADV_HUGEPAGE was measured and "
+    "refused: `GLIBC_TUNABLES=glibc.malloc.hugetlb=1` made spawn_gather 1M from 0.5x to 2.7x "
+    "the time across runs on this VM (synchronous compaction). See bench/PROPOSALS.md, P3.",
     "sleep_many": "perf: frame allocation and first touch (~25%), the kernel copying each "
     "timespec from its own frame (`_copy_from_user` ~12%; the floor shares one), hrtimer set-up "
     "under the timeout lock. A sleeping task costs ~310 bytes (a 280-byte frame, 320 in the "
@@ -812,22 +814,27 @@ WHY = {
     "for the deadline ~17% (tokio reads the clock too), __tls_get_addr ~6% (the library's "
     "thread-locals from a shared object).",
     "wait_for_fast": "no timer is armed (the child finishes inside the await), so the cost is the "
-    "deadline's clock read (~25 ns here; tokio's timeout() reads it too), making the child a "
-    "task and ending it. Same-hour A/B, medians of 5: 153 -> 104 ns, after the long double "
-    "conversion of the deadline (40% of the time before) and the frame counter's locked adds "
-    "went. Ahead of tokio needs the child run in the awaiting task (Python 3.12's wait_for is "
-    "`async with timeout()`), not as a task of its own. `__tls_get_addr` (~5%): initial-exec "
-    "TLS gained 6-10% but would put the library's thread-locals in the static TLS block, which "
-    "a dlopen can fail to get, so it was not taken.",
+    "deadline's clock read (perf: `__vdso_clock_gettime` ~30% of the samples, the same count "
+    "of samples as tokio's, whose timeout() reads the clock too), making the child a task and "
+    "ending it (~20 ns). The library's thread-locals are read through TLS descriptors "
+    "(-mtls-dialect=gnu2 with g++), a load where `__tls_get_addr` was a call, and which still "
+    "works from a dlopen, unlike initial-exec (11 alternating runs: median 70.3 -> 65.6 ns). "
+    "Ahead of tokio needs the child run in the awaiting task (Python 3.12's wait_for is `async "
+    "with timeout()`), not as a task of its own: a change of what current_task() is inside it.",
     "cancel_many": "each cancelled task throws CancelledError out of its sleep, as asyncio "
-    "requires, and a C++ throw and unwind through the coroutine frame costs ~1-2 us (perf: "
-    "libgcc's unwinder and the personality routine ~36% of the samples), against the floor's "
-    "bare TIMEOUT_REMOVE and tokio's abort (which drops the future without running it). One "
-    "throw per cancelled task, none for one cancelled before it started (tests/cancel_cost.cpp "
-    "counts them). A no-throw cancel would have to destroy the frame without running the "
-    "coroutine's handlers (tokio's abort): no `except CancelledError`, no cleanup awaits, which "
-    "asyncio code relies on. Same-hour A/B, medians of 5: 3,878 -> 3,425 ns (sleep's duration "
-    "conversion and the smaller frames).",
+    "requires. The microbenchmarks split a cancel (bench/cancel.cpp; the table and its split "
+    "below): "
+    "`BM_ThrowCatchCancelledError` is the throw and catch alone (~1.0 us on this VM), "
+    "`BM_CancelEventBatch` a batch of tasks waiting on an Event, whose cancel reaches no kernel "
+    "(the unwind and the task bookkeeping), `BM_CancelBatch` the same batch sleeping (plus the "
+    "TIMEOUT_REMOVE and its two CQEs, which is the floor's whole cost). At 100k tasks the frames "
+    "are out of cache as well (perf: libgcc's unwinder and the personality routine ~43% of the "
+    "samples, the kernel ~43%). The floor's bare TIMEOUT_REMOVE and tokio's abort (which drops "
+    "the future without running it) pay no unwind. One throw per cancelled task, none for one "
+    "cancelled before it started (tests/cancel_cost.cpp counts them). A no-throw cancel would "
+    "have to destroy the frame without running the coroutine's handlers (tokio's abort): no "
+    "`except CancelledError`, no cleanup awaits, which asyncio code relies on; so 1.5x the "
+    "floor is out of reach by design, whose least is about floor + one throw.",
     "wait_for_io": "one io_uring_enter per op as in the floor (NOP + LINK_TIMEOUT); what remains "
     "is the awaiter and the loop iteration that resumes the caller.",
     "echo": "not profiled.",
@@ -889,6 +896,49 @@ WHY = {
 
 WHY["echo_bulk_multishot"] = WHY["echo_bulk"]  # the same batch-and-cache cause at 100
 
+def load_microbench(path):
+    """The microbenchmarks' medians from Google Benchmark's JSON: {name: (ns per iteration,
+    items per second or None)}, in the order they ran. With repetitions the median aggregate,
+    else the one run."""
+    if not path or not os.path.exists(path):
+        return {}
+    with open(path) as f:
+        runs = json.load(f).get("benchmarks", [])
+    scale = {"ns": 1.0, "us": 1e3, "ms": 1e6, "s": 1e9}
+    medians, singles = {}, {}
+    for run in runs:
+        entry = (float(run["real_time"]) * scale.get(run.get("time_unit", "ns"), 1.0),
+                 run.get("items_per_second"))
+        if run.get("run_type") == "aggregate":
+            if run.get("aggregate_name") == "median":
+                medians[run["run_name"]] = entry
+        else:
+            singles.setdefault(run.get("run_name", run["name"]), entry)
+    return medians or singles
+
+
+def microbench_md(bench):
+    md = ["## Microbenchmarks (ringloop alone)", "",
+          "Google Benchmark (bench/*.cpp, one file per concept), run by the same `scripts/bench`; "
+          "medians of its repetitions. No peer runs these: they hold ringloop to its own past "
+          "(a change that slows one shows here).", "",
+          "| benchmark | ns per iteration | items/s |", "| --- | ---: | ---: |"]
+    for name, (ns, items) in bench.items():
+        md.append(f"| {name} | {ns:,.0f} | {f'{items:,.0f}' if items else '-'} |")
+    # A cancel, split: the unwind alone, a cancel that reaches no kernel, one that does.
+    throw = bench.get("BM_ThrowCatchCancelledError")
+    event = bench.get("BM_CancelEventBatch/1000")
+    sleep = bench.get("BM_CancelBatch/1000")
+    if throw and event and sleep and event[1] and sleep[1]:
+        event_ns, sleep_ns = 1e9 / event[1], 1e9 / sleep[1]
+        md += ["", f"A cancel, split (batches of 1,000 tasks): the throw and catch of "
+               f"CancelledError alone {throw[0]:,.0f} ns; a task waiting on an Event (no SQE, "
+               f"no CQE: the unwind and the task bookkeeping) {event_ns:,.0f} ns; a task "
+               f"sleeping (plus its TIMEOUT_REMOVE and two CQEs) {sleep_ns:,.0f} ns, so the "
+               f"kernel's part is ~{sleep_ns - event_ns:,.0f} ns."]
+    return md + [""]
+
+
 def report_md(results, rows, args, plots):
     info = machine()
     now = datetime.datetime.now().strftime("%Y-%m-%d %H:%M %Z").strip()
@@ -917,6 +967,9 @@ def report_md(results, rows, args, plots):
             why = (WHY.get(scenario) or WHY.get(scenario.split("_loaded")[0])
                    or WHY.get(scenario.split("_precise")[0]))
             md.append(f"- **{scenario}**: {why or 'not profiled.'}")
+    bench = load_microbench(args.microbench)
+    if bench:
+        md += [""] + microbench_md(bench)
     md += ["", "## Fairness notes", "", FAIRNESS]
     if plots:
         md += ["## Plots", ""] + [f"![{p}]({p})" for p in plots] + [""]
@@ -931,7 +984,11 @@ def main():
     parser.add_argument("--command", default="scripts/bench")
     parser.add_argument("--seconds", default="?")
     parser.add_argument("--load", default="?", help="load averages before / after the runs")
+    parser.add_argument("--microbench", default=None,
+                        help="Google Benchmark's JSON (default: microbench.json beside the report)")
     args = parser.parse_args()
+    if args.microbench is None:
+        args.microbench = os.path.join(args.out, "microbench.json")
     results = Results(*parse(args.raw))
     rows = targets(results)
     print("\n== medians (ratio ringloop / peer)\n")
