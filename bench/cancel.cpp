@@ -4,7 +4,6 @@
 // cancel reaches no kernel) and a bare C++ throw and catch split a cancel's cost into the
 // kernel's part, the unwind's and the task bookkeeping's (bench/report.py quotes them).
 #include <chrono>
-#include <stdexcept>
 #include <vector>
 
 #include "bench/microbench.hpp"
@@ -16,14 +15,16 @@ using ringloop::Coro;
 using ringloop::Task;
 using ringloop_bench::sleep_an_hour;
 
-Coro<> cancel_batches(benchmark::State& state) {
+// Batches of state.range(0) tasks made by make_task (untimed), then cancelled and gathered.
+template <class MakeTask>
+Coro<> cancel_batches(benchmark::State& state, MakeTask make_task) {
   const long batch = state.range(0);
   std::vector<Task<>> tasks;
   for (auto _ : state) {
     state.PauseTiming();
     tasks.reserve(static_cast<std::size_t>(batch));
-    for (long i = 0; i < batch; ++i) tasks.push_back(ringloop::create_task(sleep_an_hour()));
-    co_await ringloop::sleep(0s);  // every sleeper has submitted its timeout
+    for (long i = 0; i < batch; ++i) tasks.push_back(ringloop::create_task(make_task()));
+    co_await ringloop::sleep(0s);  // every task has reached its wait (a sleep's timeout submitted)
     state.ResumeTiming();
     for (Task<>& task : tasks) task.cancel();
     co_await ringloop::gather(ringloop::return_exceptions, tasks);
@@ -47,25 +48,6 @@ Coro<> cancel_one(benchmark::State& state) {
 
 Coro<> wait_for_event(ringloop::Event& event) { co_await event.wait(); }
 
-// As cancel_batches, but every task waits on an Event: the cancel unlinks the waiter and the
-// task unwinds with CancelledError, with no SQE and no CQE.
-Coro<> cancel_event_batches(benchmark::State& state) {
-  const long batch = state.range(0);
-  ringloop::Event event;
-  std::vector<Task<>> tasks;
-  for (auto _ : state) {
-    state.PauseTiming();
-    tasks.reserve(static_cast<std::size_t>(batch));
-    for (long i = 0; i < batch; ++i) tasks.push_back(ringloop::create_task(wait_for_event(event)));
-    co_await ringloop::sleep(0s);  // every task waits on the event
-    state.ResumeTiming();
-    for (Task<>& task : tasks) task.cancel();
-    co_await ringloop::gather(ringloop::return_exceptions, tasks);
-    tasks.clear();
-  }
-  state.SetItemsProcessed(state.iterations() * batch);
-}
-
 [[gnu::noinline]] void throw_cancelled() { throw ringloop::CancelledError(); }
 
 // The unwind alone: CancelledError thrown one call deep and caught, as a cancelled task's
@@ -80,8 +62,15 @@ void BM_ThrowCatchCancelledError(benchmark::State& state) {
   }
 }
 
-void BM_CancelBatch(benchmark::State& state) { ringloop::run(cancel_batches(state)); }
-void BM_CancelEventBatch(benchmark::State& state) { ringloop::run(cancel_event_batches(state)); }
+void BM_CancelBatch(benchmark::State& state) {
+  ringloop::run(cancel_batches(state, [] { return sleep_an_hour(); }));
+}
+// Every task waits on an Event: the cancel unlinks the waiter and the task unwinds with
+// CancelledError, with no SQE and no CQE.
+void BM_CancelEventBatch(benchmark::State& state) {
+  ringloop::Event event;
+  ringloop::run(cancel_batches(state, [&event] { return wait_for_event(event); }));
+}
 void BM_SpawnSleepCancelAwait(benchmark::State& state) { ringloop::run(cancel_one(state)); }
 
 }  // namespace

@@ -5,9 +5,11 @@
 // gives.
 #include <catch2/catch.hpp>
 
+#include <array>
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 
 #include <ringloop/ringloop.hpp>
 #include "tests/support.hpp"
@@ -30,17 +32,10 @@ struct alignas(Align) Counted {
   Counted& operator=(const Counted&) = default;
   ~Counted() { --live; }
   long value;
-  unsigned char pad[Size - sizeof(long)] = {};
-};
-template <std::size_t Align>
-struct alignas(Align) Counted<sizeof(long), Align> {
-  static inline int live = 0;
-  explicit Counted(long v) : value(v) { ++live; }
-  Counted(const Counted& other) : value(other.value) { ++live; }
-  Counted(Counted&& other) noexcept : value(other.value) { ++live; }
-  Counted& operator=(const Counted&) = default;
-  ~Counted() { --live; }
-  long value;
+  struct NoPad {};
+  [[no_unique_address]] std::conditional_t<(Size > sizeof(long)),
+                                           std::array<unsigned char, Size - sizeof(long)>, NoPad>
+      pad{};
 };
 
 using InSlot = Counted<8>;         // shares the exception's slot
