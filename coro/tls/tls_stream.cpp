@@ -242,7 +242,7 @@ class TlsConnection {
     if (ended_) co_return 0;
     for (;;) {
       std::size_t got = 0;
-      ERR_clear_error();
+      clear_openssl_errors();
       int result = SSL_read_ex(ssl_, out, size, &got);
       if (result == 1) co_return got;
       int error = SSL_get_error(ssl_, result);
@@ -288,7 +288,7 @@ class TlsConnection {
       // appended record by record, the string would reallocate and copy as it doubled.
       std::size_t records = chunk / kMaxRecordPlaintext + 1;
       buffers_.out.reserve(buffers_.out.size() + chunk + records * kRecordOverhead);
-      ERR_clear_error();
+      clear_openssl_errors();
       int result = SSL_write_ex(ssl_, data.data(), chunk, &written);
       if (result == 1) {
         data.remove_prefix(written);
@@ -308,7 +308,7 @@ class TlsConnection {
       co_await ktls_.send_close_notify(stream_);
       co_return;
     }
-    ERR_clear_error();
+    clear_openssl_errors();
     SSL_shutdown(ssl_);
     co_await flush();
   }
@@ -355,7 +355,7 @@ class TlsConnection {
  private:
   Coro<> handshake() {
     for (;;) {
-      ERR_clear_error();
+      clear_openssl_errors();
       int result = SSL_do_handshake(ssl_);
       int error = result == 1 ? SSL_ERROR_NONE : SSL_get_error(ssl_, result);
       if (error != SSL_ERROR_NONE && error != SSL_ERROR_WANT_READ && error != SSL_ERROR_WANT_WRITE)
