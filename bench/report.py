@@ -811,8 +811,8 @@ WHY = {
     "resume. The deadline's conversion no longer goes through long double (an x87 store that "
     "switches the rounding mode, ~40 ns) and the frame pool no longer takes a locked add and a "
     "TLS init guard per frame: same-hour A/B, medians of 5, 251 -> 192 ns. perf: clock_gettime "
-    "for the deadline ~17% (tokio reads the clock too), __tls_get_addr ~6% (the library's "
-    "thread-locals from a shared object).",
+    "for the deadline ~17% (tokio reads the clock too); the library's thread-locals, then read "
+    "through `__tls_get_addr` (~6%), now go through TLS descriptors (-mtls-dialect=gnu2).",
     "wait_for_fast": "no timer is armed (the child finishes inside the await), so the cost is the "
     "deadline's clock read (perf: `__vdso_clock_gettime` ~30% of the samples, the same count "
     "of samples as tokio's, whose timeout() reads the clock too), making the child a task and "
