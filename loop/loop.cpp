@@ -796,7 +796,7 @@ void Loop::run_forever() {
 }
 
 void Loop::cancel_all_tasks() noexcept {
-  tasks_.for_each([](detail::TaskHook& task) { task.ops->cancel(task); });
+  tasks_.for_each([](detail::TaskHook& task) { detail::cancel_task(task); });
 }
 
 void Loop::abandon_stuck_tasks() noexcept {
@@ -808,8 +808,7 @@ void Loop::abandon_stuck_tasks() noexcept {
                "in flight can resume; destroyed while pending\n",
                tasks_.size());
   while (!tasks_.empty()) {
-    detail::TaskHook& task = tasks_.pop_front();
-    task.ops->abandon(task);
+    detail::abandon_task(tasks_.pop_front());
   }
 }
 

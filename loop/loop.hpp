@@ -94,24 +94,22 @@ struct LoopStats {
 };
 
 namespace detail {
-// What the loop knows of a task: enough to cancel it at shutdown. coro/ fills it in.
+// What the loop knows of a task: its place in the loop's list of tasks. coro/'s task record
+// (TaskCore) is the only kind there is, and coro/task/task.cpp defines what the loop does to one
+// (the three functions below): a pointer to a table of them cost every task 8 bytes.
 struct TaskHook : ListNode {
-  using TaskFn = void (*)(TaskHook&) noexcept;
-  // One table per kind of task (coro/ makes one per promise type): a pointer to it costs a task
-  // 8 bytes, where the functions themselves would cost 32.
-  struct Ops {
-    TaskFn cancel;
-    // For a task still suspended when the loop closes with nothing left that could resume it.
-    TaskFn abandon;
-    // Its first step, scheduled by Loop::schedule_first_step: it may end the task without
-    // resuming it (one cancelled before it started).
-    TaskFn first_step;
-  };
-  const Ops* ops = nullptr;
   // The loop's own machinery (Operation::daemon): not reported as pending. Set through
   // Loop::set_daemon.
   bool daemon = false;
 };
+// asyncio's Task.cancel(), for a loop cancelling its tasks as it closes.
+void cancel_task(TaskHook& task) noexcept;
+// For a task still suspended when the loop closes with nothing left that could resume it.
+void abandon_task(TaskHook& task) noexcept;
+// A task's first step, scheduled by Loop::schedule_first_step: it may end the task without
+// resuming it (one cancelled before it started).
+void run_first_step(TaskHook& task) noexcept;
+
 // Something the loop ends when it closes, whoever holds it (asyncio's loop closes its
 // transports, tokio's runtime drops its registrations): an operation that re-arms itself, a
 // multishot stream held outside any task, would otherwise keep the kernel owing the loop CQEs
@@ -346,8 +344,7 @@ class Loop {
   void run_ready_timed();
   static void run_step(detail::ReadyStep step) {
     if (step.is_first_step()) {
-      detail::TaskHook& task = step.task();
-      task.ops->first_step(task);
+      detail::run_first_step(step.task());
     } else {
       step.handle().resume();
     }

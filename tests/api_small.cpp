@@ -71,6 +71,23 @@ TEST_CASE("an unretrieved exception is reported with its demangled type name", "
   CHECK_THAT(report, !Catch::Contains("St13runtime_error"));
 }
 
+// A task keeps its creation file in the word its extras take once it has some (a name, a
+// cancel message, a done callback): the file must move there, not be lost.
+TEST_CASE("an unretrieved exception names the creation site of a task given a name after it",
+          "[api][task]") {
+  int line = 0;
+  std::string report = test_support::capture_stderr([&] {
+    ringloop::run([&]() -> Coro<> {
+      line = __LINE__ + 1;
+      auto task = ringloop::create_task(test_support::fail_after(0ms, "named late"));
+      task.set_name("late");
+      co_await ringloop::sleep(1ms);
+    }());
+  });
+  CHECK_THAT(report, Catch::Contains("named late"));
+  CHECK_THAT(report, Catch::Contains("tests/api_small.cpp:" + std::to_string(line)));
+}
+
 TEST_CASE("the debug mode's slow-step report names the task's creation site", "[api][debug]") {
   std::string report = test_support::capture_stderr([] {
     ringloop::LoopOptions options;

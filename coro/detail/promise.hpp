@@ -122,38 +122,34 @@ class PromiseBase : protected TaskCore {
     waiting_on = nullptr;
     refs = 1;
     number = next_task_number();
-    ops = &kRootOps<Promise>;
     start = StartState::running;
+    RINGLOOP_ASSERT(frame().address() == self.address(),
+                    "a promise type whose frame starts elsewhere");
     owner.adopt_task(core());
+  }
+
+  // The frame of the coroutine whose promise this is, from the record alone (the loop holds
+  // only that). Every Promise<T> starts with this PromiseBase and is aligned to at most 16
+  // (Promise's static_assert), so the compilers put it at the same offset from the frame's start
+  // as a PromiseBase of its own would be: make_root checks it for every task, and
+  // tests/task_size.cpp for every kind of result.
+  std::coroutine_handle<> frame() noexcept {
+    return std::coroutine_handle<PromiseBase>::from_promise(*this);
   }
 
   // What the loop runs for a task's first step (Loop::schedule_first_step): the coroutine,
   // unless the task was cancelled before it started. Then it ends cancelled there without
   // running its body, and without a C++ throw: the CancelledError is made by
-  // make_exception_ptr, which libstdc++ builds in place (no unwind).
-  template <class Promise>
-  static void first_step(TaskHook& hook) noexcept {
-    Promise& promise = of<Promise>(static_cast<TaskCore&>(hook));
-    auto handle = std::coroutine_handle<Promise>::from_promise(promise);
-    if (!promise.must_cancel) {
-      promise.note_running();
-      handle.resume();
+  // make_exception_ptr, which libstdc++ builds in place (no unwind). An unstarted coroutine holds
+  // no value, so ending it needs nothing of its Promise<T>.
+  void first_step() noexcept {
+    note_running();
+    if (!must_cancel) {
+      frame().resume();
       return;
     }
-    promise.note_running();
-    if (promise.template finish_task<Promise>()) handle.destroy();
+    if (finish_task<PromiseBase>()) frame().destroy();
   }
-
-  // RootOps::destroy: the root's frame goes.
-  template <class Promise>
-  static void destroy_root(TaskHook& hook) noexcept {
-    std::coroutine_handle<Promise>::from_promise(of<Promise>(static_cast<TaskCore&>(hook)))
-        .destroy();
-  }
-
-  template <class Promise>
-  static constexpr RootOps kRootOps{{&cancel_from_loop, &abandon_from_loop, &first_step<Promise>},
-                                    &destroy_root<Promise>};
 
  protected:
   void set_error(std::exception_ptr exception) noexcept {
@@ -229,6 +225,10 @@ class PromiseBase : protected TaskCore {
  private:
   static inline const std::exception_ptr kNoError{};
 };
+
+inline void TaskCore::destroy_frame() noexcept {
+  PromiseBase::of<PromiseBase>(*this).frame().destroy();
+}
 
 // Storage for a Promise<T>'s value when it does not fit in PromiseBase's slot.
 template <class T>

@@ -87,6 +87,7 @@ struct DoneCallback : TaskWaiter {
 // What few tasks need: a name set by hand, a cancel message, done callbacks. Allocated on first
 // use, so a task that has none costs one null pointer.
 struct TaskExtras {
+  const char* created_file = nullptr;  // moved here from the task's record (CreatedAt)
   std::optional<std::string> name;
   const char* created_function = nullptr;  // debug mode only (CreatedAt)
   std::optional<std::string> cancel_message;
@@ -102,18 +103,18 @@ inline std::uint64_t next_task_number() noexcept {
   return counter.fetch_add(1, std::memory_order_relaxed) + 1;
 }
 
-// The loop's table for a task (TaskHook::Ops), one per promise type, set when a coroutine
-// becomes a task's root: with destroy, it reaches the root's frame from the record alone, so
-// the task stores no handle and no function pointers of its own.
-struct RootOps : TaskHook::Ops {
-  TaskHook::TaskFn destroy;  // destroys the root's frame, and the record with it
-};
-
 class TaskCore : public TaskHook {
  public:
+  TaskCore() noexcept {}  // NOLINT(modernize-use-equals-default): the union's member is chosen
+  TaskCore(const TaskCore&) = delete;
+  TaskCore& operator=(const TaskCore&) = delete;
+  ~TaskCore() {
+    if (has_extras) delete extras_;
+  }
+
   // Destroys the root coroutine's frame, and with it this record (it lives in that frame's
-  // promise). Only for a task: a coroutine that never became one has no ops.
-  void destroy_frame() noexcept { static_cast<const RootOps*>(ops)->destroy(*this); }
+  // promise). Defined with PromiseBase (promise.hpp), which knows where the frame starts.
+  void destroy_frame() noexcept;
 
   // asyncio's Task.cancel(): false when the task has finished, true otherwise.
   bool cancel() noexcept {
@@ -144,7 +145,7 @@ class TaskCore : public TaskHook {
 
   // Debug mode: tells the loop which task the running step belongs to (its slow-step report).
   void note_running() const noexcept {
-    if (loop->debug()) loop->note_step_task(created_file, created_line, created_function());
+    if (loop->debug()) loop->note_step_task(created_file(), created_line, created_function());
   }
 
   void throw_if_cancel_pending() {
@@ -162,19 +163,19 @@ class TaskCore : public TaskHook {
     if (done) return false;
     if (message)
       ensure_extras().cancel_message = std::move(message);
-    else if (extras)
-      extras->cancel_message.reset();
+    else if (has_extras)
+      extras_->cancel_message.reset();
     return cancel();
   }
   CancelledError cancelled_error() const {
-    return extras && extras->cancel_message ? CancelledError(*extras->cancel_message)
-                                            : CancelledError();
+    return has_extras && extras_->cancel_message ? CancelledError(*extras_->cancel_message)
+                                                 : CancelledError();
   }
 
   // asyncio's Task.get_name()/set_name(): "Task-N" until a name is set; the string is built on
   // demand, so an unnamed task stores only its number.
   std::string name() const {
-    if (extras && extras->name) return *extras->name;
+    if (has_extras && extras_->name) return *extras_->name;
     return "Task-" + std::to_string(number);
   }
   void set_name(std::string new_name) { ensure_extras().name = std::move(new_name); }
@@ -193,21 +194,27 @@ class TaskCore : public TaskHook {
   // asyncio's remove_done_callback: removes every callback equal to fn not yet scheduled;
   // returns how many.
   std::size_t remove_done_callbacks(const std::type_info& type, const void* fn) {
-    if (!extras) return 0;
-    return std::erase_if(extras->callbacks, [&](const std::unique_ptr<DoneCallback>& callback) {
+    if (!has_extras) return 0;
+    return std::erase_if(extras_->callbacks, [&](const std::unique_ptr<DoneCallback>& callback) {
       if (!callback->linked() || !callback->matches(type, fn)) return false;
       remove_waiter(*callback);
       return true;
     });
   }
 
+  // The extras, made on first use: they take over the word that held created_file.
   TaskExtras& ensure_extras() {
-    if (!extras) {
+    if (!has_extras) {
       allocation_seam();
-      extras = std::make_unique<TaskExtras>();
+      auto* made = new TaskExtras;
+      made->created_file = created_file_;
+      extras_ = made;
+      has_extras = true;
     }
-    return *extras;
+    return *extras_;
   }
+  // The extras, or null when the task has none.
+  TaskExtras* extras() const noexcept { return has_extras ? extras_ : nullptr; }
 
   // Waiters are woken in the order they came (FIFO, as asyncio's done callbacks). A node that
   // comes after a watcher moves the watcher to the extras (which may throw bad_alloc, before
@@ -227,7 +234,7 @@ class TaskCore : public TaskHook {
   // node instead).
   bool add_watcher(TaskWatcher& watcher) noexcept {
     RINGLOOP_ASSERT(!done, "watching a task that has finished");
-    if (!waiters.empty() || (extras && extras->watcher != nullptr)) return false;
+    if (!waiters.empty() || (has_extras && extras_->watcher != nullptr)) return false;
     waiters.set_alt(watcher);
     return true;
   }
@@ -235,8 +242,8 @@ class TaskCore : public TaskHook {
   // Takes back a watcher registered by add_watcher (or moved aside since); false if not there.
   bool remove_watcher(TaskWatcher& watcher) noexcept {
     if (waiters.alt() == &watcher) return waiters.take_alt() != nullptr;
-    if (extras && extras->watcher == &watcher) {
-      extras->watcher = nullptr;
+    if (has_extras && extras_->watcher == &watcher) {
+      extras_->watcher = nullptr;
       return true;
     }
     return false;
@@ -245,7 +252,7 @@ class TaskCore : public TaskHook {
   // The watcher, from the waiters' word or from the extras where a node moved it; null if none.
   TaskWatcher* take_watcher() noexcept {
     TaskWatcher* watcher = waiters.take_alt();
-    if (watcher == nullptr && extras) watcher = std::exchange(extras->watcher, nullptr);
+    if (watcher == nullptr && has_extras) watcher = std::exchange(extras_->watcher, nullptr);
     return watcher;
   }
 
@@ -257,17 +264,32 @@ class TaskCore : public TaskHook {
     }
   }
 
+  // The loop closes and nothing can resume this task: it ends as cancelled, its waiters are
+  // let go (they are stuck too), and its frame goes when no Task handle refers to it.
+  void abandon() noexcept {
+    take_watcher();
+    while (waiters.has_nodes()) waiters.pop_front();
+    done = failed = cancelled = true;
+    waiting_on = nullptr;
+    if (--refs == 0) destroy_frame();
+  }
+
   // Where create_task was called: for reports. The calling function's name is kept in debug
   // mode only (asyncio keeps a task's source traceback only then): file and line name the place,
   // and a task is 8 bytes smaller without it.
-  CreatedAt created_at() const noexcept { return {created_file, created_line, created_function()}; }
+  CreatedAt created_at() const noexcept {
+    return {created_file(), created_line, created_function()};
+  }
   void set_created_at(const CreatedAt& where, bool debug) {
-    created_file = where.file;
+    (has_extras ? extras_->created_file : created_file_) = where.file;
     created_line = where.line;
     if (debug) ensure_extras().created_function = where.function;
   }
   const char* created_function() const noexcept {
-    return extras ? extras->created_function : nullptr;
+    return has_extras ? extras_->created_function : nullptr;
+  }
+  const char* created_file() const noexcept {
+    return has_extras ? extras_->created_file : created_file_;
   }
 
   // The flags and the 32-bit fields come first: they fill the tail padding of TaskHook (the
@@ -284,6 +306,7 @@ class TaskCore : public TaskHook {
   bool holds_error : 1 = false;  // the promise's slot holds the exception it ended with
   bool has_value : 1 = false;    // Promise<T>: return_value constructed the value
   bool value_taken : 1 = false;  // Promise<T>: the value was moved out
+  bool has_extras : 1 = false;   // the created_file_ / extras_ word holds extras_
   StartState start = StartState::not_started;
   std::uint32_t created_line = 0;
   std::uint32_t refs = 0;             // Task handles, plus one while the coroutine has not finished
@@ -299,25 +322,15 @@ class TaskCore : public TaskHook {
     CancelPoint* waiting_on = nullptr;  // a task's
     void* continuation_frame;           // a non-root's: the coroutine awaiting it
   };
-  const char* created_file = nullptr;
-  std::unique_ptr<TaskExtras> extras;  // null for most tasks
-  std::uint64_t number = 0;            // asyncio's N in "Task-N"; 0 until the coroutine is a task
+  // Most tasks never have extras; one that does keeps its created_file there (a task is 8
+  // bytes smaller for it, which took a trivial task's frame from a 144-byte block to 128).
+  union {
+    const char* created_file_ = nullptr;
+    TaskExtras* extras_;  // owned, when has_extras
+  };
+  std::uint64_t number = 0;  // asyncio's N in "Task-N"; 0 until the coroutine is a task
   // One pointer: most tasks have one waiter or none; a watcher takes the word for itself.
   IntrusiveRing<TaskWaiter, TaskWatcher> waiters;
-
- protected:
-  static void cancel_from_loop(TaskHook& hook) noexcept { static_cast<TaskCore&>(hook).cancel(); }
-
-  // The loop closes and nothing can resume this task: it ends as cancelled, its waiters are
-  // let go (they are stuck too), and its frame goes when no Task handle refers to it.
-  static void abandon_from_loop(TaskHook& hook) noexcept {
-    auto& core = static_cast<TaskCore&>(hook);
-    core.take_watcher();
-    while (core.waiters.has_nodes()) core.waiters.pop_front();
-    core.done = core.failed = core.cancelled = true;
-    core.waiting_on = nullptr;
-    if (--core.refs == 0) core.destroy_frame();
-  }
 };
 
 // The CancelledError a cancelled wait throws in task (which may be null: a foreign coroutine).

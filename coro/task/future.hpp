@@ -208,8 +208,8 @@ class [[nodiscard]] Future<T>::Awaiter : detail::Waiter {
       return true;
     }
     std::optional<std::string> message;
-    if (self.task_ != nullptr && self.task_->extras && self.task_->extras->cancel_message)
-      message = *self.task_->extras->cancel_message;
+    detail::TaskExtras* extras = self.task_ != nullptr ? self.task_->extras() : nullptr;
+    if (extras != nullptr && extras->cancel_message) message = *extras->cancel_message;
     self.future_.cancel_with(std::move(message));
     return true;
   }

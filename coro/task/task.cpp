@@ -42,4 +42,12 @@ void throw_task_on_wrong_loop(const TaskCore& task, const char* caller) {
                          "await LoopGroup's call() or submit_to()");
 }
 
+// What the loop does to a task (loop/loop.hpp): a task is a TaskCore, the record in its root
+// coroutine's promise.
+void cancel_task(TaskHook& task) noexcept { static_cast<TaskCore&>(task).cancel(); }
+void abandon_task(TaskHook& task) noexcept { static_cast<TaskCore&>(task).abandon(); }
+void run_first_step(TaskHook& task) noexcept {
+  PromiseBase::of<PromiseBase>(static_cast<TaskCore&>(task)).first_step();
+}
+
 }  // namespace ringloop::detail
