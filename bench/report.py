@@ -783,26 +783,27 @@ FAIRNESS = """\
 # What profiling found for the targets this design misses (perf record --call-graph dwarf on
 # ringloop_scenarios, release build). Keyed by the target's first word(s).
 WHY = {
-    "spawn_gather": "a task is now ~160 bytes (a trivial Coro<long>'s frame 136 bytes in a "
-    "144-byte block, the Task and the result; gather adds nothing per child only it awaits) "
-    "against ~265 two reports ago: the first-step record, the initial awaiter's promise pointer "
-    "and a non-root's two pointers left the frame, gather watches its children through one "
-    "record held in each child's waiters word, and the promise keeps its value and its "
-    "exception in one slot with its flags in the record's padding (same hour, medians of 5, 1M: "
-    "peak RSS 182.1 -> 166.8 MB, tokio_ct 140.2). Per task that is ~160 bytes against tokio's "
-    "~137 ((RSS at 1M - RSS at 200k) / 800k); at 200k the ratio is the process's base: 6.5 MB "
-    "against tokio's 3.0 (the 64k-entry CQ ring, 1 MB, and libssl/libcrypto, 1.6 MB, which every "
-    "program linking libringloop maps). ns/task: first-touch page faults (~40% of the samples, "
+    "spawn_gather": "a task is now ~144 bytes (a trivial Coro<long>'s frame 120 bytes in a "
+    "128-byte block, the Task and the result; gather adds nothing per child only it awaits) "
+    "against ~265 three reports ago: the first-step record, the initial awaiter's promise "
+    "pointer and a non-root's two pointers left the frame, gather watches its children through "
+    "one record held in each child's waiters word, the promise keeps its value and its exception "
+    "in one slot with its flags in the record's padding, and (this report) the record lost its "
+    "pointer to a per-promise-type table (the loop calls a task's three functions directly) and "
+    "shares created_file's word with the extras (same hour, medians of 7 alternating runs: peak "
+    "RSS 200k 38.9 -> 35.7 MB, 1M 166.9 -> 151.5 MB; tokio_ct 30.4 and 140.2). tokio's task is "
+    "~137 bytes ((RSS at 1M - RSS at 200k) / 800k), and its base 3.0 MB against ringloop's 6.5 "
+    "(the 64k-entry CQ ring, 1 MB, and libssl/libcrypto, 1.6 MB, which every program linking "
+    "libringloop maps). ns/task: first-touch page faults (~40% of the samples, "
     "`clear_page_erms`, `exc_page_fault`) and malloc (~12%). MADV_HUGEPAGE was measured and "
     "refused: `GLIBC_TUNABLES=glibc.malloc.hugetlb=1` made spawn_gather 1M from 0.5x to 2.7x "
     "the time across runs on this VM (synchronous compaction). See bench/PROPOSALS.md, P3.",
     "sleep_many": "perf: frame allocation and first touch (~25%), the kernel copying each "
     "timespec from its own frame (`_copy_from_user` ~12%; the floor shares one), hrtimer set-up "
-    "under the timeout lock. A sleeping task costs ~310 bytes (a 280-byte frame, 320 in the "
-    "report before, the Task and the Coro vector) against the floor's 0. Same-hour A/B, medians "
-    "of 5: wall 0.222 -> 0.209 s (overhead -11%), peak RSS 45.9 -> 38.7 MB; the floor's own "
-    "wall moved 0.167 -> 0.153 s between this report and the one before, which is most of the "
-    "ratio's change. See P3.",
+    "under the timeout lock. A sleeping task costs ~270 bytes (a 248-byte frame in a 256-byte "
+    "block, 280 two reports ago, the Task and the Coro vector) against the floor's 0. The "
+    "smaller frame moved little (same hour, medians of 7 alternating runs: wall 0.194 -> 0.192 "
+    "s, peak RSS 36.3 -> 34.8 MB): the kernel's side of a timer is most of the cost. See P3.",
     "lateness": "the wake-up itself is the kernel's hrtimer plus one io_uring_enter; ringloop "
     "adds one loop iteration. Scheduling noise on this VM moves p99 by 2x between runs.",
     "wait_for_yield": "its timer no longer reaches the kernel: a timer's SQE is made at the "
@@ -812,7 +813,11 @@ WHY = {
     "switches the rounding mode, ~40 ns) and the frame pool no longer takes a locked add and a "
     "TLS init guard per frame: same-hour A/B, medians of 5, 251 -> 192 ns. perf: clock_gettime "
     "for the deadline ~17% (tokio reads the clock too); the library's thread-locals, then read "
-    "through `__tls_get_addr` (~6%), now go through TLS descriptors (-mtls-dialect=gnu2).",
+    "through `__tls_get_addr` (~6%), now go through TLS descriptors (-mtls-dialect=gnu2). "
+    "On this VM (2026-12-02) ringloop's time here is bimodal from one process to the next "
+    "(wait_for_fast 64-70 or 95-105 ns with the same profile scaled, in the builds before and "
+    "after that report's change alike, while tokio_ct stays at 57-61 ns; not explained), so "
+    "this row moves between reports more than the code does.",
     "wait_for_fast": "no timer is armed (the child finishes inside the await), so the cost is the "
     "deadline's clock read (perf: `__vdso_clock_gettime` ~30% of the samples, the same count "
     "of samples as tokio's, whose timeout() reads the clock too), making the child a task and "
@@ -820,7 +825,11 @@ WHY = {
     "(-mtls-dialect=gnu2 with g++), a load where `__tls_get_addr` was a call, and which still "
     "works from a dlopen, unlike initial-exec (11 alternating runs: median 70.3 -> 65.6 ns). "
     "Ahead of tokio needs the child run in the awaiting task (Python 3.12's wait_for is `async "
-    "with timeout()`), not as a task of its own: a change of what current_task() is inside it.",
+    "with timeout()`), not as a task of its own: a change of what current_task() is inside it. "
+    "On this VM (2026-12-02) ringloop's time here is bimodal from one process to the next "
+    "(wait_for_fast 64-70 or 95-105 ns with the same profile scaled, in the builds before and "
+    "after that report's change alike, while tokio_ct stays at 57-61 ns; not explained), so "
+    "this row moves between reports more than the code does.",
     "cancel_many": "each cancelled task throws CancelledError out of its sleep, as asyncio "
     "requires. The microbenchmarks split a cancel (bench/cancel.cpp; the table and its split "
     "below): "
