@@ -85,7 +85,8 @@ struct DoneCallback : TaskWaiter {
 };
 
 // What few tasks need: a name set by hand, a cancel message, done callbacks. Allocated on first
-// use, so a task that has none costs one null pointer.
+// use; the pointer to them shares its word with created_file, so a task that has none pays
+// nothing for them.
 struct TaskExtras {
   const char* created_file = nullptr;  // moved here from the task's record (CreatedAt)
   std::optional<std::string> name;
