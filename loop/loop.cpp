@@ -530,7 +530,6 @@ void Loop::submit(Operation& operation) {
     if (lazy_timers_.size() <= kMaxLazyTimers) return;
     admitted = &lazy_timers_.pop_front();  // past the bound: the oldest goes now
     admitted->state = OpState::idle;
-    if (lazy_aged_ > 0) --lazy_aged_;
   }
   if (fifo_of(*admitted).empty() && has_room_for(*admitted)) {
     prepare_now(*admitted);
@@ -576,11 +575,12 @@ void Loop::submit_deferred() {
   hand_on_due_timers();
 }
 
-// The loop's submit point: the oldest `count` lazy timers get their SQEs (or wait in the FIFO
-// like any operation, or end as due when their deadline has passed already).
-void Loop::flush_lazy_timers(std::size_t count) {
+// The loop's submit point: the lazy timers armed before this iteration (all of them, when the
+// loop is about to block) get their SQEs, or wait in the FIFO like any operation, or end as due
+// when their deadline has passed already.
+void Loop::flush_lazy_timers(bool all) {
   std::int64_t now_ns = 0;
-  for (; count > 0 && !lazy_timers_.empty(); --count) {
+  while (!lazy_timers_.empty() && (all || lazy_timers_.front().arm_seq <= lazy_aged_seq_)) {
     Operation& timer = lazy_timers_.pop_front();
     timer.state = OpState::idle;
     if (now_ns == 0) now_ns = monotonic_now_ns();
@@ -592,7 +592,6 @@ void Loop::flush_lazy_timers(std::size_t count) {
       defer(timer);
     }
   }
-  lazy_aged_ = 0;
   // Timers found due here complete after this iteration's reap, behind its I/O completions
   // (reap_completions hands them on), as one reaped with -ETIME would.
 }
@@ -717,7 +716,7 @@ void Loop::wait_and_reap(bool may_block) {
   // Blocking with a timer still lazy could wait past its deadline: all go before a blocking
   // enter; otherwise those that have waited an iteration already.
   bool idle = may_block && ready_.empty() && !stop_requested_;
-  flush_lazy_timers(idle ? lazy_timers_.size() : lazy_aged_);
+  flush_lazy_timers(idle);
   bool must_wait = idle && due_timers_.empty();
   if (must_wait)
     r.submit_and_wait_one();
@@ -730,7 +729,7 @@ void Loop::wait_and_reap(bool may_block) {
 bool Loop::run_once() {
   check_thread("run_once");
   ++stats_.iterations;
-  lazy_aged_ = lazy_timers_.size();
+  lazy_aged_seq_ = timers_armed_;
   // Run only what was ready when the iteration began: a coroutine that reschedules itself
   // (sleep(0) in a loop) runs again after the next enter, so it cannot starve I/O.
   if (debug_)

@@ -334,7 +334,7 @@ class Loop {
   void reap_completions();
   void wait_and_reap(bool may_block = true);
   bool waits_for_threads() const noexcept;
-  void flush_lazy_timers(std::size_t count);
+  void flush_lazy_timers(bool all);
   void add_virtual_timer(Operation& timer, Operation* linked);
   void erase_virtual_timer(Operation& timer) noexcept;
   void fire_due_virtual_timers() noexcept;
@@ -376,10 +376,11 @@ class Loop {
   std::vector<Operation*> due_timers_;
   // Timers (sleep, wait_for's and timeout()'s deadlines) submitted and not yet given an SQE: one
   // cancelled before the loop's next submit point is dropped here, without reaching the kernel.
-  // lazy_aged_ counts those that were here when the iteration began (they go at its submit
-  // point; the newer ones wait one iteration more, unless the loop is about to block).
+  // Those armed before the iteration began (arm_seq <= lazy_aged_seq_; the list is in arm
+  // order) go at its submit point; the newer ones wait one iteration more, unless the loop is
+  // about to block. A sequence, not a count: a timer removed in user space can be any of them.
   detail::IntrusiveList<Operation> lazy_timers_;
-  std::size_t lazy_aged_ = 0;
+  std::uint64_t lazy_aged_seq_ = 0;
   std::coroutine_handle<> timer_dispatch_;
   bool timer_dispatch_queued_ = false;
   std::uint64_t timers_armed_ = 0;
