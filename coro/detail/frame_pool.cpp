@@ -103,10 +103,11 @@ thread_local ThreadExit thread_exit;
   return true;
 }
 
-// Counts delta frames on this thread's counter; returns whether its pool can be used.
-bool count_frames(long delta) noexcept {
-  if (pool.state == ThreadFrames::State::registered) [[likely]] {
-    pool.count(delta);
+// Counts delta frames on this thread's counter (frames is this thread's pool); returns whether
+// the pool can be used.
+bool count_frames(ThreadFrames& frames, long delta) noexcept {
+  if (frames.state == ThreadFrames::State::registered) [[likely]] {
+    frames.count(delta);
     return true;
   }
   return count_unregistered(delta);
@@ -116,12 +117,12 @@ bool count_frames(long delta) noexcept {
 std::size_t class_of(std::size_t size) noexcept { return (size + 7) / kGranule; }
 std::size_t capacity_of(std::size_t cls) noexcept { return cls * kGranule + 8; }
 
-void* take_frame(std::size_t size) {
+void* take_frame(ThreadFrames& frames, std::size_t size) {
   std::size_t cls = class_of(size);
   if (!RINGLOOP_FRAME_POOL || cls >= kClasses) return ::operator new(size);
-  if (FreeFrame* frame = pool.heads[cls]) {
-    pool.heads[cls] = frame->next;
-    --pool.counts[cls];
+  if (FreeFrame* frame = frames.heads[cls]) {
+    frames.heads[cls] = frame->next;
+    --frames.counts[cls];
     return frame;
   }
   return ::operator new(capacity_of(cls));
@@ -139,32 +140,53 @@ std::size_t live_frames() noexcept {
 
 void fail_allocations_after(long count) noexcept { pool.allocations_until_failure = count; }
 
-void allocation_seam() {
-  if (pool.allocations_until_failure >= 0 && pool.allocations_until_failure-- == 0)
+namespace {
+// allocation_seam's body, for allocate_frame: the exported function cannot be inlined there
+// (-fPIC lets another library interpose it), and a call costs a frame allocation ~2 ns.
+inline void check_seam(ThreadFrames& frames) {
+  if (frames.allocations_until_failure >= 0 && frames.allocations_until_failure-- == 0)
     throw std::bad_alloc();
 }
+}  // namespace
+
+void allocation_seam() { check_seam(pool); }
 
 std::size_t last_frame_size() noexcept { return pool.last_size; }
 
+namespace {
+// This thread's pool, its address found once. In a shared library a thread-local's address
+// comes from a call through its TLS descriptor, and g++ recomputes it at each use rather than
+// keep it in a register (three calls per allocation); the empty asm makes the address a value
+// it must keep.
+ThreadFrames& this_thread_frames() noexcept {
+  ThreadFrames* frames = &pool;
+  asm("" : "+r"(frames));
+  return *frames;
+}
+}  // namespace
+
 void* allocate_frame(std::size_t size) {
-  allocation_seam();
-  void* frame = take_frame(size);
-  pool.last_size = size;
-  count_frames(1);  // after the allocation: a bad_alloc counts nothing
+  ThreadFrames& frames = this_thread_frames();
+  check_seam(frames);
+  void* frame = take_frame(frames, size);
+  frames.last_size = size;
+  count_frames(frames, 1);  // after the allocation: a bad_alloc counts nothing
   return frame;
 }
 
 void deallocate_frame(void* frame, std::size_t size) noexcept {
-  bool pooled = count_frames(-1);
+  ThreadFrames& frames = this_thread_frames();
+  bool pooled = count_frames(frames, -1);
   std::size_t cls = class_of(size);
-  if (!RINGLOOP_FRAME_POOL || !pooled || cls >= kClasses || pool.counts[cls] >= kMaxFreePerClass) {
+  if (!RINGLOOP_FRAME_POOL || !pooled || cls >= kClasses ||
+      frames.counts[cls] >= kMaxFreePerClass) {
     ::operator delete(frame);
     return;
   }
   auto* free_frame = static_cast<FreeFrame*>(frame);
-  free_frame->next = pool.heads[cls];
-  pool.heads[cls] = free_frame;
-  ++pool.counts[cls];
+  free_frame->next = frames.heads[cls];
+  frames.heads[cls] = free_frame;
+  ++frames.counts[cls];
 }
 
 }  // namespace ringloop::detail
