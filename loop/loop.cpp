@@ -103,8 +103,6 @@ bool Loop::exists_on_this_thread(const Loop* loop) noexcept {
          loops_of_this_thread.end();
 }
 
-std::int64_t Loop::now_ns() noexcept { return virtual_time_ ? ++virtual_now_ : monotonic_now_ns(); }
-
 void Loop::advance_ns(std::int64_t by) {
   if (!virtual_time_) throw std::logic_error("Loop::advance: the loop does not use virtual time");
   if (by < 0) throw std::invalid_argument("Loop::advance: time cannot go backwards");

@@ -15,6 +15,7 @@
 #include <coroutine>
 #include <cstddef>
 #include <cstdint>
+#include <ctime>
 #include <functional>
 #include <map>
 #include <memory>
@@ -226,8 +227,14 @@ class Loop {
 
   // The loop's clock, on CLOCK_MONOTONIC's scale: the real clock, or the virtual one. Each read
   // of the virtual clock is 1 ns later than the one before, so deadlines computed one after
-  // another keep the order they would have in real time.
-  std::int64_t now_ns() noexcept;
+  // another keep the order they would have in real time. Inline: a wait_for reads it each time
+  // (a call into the library and its PLT cost ~3 ns of a 55 ns wait_for).
+  std::int64_t now_ns() noexcept {
+    if (virtual_time_) return ++virtual_now_;
+    timespec now{};
+    ::clock_gettime(CLOCK_MONOTONIC, &now);  // the clock io_uring timeouts are measured on
+    return std::int64_t{now.tv_sec} * 1'000'000'000 + now.tv_nsec;
+  }
   std::chrono::steady_clock::time_point now() noexcept {
     return std::chrono::steady_clock::time_point(std::chrono::nanoseconds(now_ns()));
   }
