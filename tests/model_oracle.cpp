@@ -18,16 +18,15 @@
 // (model_python.hpp): Python 3.12's wait_for, gather cancelling the other children on a
 // failure, 3.13's uncancel(), timers due together fired in arming order.
 //
-// Known differences, found by this test, not fixed yet: a program on which CPython disagrees is
-// run a second time with each emulated in the Python (RINGLOOP_ORACLE_EMULATE=1); if ringloop's
-// trace then matches exactly, the difference is a known one: reported with its seed, not a
-// failure. Any other difference fails. The two known differences (README, "The model test"):
-// - gather reacts to a child's end within the child's own step: a sibling not started yet is
-//   cancelled before its first step and never runs (asyncio's done callbacks run a step later,
-//   by when the siblings have started), and the caller resumes one loop step earlier;
-// - wait_for runs its inner in a child task: the caller resumes a step after the inner ends
-//   (3.12: in the same step), and a cancel of the caller removes the deadline (3.12 keeps it:
-//   an inner that swallows the cancel is cancelled again at the deadline).
+// A known difference, found by this test, not fixed yet: a program on which CPython disagrees is
+// run a second time with it emulated in the Python (RINGLOOP_ORACLE_EMULATE=1); if ringloop's
+// trace then matches exactly, the difference is the known one: reported with its seed, not a
+// failure. Any other difference fails. The known difference (README, "The model test"):
+// gather reacts to a child's end within the child's own step: a sibling not started yet is
+// cancelled before its first step and never runs (asyncio's done callbacks run a step later, by
+// when the siblings have started), and the caller resumes one loop step earlier. (wait_for's,
+// a caller resuming a step after its inner ended, went when wait_for began to run a Coro in the
+// caller's task, as 3.12 does.)
 #include <catch2/catch.hpp>
 
 #include <algorithm>

@@ -214,7 +214,7 @@ async def wait_for(coro, delay):
         return await coro
 
 
-# RINGLOOP_ORACLE_EMULATE=1 (or gather, wait_for): ringloop's known differences from asyncio,
+# RINGLOOP_ORACLE_EMULATE=1 (or gather): ringloop's known difference from asyncio,
 # emulated, which tells a known difference from a new one (tests/model_oracle.cpp). Not the
 # oracle.
 
@@ -281,92 +281,10 @@ async def emulated_gather(*coros, return_exceptions=False):
     return outcomes
 
 
-def start_eagerly(coro):
-    """A task whose first step runs now, inside the caller's step (as ringloop's wait_for
-    starts its child)."""
-    loop = asyncio.get_running_loop()
-    caller = asyncio.current_task()
-    handles = []
-    call_soon = loop.call_soon
-    loop.call_soon = lambda *args, **kw: handles.append(call_soon(*args, **kw)) or handles[-1]
-    try:
-        child = Task(coro, loop=loop)
-    finally:
-        del loop.call_soon
-    handles[0].cancel()  # its first step, scheduled by Task(): it runs now instead
-    asyncio.tasks._leave_task(loop, caller)
-    try:
-        child._Task__step()
-    finally:
-        asyncio.tasks._enter_task(loop, caller)
-    return child
-
-
-class WaitForFuture(asyncio.Future):
-    def __init__(self, loop, on_cancel):
-        super().__init__(loop=loop)
-        self.on_cancel = on_cancel
-
-    def cancel(self, msg=None):
-        return not self.done() and self.on_cancel()
-
-
-async def emulated_wait_for(coro, delay):
-    """ringloop's wait_for, step for step: the inner runs as a child task started inline (no
-    timer if it ends without suspending); the caller resumes on the step after the child ends;
-    an outside cancel cancels the child and keeps the deadline armed, as 3.12 does."""
-    loop = asyncio.get_running_loop()
-    when = loop.time() + delay
-    child = start_eagerly(coro)
-    if child.done():
-        return child.result()
-    state = {"timer": None, "timed_out": False, "outer_cancel": False}
-
-    def settle():
-        if child.done() and state["timer"] is None and not waiter.done():
-            waiter.set_result(None)
-
-    def on_timer():
-        state["timer"] = None
-        if not child.done():
-            state["timed_out"] = True
-            child.cancel()
-        settle()
-
-    def child_done(_):
-        if state["timer"] is not None:
-            state["timer"].cancel()
-            state["timer"] = None
-        settle()
-
-    def on_cancel():
-        if child.done():
-            return False  # declined: it stays pending on the caller
-        state["outer_cancel"] = True
-        child.cancel()  # the deadline stays armed while the child unwinds, as in 3.12
-        return True
-
-    waiter = WaitForFuture(loop, on_cancel)
-    child.waiters_now.append(child_done)
-    state["timer"] = loop.call_at(when, on_timer)
-    try:
-        await waiter
-    finally:
-        if child.done() and not child.cancelled():
-            child.exception()  # retrieved, also when a pending cancel raises here
-    if child.cancelled():
-        if state["timed_out"] and not state["outer_cancel"]:
-            raise TimeoutError()
-        raise asyncio.CancelledError()
-    return child.result()
-
-
 EMULATE = set(os.environ.get("RINGLOOP_ORACLE_EMULATE", "").split(","))
 if "1" in EMULATE or "gather" in EMULATE:
     asyncio.gather = emulated_gather
     gather_cancelling = emulated_gather
-if "1" in EMULATE or "wait_for" in EMULATE:
-    wait_for = emulated_wait_for
 
 
 class Trace:
@@ -602,8 +520,8 @@ inline Output parse(std::istream& in) {
 }
 
 // Runs the script with the python3 on PATH (one process for all the programs); `emulate` runs
-// it with RINGLOOP_ORACLE_EMULATE=1 (ringloop's known differences emulated, not the oracle), or
-// with the environment's RINGLOOP_ORACLE_EMULATE (gather or wait_for: one of them only).
+// it with RINGLOOP_ORACLE_EMULATE=1 (ringloop's known difference emulated, not the oracle), or
+// with the environment's RINGLOOP_ORACLE_EMULATE (gather).
 inline Output run_python(const std::string& text, bool emulate = false) {
   char path[] = "/tmp/ringloop-oracle-XXXXXX";
   int fd = ::mkstemp(path);

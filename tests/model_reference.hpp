@@ -8,14 +8,16 @@
 // - a task starts on the loop's next step; one cancelled before it started never runs its body;
 // - cancel() asks the point the task waits on to end the wait (a sleep not fired yet ends with
 //   CancelledError; awaiting a task forwards the cancel to it; gather cancels every child, once;
-//   wait_for cancels its child, keeps its deadline (3.12) and remembers the cancel was outside);
+//   a wait_for's body runs in the caller's task, so a cancel goes to what the body waits on);
 //   when the point cannot take it (the sleep fired, the awaited task has finished) the cancel is
 //   remembered and thrown at the task's next await point, even one that completed;
 // - gather: the first child that fails (CancelledError included) cancels the others, and is
 //   rethrown once all have finished; with return_exceptions every outcome is handed back;
-// - wait_for: the child starts inline; if it finishes without suspending there is no timer; when
-//   the timer fires first the child is cancelled and awaited: TimeoutError if it ended cancelled
-//   and no outer cancel came, its value if it swallowed the cancel.
+// - wait_for (Python 3.12's `async with timeout(): return await coro`): the body runs in the
+//   caller's task, started inline; if it finishes without suspending there is no timer; when the
+//   timer fires first the caller's task is cancelled; as the body ends, the timer is removed
+//   (the caller goes on in that step) and the task's cancel request taken back: TimeoutError if
+//   the body ended cancelled and no other cancel came, its value if it swallowed the cancel.
 //
 // Timers due at the same tick may complete in any order in the kernel, and in one reap or in
 // several; so may timers removed in one iteration: run() takes a policy that orders both and
@@ -52,6 +54,7 @@ struct CancelPoint {
 struct VTask {
   bool done = false;
   bool must_cancel = false;
+  int cancel_requests = 0;  // asyncio's cancelling()
   Outcome result;
   CancelPoint* waiting_on = nullptr;
   std::vector<std::function<void()>> waiters;  // called in order when the task finishes
@@ -59,9 +62,15 @@ struct VTask {
 
   bool cancel() {
     if (done) return false;
+    ++cancel_requests;
     if (waiting_on != nullptr && waiting_on->request_cancel()) return true;
     must_cancel = true;
     return true;
+  }
+  // Python 3.13's uncancel(): a pending cancel goes when the count returns to 0.
+  int uncancel() {
+    if (cancel_requests > 0 && --cancel_requests == 0) must_cancel = false;
+    return cancel_requests;
   }
   // What every await point does as it resumes: a remembered cancel surfaces here.
   bool resumed_cancelled() {
@@ -188,19 +197,12 @@ class VLoop {
     schedule(task->driver, task);
     return task;
   }
-  // For wait_for: a task whose first step runs inline, now.
   VTask* make_task(VCoro body) {
     tasks_.push_back(std::make_unique<VTask>());
     VTask* task = tasks_.back().get();
     task->driver = drive(task, std::move(body)).handle;
     return task;
   }
-  void run_inline(VTask* task) {
-    VTask* saved = std::exchange(current_, task);
-    task->driver.resume();
-    current_ = saved;
-  }
-
   void arm(Timer& timer, long long due) {
     timer.due = due;
     timer.order = next_order_++;
@@ -421,88 +423,90 @@ class GatherAwaiter final : CancelPoint {
   bool children_cancelled_ = false;
 };
 
-class WaitForAwaiter final : CancelPoint, Timer {
+// Runs a wait_for's body in the caller's task and, as it ends, calls its awaiter, which says
+// where to go next (the caller, or nowhere while the caller cannot go on yet).
+class InlineBody {
+ public:
+  struct promise_type {
+    std::function<std::coroutine_handle<>(Outcome)> on_end;
+    Outcome result;
+    bool ended = false;
+    InlineBody get_return_object() {
+      return InlineBody(std::coroutine_handle<promise_type>::from_promise(*this));
+    }
+    std::suspend_always initial_suspend() noexcept { return {}; }
+    struct Final {
+      bool await_ready() noexcept { return false; }
+      std::coroutine_handle<> await_suspend(std::coroutine_handle<promise_type> h) noexcept {
+        promise_type& p = h.promise();
+        p.ended = true;
+        return p.on_end ? p.on_end(p.result) : std::noop_coroutine();
+      }
+      void await_resume() noexcept {}
+    };
+    Final final_suspend() noexcept { return {}; }
+    void return_value(Outcome o) { result = o; }
+    void unhandled_exception() { std::terminate(); }
+  };
+  explicit InlineBody(std::coroutine_handle<promise_type> h) : h_(h) {}
+  InlineBody(InlineBody&& other) noexcept : h_(std::exchange(other.h_, {})) {}
+  InlineBody& operator=(InlineBody&&) = delete;
+  ~InlineBody() {
+    if (h_) h_.destroy();
+  }
+  promise_type& promise() { return h_.promise(); }
+  void start() { h_.resume(); }
+
+ private:
+  std::coroutine_handle<promise_type> h_;
+};
+
+inline InlineBody run_body(VCoro body) { co_return co_await body; }
+
+class WaitForAwaiter final : Timer {
  public:
   WaitForAwaiter(VLoop& loop, VCoro body, long long ticks)
-      : loop_(loop), body_(std::move(body)), due_(loop.now() + ticks) {}
+      : loop_(loop), body_(run_body(std::move(body))), due_(loop.now() + ticks) {}
+  ~WaitForAwaiter() {
+    if (armed) loop_.disarm(*this);
+  }
   bool await_ready() const noexcept { return false; }
   bool await_suspend(std::coroutine_handle<> h) {
-    outer_ = loop_.current();
+    task_ = loop_.current();
     h_ = h;
-    child_ = loop_.make_task(std::move(body_));
-    child_->waiters.push_back([this] { on_child_done(); });
-    inside_suspend_ = true;
-    loop_.run_inline(child_);
-    inside_suspend_ = false;
-    if (child_done_) return false;  // finished without suspending: no timer
+    cancelling_at_entry_ = task_->cancel_requests;
+    body_.start();  // in the caller's task: its awaits take the caller's cancels
+    if (body_.promise().ended) return false;  // finished without suspending: no timer
+    body_.promise().on_end = [this](Outcome) { return on_body_end(); };
     loop_.arm(*this, due_);
-    outer_->waiting_on = this;
-    if (outer_->must_cancel) {
-      outer_->must_cancel = false;
-      request_cancel();
-    }
     return true;
   }
   Outcome await_resume() {
-    if (outer_->resumed_cancelled()) return Outcome::cancelled();
-    if (child_->result.what == Outcome::What::cancelled)
-      return timed_out_ && !outer_cancel_taken_ ? Outcome::timeout() : Outcome::cancelled();
-    return child_->result;
+    Outcome o = body_.promise().result;
+    if (expired_ && task_->uncancel() <= cancelling_at_entry_ && o.what == Outcome::What::cancelled)
+      return Outcome::timeout();
+    return o;
   }
 
  private:
   void fire() override {
-    timer_done_ = true;
-    if (!child_done_) {
-      timed_out_ = true;
-      child_->cancel();
-    }
-    settle();
+    expired_ = true;
+    task_->cancel();
   }
-  void on_child_done() {
-    child_done_ = true;
-    if (inside_suspend_) return;
-    remove_timer();
-    settle();
-  }
-  bool request_cancel() override {
-    // An outer cancel after the child finished is not the child's to take: it surfaces when
-    // the awaiting task resumes (asyncio: the task's next step throws CancelledError).
-    if (child_done_) return false;
-    // The deadline stays armed while the child unwinds (3.12's wait_for is `async with
-    // timeout()`): if it passes first, fire() cancels the child again.
-    outer_cancel_taken_ = true;
-    child_->cancel();
-    return true;
-  }
-  void remove_timer() {
-    if (timer_done_ || removing_) return;
-    removing_ = true;
-    loop_.remove(*this, [this] {
-      timer_done_ = true;
-      settle();
-    });
-  }
-  void settle() {
-    if (child_done_ && timer_done_ && !resumed_) {
-      resumed_ = true;
-      loop_.schedule(h_, outer_);
-    }
+  std::coroutine_handle<> on_body_end() {
+    // The timer goes (its CQE, if the kernel has it, frees a record the caller no longer
+    // needs) and the caller goes on now.
+    if (armed) loop_.remove(*this, [] {});
+    return h_;
   }
 
   VLoop& loop_;
-  VCoro body_;
+  InlineBody body_;
   long long due_;
-  VTask* child_ = nullptr;
-  VTask* outer_ = nullptr;
+  VTask* task_ = nullptr;
   std::coroutine_handle<> h_;
-  bool inside_suspend_ = false;
-  bool child_done_ = false;
-  bool timer_done_ = false;
-  bool timed_out_ = false;
-  bool outer_cancel_taken_ = false;
-  bool removing_ = false;
-  bool resumed_ = false;
+  int cancelling_at_entry_ = 0;
+  bool expired_ = false;
 };
 
 struct Interpreter {

@@ -251,20 +251,39 @@ Coro<int> finish_then_cancel_outer(OuterBox& box) {
   ringloop::create_task(cancel_outer(box));
   co_return 5;
 }
-Coro<int> wait_for_inner(OuterBox& box) {
+Coro<int> wait_for_inner_task(OuterBox& box) {
+  co_return co_await ringloop::wait_for(ringloop::create_task(finish_then_cancel_outer(box)), 1s);
+}
+Coro<int> wait_for_inner_coro(OuterBox& box) {
   co_return co_await ringloop::wait_for(finish_then_cancel_outer(box), 1s);
 }
 }  // namespace
 
 // Found by the model test (seed 5700443): a gather's first failure cancelled a sibling whose
 // wait_for had its inner's value in hand, and the sibling returned the value as if never
-// cancelled. asyncio raises CancelledError at the task's next step.
-TEST_CASE("a cancel that lands after wait_for's inner finished is not lost", "[wait_for][cancel]") {
+// cancelled. asyncio raises CancelledError at the task's next step. A Task given to wait_for
+// ends in a step of its own, so the caller resumes a step later: the cancel lands between.
+TEST_CASE("a cancel that lands after wait_for's inner task finished is not lost",
+          "[wait_for][cancel]") {
   OuterBox box;
   ringloop::run([](OuterBox& b) -> Coro<> {
-    b.task = ringloop::create_task(wait_for_inner(b));
+    b.task = ringloop::create_task(wait_for_inner_task(b));
     CHECK_THROWS_AS(co_await b.task, CancelledError);
     CHECK(b.task.cancelled());
+  }(box));
+}
+
+// Python 3.12: a coroutine given to wait_for runs in the caller's task, and the caller goes on
+// in the step in which it returned, so the task has ended with the value before the cancel,
+// started in that step, runs: cancel() finds it done and returns false.
+TEST_CASE("wait_for's caller goes on in the step its inner Coro returned in",
+          "[wait_for][cancel][conformance]") {
+  OuterBox box;
+  ringloop::run([](OuterBox& b) -> Coro<> {
+    b.task = ringloop::create_task(wait_for_inner_coro(b));
+    int value = co_await b.task;
+    CHECK(value == 5);
+    CHECK_FALSE(b.task.cancelled());
   }(box));
 }
 
@@ -376,4 +395,148 @@ TEST_CASE(
         CHECK(elapsed < 2s);
       }(),
       ringloop::LoopOptions{.virtual_time = true});
+}
+
+namespace {
+// (Not the task itself as the result: a task holding a handle to itself would never be freed.)
+Coro<bool> runs_in(ringloop::AnyTask expected) {
+  co_await ringloop::sleep(0s);
+  ringloop::AnyTask current = co_await ringloop::current_task();
+  co_return current == expected;
+}
+Coro<std::uint32_t> cancelling_after_cancel(ringloop::AnyTask& me) {
+  try {
+    co_await ringloop::sleep(1h);
+  } catch (const CancelledError&) {
+  }
+  co_return me.cancelling();
+}
+Coro<int> value_after_sleep(std::chrono::milliseconds delay, int value) {
+  co_await ringloop::sleep(delay);
+  co_return value;
+}
+}  // namespace
+
+// Python 3.12's wait_for is `async with timeout(): return await coro`: the coroutine is awaited
+// by the calling task, not wrapped in a task of its own.
+TEST_CASE("wait_for runs a Coro in the caller's task, as Python 3.12 does",
+          "[wait_for][conformance]") {
+  ringloop::run([]() -> Coro<> {
+    ringloop::AnyTask me = co_await ringloop::current_task();
+    bool in_caller = co_await ringloop::wait_for(runs_in(me), 1s);
+    CHECK(in_caller);
+    // A Task given to wait_for runs in itself.
+    bool task_in_caller = co_await ringloop::wait_for(ringloop::create_task(runs_in(me)), 1s);
+    CHECK_FALSE(task_in_caller);
+  }());
+}
+
+// The deadline cancels the caller's task itself (Task.cancelling() is 1 inside the body while
+// it handles the cancel), and wait_for takes that request back as it turns the CancelledError
+// into TimeoutError, or as a body that swallowed it returns (asyncio's uncancel()).
+TEST_CASE("wait_for's deadline cancels the caller's task and takes the request back",
+          "[wait_for][cancel][conformance]") {
+  ringloop::run([]() -> Coro<> {
+    ringloop::AnyTask me = co_await ringloop::current_task();
+    std::uint32_t inside = co_await ringloop::wait_for(cancelling_after_cancel(me), 2ms);
+    CHECK(inside == 1);
+    CHECK(me.cancelling() == 0);
+    CHECK_THROWS_AS(co_await ringloop::wait_for(value_after_sleep(1h, 1), 2ms), TimeoutError);
+    CHECK(me.cancelling() == 0);
+    co_await ringloop::sleep(0s);  // no cancel is left pending on the task
+  }());
+}
+
+// Both the deadline and a cancel from elsewhere: two requests, wait_for takes back its own and
+// the other leaves as CancelledError (Python 3.12's timeout(): uncancel() is still above the
+// count at entry).
+TEST_CASE("a cancel from elsewhere during wait_for's timeout stays a CancelledError",
+          "[wait_for][cancel][conformance]") {
+  ringloop::run([]() -> Coro<> {
+    ringloop::AnyTask me = co_await ringloop::current_task();
+    auto outer = ringloop::create_task([]() -> Coro<std::uint32_t> {
+      ringloop::AnyTask self = co_await ringloop::current_task();
+      try {
+        // The body swallows the deadline's cancel and waits on; the second cancel ends it.
+        co_await ringloop::wait_for(
+            [](ringloop::AnyTask task) -> Coro<> {
+              try {
+                co_await ringloop::sleep(1h);
+              } catch (const CancelledError&) {
+              }
+              CHECK(task.cancelling() == 1);
+              co_await ringloop::sleep(1h);
+            }(self),
+            2ms);
+      } catch (const CancelledError&) {
+        co_return self.cancelling();
+      }
+      co_return 100;
+    }());
+    co_await ringloop::sleep(20ms);
+    outer.cancel();
+    std::uint32_t left = co_await outer;
+    CHECK(left == 1);  // the outside request is still counted: not taken back
+    CHECK(me.cancelling() == 0);
+  }());
+}
+
+// The body ends after its timer reached the kernel: the timer is removed (TIMEOUT_REMOVE) and
+// its record waits for that CQE on its own, while the caller goes on at once.
+TEST_CASE("wait_for's caller does not wait for its timer's removal", "[wait_for][lazy_timer]") {
+  ringloop::run([]() -> Coro<> {
+    ringloop::Loop& loop = *ringloop::Loop::current();
+    std::uint64_t submitted_before = loop.stats().operations_submitted;
+    int value = co_await ringloop::wait_for(value_after_sleep(5ms, 3), 1h);
+    CHECK(value == 3);
+    // The sleep's and the timer's SQEs went to the kernel (the loop blocked on them); the
+    // removal and the timer's own CQE are still owed: the caller did not wait for them.
+    CHECK(loop.stats().operations_submitted - submitted_before == 2);
+    CHECK(loop.in_flight() == 2);
+    co_await ringloop::sleep(1ms);
+    CHECK(loop.in_flight() == 0);  // the record freed itself at its CQE (ASan: no leak)
+  }());
+}
+
+// A loop closing with a wait_for's body suspended: the task is cancelled, the body unwinds in
+// it, the timer is let go, and the loop drains its CQEs before the ring goes.
+TEST_CASE("a loop closes cleanly with a wait_for's timer in the kernel", "[wait_for][cancel]") {
+  bool unwound = false;
+  ringloop::run([](bool& flag) -> Coro<> {
+    ringloop::create_task([](bool& f) -> Coro<> {
+      try {
+        co_await ringloop::wait_for(value_after_sleep(1h, 0), 2h);
+      } catch (const CancelledError&) {
+        f = true;
+        throw;
+      }
+    }(flag));
+    co_await ringloop::sleep(2ms);  // the timer and the sleep reach the kernel
+  }(unwound));
+  CHECK(unwound);
+}
+
+// The timer's record is made once the Coro has suspended (a Coro that finishes at once costs
+// none). With no memory for it then, wait_for cannot keep the deadline: the Coro is cancelled
+// and wait_for raises the error, rather than running it unbounded or unwinding past it.
+TEST_CASE("wait_for with no memory for its timer cancels the Coro and says why",
+          "[wait_for][cancel]") {
+  ringloop::run([]() -> Coro<> {
+    bool cancelled = false;
+    bool finished = false;
+    Coro<int> body = note_cancel(cancelled, finished);  // its frame is made here
+    ringloop::detail::fail_allocations_after(0);        // the next allocation is the timer's
+    try {
+      co_await ringloop::wait_for(std::move(body), 1s);
+      FAIL("wait_for returned without a timer");
+    } catch (const std::system_error& error) {
+      ringloop::detail::fail_allocations_after(-1);
+      CHECK(error.code().value() == ENOMEM);
+      CHECK_THAT(error.what(), Catch::Contains("no memory for its timer"));
+    }
+    ringloop::detail::fail_allocations_after(-1);
+    CHECK(cancelled);
+    ringloop::AnyTask me = co_await ringloop::current_task();
+    CHECK(me.cancelling() == 0);
+  }());
 }

@@ -92,6 +92,13 @@ class PromiseBase : protected TaskCore {
     continuation_frame = awaiting.address();
     enclosing_task = in_task;
   }
+  // The same, for wait_for's inline start: when it ends, it calls hook rather than resuming
+  // the awaiting coroutine (once it has suspended, start is hooked).
+  void await_from(ContinuationHook& hook, TaskCore* in_task) noexcept {
+    RINGLOOP_ASSERT(!root, "a task's root coroutine awaited as a Coro");
+    continuation_frame = &hook;
+    enclosing_task = in_task;
+  }
 
   // The task record, used when this coroutine is a task's root.
   TaskCore& core() noexcept { return *this; }
@@ -207,6 +214,10 @@ class PromiseBase : protected TaskCore {
       if (promise.start == StartState::inline_start) {
         promise.start = StartState::finished_inline;
         return std::noop_coroutine();
+      }
+      if (promise.start == StartState::hooked) {
+        auto& hook = *static_cast<ContinuationHook*>(promise.continuation_frame);
+        return hook.on_done(hook);
       }
       return promise.continuation();
     }

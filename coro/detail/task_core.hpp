@@ -51,6 +51,18 @@ enum class StartState : std::uint8_t {
   inline_start,     // being run by its awaiter's await_suspend
   finished_inline,  // finished before that await_suspend returned
   running,          // suspended at least once; will resume its continuation when done
+  hooked,           // as running, but its continuation is a ContinuationHook (wait_for's)
+};
+
+// What a coroutine started inline by wait_for calls when it ends, in place of resuming the
+// coroutine that awaits it: wait_for must end its timer first. on_done returns the coroutine to
+// transfer to: the awaiting one, or noop_coroutine() while the timer still has to answer.
+struct ContinuationHook {
+  using DoneFn = std::coroutine_handle<> (*)(ContinuationHook&) noexcept;
+  explicit ContinuationHook(DoneFn fn) noexcept : on_done(fn) {}
+  ContinuationHook(const ContinuationHook&) = delete;
+  ContinuationHook& operator=(const ContinuationHook&) = delete;
+  DoneFn on_done;
 };
 
 // One record through which something watches many tasks (gather): a task holds a pointer to it
@@ -321,7 +333,8 @@ class TaskCore : public TaskHook {
   };
   union {
     CancelPoint* waiting_on = nullptr;  // a task's
-    void* continuation_frame;           // a non-root's: the coroutine awaiting it
+    void* continuation_frame;           // a non-root's: the coroutine awaiting it (or, when
+                                        // start is hooked, the ContinuationHook)
   };
   // Most tasks never have extras; one that does keeps its created_file there (a task is 8
   // bytes smaller for it, which took a trivial task's frame from a 144-byte block to 128).

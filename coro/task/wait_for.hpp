@@ -1,17 +1,25 @@
 // wait_for(awaitable, timeout): the awaitable's result, or TimeoutError when the deadline
 // passes first (asyncio.wait_for, with Python 3.12's rules).
 //
-// The inner work runs as a child task. A Coro child is started inline; if it finishes without
-// suspending, no timer SQE is ever submitted. Otherwise one IORING_OP_TIMEOUT with an absolute
-// deadline (taken when wait_for is called) races the child. When the timer fires, the child is
-// cancelled and waited for; if it ends cancelled, wait_for throws TimeoutError, and if it
-// swallowed the cancel and returned a value, the value wins. When the child finishes first, the
-// timer is removed: in user space if the loop has not given it an SQE yet (Loop::submit makes
-// timers' SQEs at its submit point, an iteration late), else by TIMEOUT_REMOVE, whose CQE is
-// awaited: the awaiter, which holds the timespec, outlives both. Cancelling the awaiting task
-// cancels the child and ends with CancelledError, never TimeoutError; the deadline stays armed
-// while the child unwinds, and cancels it again if it passes first (3.12's wait_for is `async with
-// timeout()`).
+// A Coro runs in the awaiting task itself, as Python 3.12's wait_for runs its coroutine (it is
+// `async with timeout(): return await coro`): current_task() inside it is the caller's, and
+// when the deadline passes it is that task which is cancelled; the CancelledError that ends the
+// Coro becomes TimeoutError as it leaves wait_for, unless a cancel from elsewhere came too (the
+// task's cancel requests are counted, as asyncio's uncancel() counts them, so wait_for claims
+// only its own). A Coro that swallows the cancel and returns a value returns it.
+//
+// The deadline is taken as the await begins (asyncio's wait_for is a coroutine: its timeout
+// starts when it runs). If the Coro finishes without suspending, no timer is armed. Otherwise
+// one IORING_OP_TIMEOUT with that absolute deadline races it. When the Coro ends first,
+// its timer is let go and the caller goes on in the same step: the timer's record is the loop's
+// to end (DetachableTimer), in user space if the loop has not given it an SQE yet (Loop::submit
+// makes timers' SQEs at its submit point), else by TIMEOUT_REMOVE, whose CQE frees it.
+//
+// A Task, or a Coro awaited outside any task (a foreign coroutine), is raced as a child task:
+// at the deadline the child is cancelled and waited for, and if it ends cancelled wait_for throws
+// TimeoutError (if it swallowed the cancel and returned a value, the value wins). Cancelling
+// the awaiting task cancels the child and ends with CancelledError, never TimeoutError; the
+// deadline stays armed while the child unwinds, and cancels it again if it passes first.
 //
 // A zero or negative timeout arms no timer and never starts a Coro (asyncio 3.12's wait_for,
 // tasks.py: timeout <= 0 wraps it in a task, cancels it and waits, so its body never runs):
@@ -19,11 +27,10 @@
 #pragma once
 #include <ringloop/loop/detail/config.hpp>
 
-#include <liburing.h>
-
 #include <cerrno>
 #include <chrono>
 #include <coroutine>
+#include <new>
 #include <optional>
 #include <stdexcept>
 #include <system_error>
@@ -32,26 +39,33 @@
 
 #include <ringloop/coro/detail/await_in_coro.hpp>
 #include <ringloop/coro/detail/deadline.hpp>
+#include <ringloop/coro/detail/detachable_timer.hpp>
 #include <ringloop/coro/task/task.hpp>
 
 namespace ringloop {
 namespace detail {
 
 template <class T>
-class [[nodiscard]] WaitForAwaiter : CancelPoint, TaskWaiter, Operation {
+class [[nodiscard]] WaitForAwaiter : CancelPoint, TaskWaiter, ContinuationHook {
  public:
-  // A deadline of nullopt: the timeout was zero or negative (expired before it started).
-  WaitForAwaiter(Coro<T> coro, std::optional<std::int64_t> due_ns) noexcept
-      : WaitForAwaiter(due_ns) {
-    coro_ = std::move(coro);
+  // A timeout (ns, > 0) of nullopt: it was zero or negative (expired before it started).
+  WaitForAwaiter(Coro<T> coro, std::optional<std::int64_t> timeout_ns) noexcept
+      : WaitForAwaiter(timeout_ns) {
+    body_ = coro.release();
   }
-  WaitForAwaiter(Task<T> task, std::optional<std::int64_t> due_ns) noexcept
-      : WaitForAwaiter(due_ns) {
+  WaitForAwaiter(Task<T> task, std::optional<std::int64_t> timeout_ns) noexcept
+      : WaitForAwaiter(timeout_ns) {
     child_ = std::move(task);
+  }
+  WaitForAwaiter(const WaitForAwaiter&) = delete;
+  WaitForAwaiter& operator=(const WaitForAwaiter&) = delete;
+  ~WaitForAwaiter() {
+    if (timer_ != nullptr) timer_->release();
+    if (body_) body_.destroy();
   }
 
   bool await_ready() const {
-    if (!coro_.valid() && !child_.valid()) throw std::logic_error("wait_for: empty Coro or Task");
+    if (!body_ && !child_.valid()) throw std::logic_error("wait_for: empty Coro or Task");
     return child_.valid() && child_.done();
   }
 
@@ -60,14 +74,27 @@ class [[nodiscard]] WaitForAwaiter : CancelPoint, TaskWaiter, Operation {
     outer_ = task_of(awaiting);
     loop_ = &loop_for(outer_, "wait_for");
     awaiting_ = awaiting;
+    std::int64_t now = loop_->now_ns();
+    due_ns_ = timeout_ns_ > kMaxDeadlineNs - now ? kMaxDeadlineNs : now + timeout_ns_;
+    if (body_) {
+      if (body_.promise().start != StartState::not_started)
+        throw std::logic_error("wait_for: this Coro has been awaited already; it runs only once");
+      if (!expired_at_start_ && outer_ != nullptr) return run_in_caller();
+    }
     if (expired_at_start_) {
       cancel_child_now();
-    } else if (coro_.valid()) {
-      if (!start_child_inline()) return false;  // finished without suspending: no timer
-      loop_->submit(*this);
     } else {
-      child_.core().add_waiter(*this);
-      loop_->submit(*this);
+      // The timer's record first: once the child has started, nothing here may throw.
+      timer_ = &DetachableTimer::make();
+      if (body_) {
+        if (!start_child_task()) {  // finished without suspending: no timer
+          std::exchange(timer_, nullptr)->release();
+          return false;
+        }
+      } else {
+        child_.core().add_waiter(*this);
+      }
+      timer_->arm(*loop_, due_ns_, &on_expiry, this);
     }
     if (outer_ != nullptr) {
       outer_->suspend_on(*this);
@@ -80,6 +107,7 @@ class [[nodiscard]] WaitForAwaiter : CancelPoint, TaskWaiter, Operation {
   }
 
   ResultOf<T> await_resume() {
+    if (in_caller_) return take_inline_result();
     if (outer_ != nullptr) outer_->resumed();
     TaskCore& child = child_.core();
     if (child.cancelled) {
@@ -87,39 +115,91 @@ class [[nodiscard]] WaitForAwaiter : CancelPoint, TaskWaiter, Operation {
       if (timed_out_ && !outer_cancel_taken_) throw TimeoutError("wait_for: the timeout expired");
       throw cancelled_error(outer_);
     }
-    if (timer_error_ != 0)
-      throw std::system_error(-timer_error_, std::system_category(),
-                              "wait_for: IORING_OP_TIMEOUT failed");
+    if (timer_error_ != 0) throw timer_failed();
     return take_task_result(child_);
   }
 
  private:
-  explicit WaitForAwaiter(std::optional<std::int64_t> due_ns) noexcept
+  explicit WaitForAwaiter(std::optional<std::int64_t> timeout_ns) noexcept
       : CancelPoint(&on_cancel),
         TaskWaiter(&on_child_done),
-        Operation(&prepare, &complete, /*is_timeout_op=*/true),
-        timespec_(to_timespec(due_ns.value_or(0))),
-        expired_at_start_(!due_ns) {
-    Operation::deadline_ns = due_ns.value_or(0);  // lets the loop end it once it is due
+        ContinuationHook(&on_inline_done),
+        timeout_ns_(timeout_ns.value_or(0)),
+        expired_at_start_(!timeout_ns) {}
+
+  // The Coro runs in the awaiting task (Python 3.12): started inline; if it suspends, the timer
+  // races it, and at the deadline the task itself is cancelled. Returns false when it finished
+  // without suspending (no timer was armed).
+  bool run_in_caller() {
+    in_caller_ = true;
+    cancelling_at_entry_ = outer_->cancel_requests;
+    auto& promise = body_.promise();
+    promise.await_from(static_cast<ContinuationHook&>(*this), outer_);
+    promise.start = StartState::inline_start;
+    body_.resume();
+    if (promise.start == StartState::finished_inline) return false;
+    promise.start = StartState::hooked;
+    // The Coro waits: from here nothing may throw out of this await_suspend (the awaiting
+    // coroutine would unwind and destroy a Coro suspended in an operation). With no memory for
+    // the timer, the deadline cannot be kept: the Coro is cancelled as by a timer the kernel
+    // refused, and wait_for ends with that error (ENOMEM).
+    try {
+      timer_ = &DetachableTimer::make();
+    } catch (const std::bad_alloc&) {
+      on_expiry(this, -ENOMEM);
+      return true;
+    }
+    timer_->arm(*loop_, due_ns_, &on_expiry, this);
+    return true;
+  }
+
+  // The Coro that ran in the caller has ended (on_done of the hook): the timer is let go, and
+  // the caller goes on at once, by symmetric transfer.
+  static std::coroutine_handle<> on_inline_done(ContinuationHook& hook) noexcept {
+    auto& self = static_cast<WaitForAwaiter&>(hook);
+    if (self.timer_ != nullptr) std::exchange(self.timer_, nullptr)->release();
+    return self.awaiting_;
+  }
+
+  ResultOf<T> take_inline_result() {
+    auto& promise = body_.promise();
+    if (timed_out_) {
+      // The deadline cancelled this task: that request is taken back (asyncio's uncancel), and
+      // if no other came meanwhile, the CancelledError it caused leaves as TimeoutError.
+      bool only_ours = outer_->uncancel() <= cancelling_at_entry_;
+      if (timer_error_ != 0) throw timer_failed();
+      if (only_ours && promise.error() && is_cancelled_error(promise.error())) {
+        promise.take_error();
+        throw TimeoutError("wait_for: the timeout expired");
+      }
+    }
+    if constexpr (std::is_void_v<T>) {
+      promise.take_result();
+      return {};
+    } else {
+      return promise.take_result();
+    }
+  }
+
+  std::system_error timer_failed() const {
+    return std::system_error(-timer_error_, std::system_category(),
+                             timer_error_ == -ENOMEM ? "wait_for: no memory for its timer"
+                                                     : "wait_for: IORING_OP_TIMEOUT failed");
   }
 
   // A timeout that expired before wait_for began: the child (a Coro becomes a task that never
   // runs its body) is cancelled now, with no timer, and waited for.
   void cancel_child_now() {
-    if (coro_.valid()) child_ = create_task(*loop_, std::move(coro_));
+    if (body_) child_ = create_task(*loop_, Coro<T>(std::exchange(body_, {})));
     child_.core().add_waiter(*this);
-    timer_done_ = true;
     timed_out_ = true;
     child_.core().cancel();
   }
 
-  // Runs the Coro as a task until it first suspends. Returns false when it finished already.
-  bool start_child_inline() {
-    auto root = coro_.release();
-    if (root.promise().start != StartState::not_started) {
-      coro_ = Coro<T>(root);
-      throw std::logic_error("wait_for: this Coro has been awaited already; it runs only once");
-    }
+  // Runs the Coro as a task until it first suspends (a caller outside any task). Returns false
+  // when it finished already.
+  bool start_child_task() {
+    auto root = std::exchange(body_, {});
     root.promise().make_root(*loop_, root);
     child_ = Task<T>::adopt(root);
     child_.core().add_waiter(*this);
@@ -129,29 +209,25 @@ class [[nodiscard]] WaitForAwaiter : CancelPoint, TaskWaiter, Operation {
     return !child_done_;
   }
 
-  static void prepare(Operation& operation, io_uring_sqe& sqe) noexcept {
-    auto& self = static_cast<WaitForAwaiter&>(operation);
-    io_uring_prep_timeout(&sqe, &self.timespec_, 0, IORING_TIMEOUT_ABS);
-  }
-
-  // The timer's CQE: -ETIME when it fired, -ECANCELED when it was removed.
-  static void complete(Operation& operation, std::int32_t result, std::uint32_t) noexcept {
-    auto& self = static_cast<WaitForAwaiter&>(operation);
-    self.timer_done_ = true;
-    if (result != -ETIME && result != -ECANCELED && result != 0) self.timer_error_ = result;
-    if ((result == -ETIME || self.timer_error_ != 0) && !self.child_done_) {
-      self.timed_out_ = result == -ETIME;
+  // The deadline passed (or the kernel refused the timer) while the inner work ran.
+  static void on_expiry(void* owner, std::int32_t result) noexcept {
+    auto& self = *static_cast<WaitForAwaiter*>(owner);
+    if (result != -ETIME) self.timer_error_ = result;
+    // In the caller, timed_out_ means "the deadline cancelled the task" (to be taken back);
+    // for a child task, that it expired (TimeoutError).
+    self.timed_out_ = result == -ETIME || self.in_caller_;
+    if (self.in_caller_)
+      self.outer_->cancel();
+    else
       self.child_.core().cancel();
-    }
-    self.resume_when_settled();
   }
 
   static void on_child_done(TaskWaiter& waiter) noexcept {
     auto& self = static_cast<WaitForAwaiter&>(waiter);
     self.child_done_ = true;
     if (self.inside_suspend_) return;  // await_suspend sees it and does not suspend
-    if (!self.timer_done_) self.loop_->cancel(self);
-    self.resume_when_settled();
+    if (self.timer_ != nullptr) std::exchange(self.timer_, nullptr)->release();
+    self.loop_->schedule(self.awaiting_);
   }
 
   static bool on_cancel(CancelPoint& point) noexcept {
@@ -168,52 +244,48 @@ class [[nodiscard]] WaitForAwaiter : CancelPoint, TaskWaiter, Operation {
     return true;
   }
 
-  // Once: removing a timer that has not reached the kernel (in the loop's FIFO, or on a
-  // virtual clock) completes it inside cancel(), so on_child_done gets here twice.
-  void resume_when_settled() noexcept {
-    if (child_done_ && timer_done_ && !resume_scheduled_) {
-      resume_scheduled_ = true;
-      loop_->schedule(awaiting_);
-    }
-  }
-
-  Coro<T> coro_;
+  typename Coro<T>::Handle body_;  // a Coro's frame, owned until it runs as a task (or goes)
   Task<T> child_;
-  __kernel_timespec timespec_;
+  std::int64_t timeout_ns_;
+  std::int64_t due_ns_ = 0;
+  DetachableTimer* timer_ = nullptr;  // held while the inner work runs
   Loop* loop_ = nullptr;
   TaskCore* outer_ = nullptr;
   std::coroutine_handle<> awaiting_;
   std::int32_t timer_error_ = 0;
+  std::uint32_t cancelling_at_entry_ = 0;  // the task's cancel requests as the Coro started
   bool expired_at_start_ = false;
+  bool in_caller_ = false;  // the Coro runs in the awaiting task (run_in_caller)
   bool inside_suspend_ = false;
   bool child_done_ = false;
-  bool timer_done_ = false;
   bool timed_out_ = false;
   bool outer_cancel_taken_ = false;
-  bool resume_scheduled_ = false;
 };
 
-// nullopt for a timeout that has expired already (zero or negative).
+// The timeout in ns (saturated; NaN refused), or nullopt for one that has expired already
+// (zero or negative).
 template <class Rep, class Period>
-std::optional<std::int64_t> wait_for_deadline(std::chrono::duration<Rep, Period> timeout) {
-  if (checked_ns(timeout, "wait_for") <= 0) return std::nullopt;
-  return deadline_after(timeout, "wait_for");
+std::optional<std::int64_t> wait_for_timeout(std::chrono::duration<Rep, Period> timeout) {
+  std::int64_t ns = checked_ns(timeout, "wait_for");
+  if (ns <= 0) return std::nullopt;
+  return ns;
 }
 
 }  // namespace detail
 
-// What wait_for returns: the work and its deadline (taken when wait_for was called), not started
-// yet. Awaiting it starts the race; so does handing it to create_task, gather, shield (a
+// What wait_for returns: the work and its timeout, not started yet (the deadline is taken as
+// it is awaited). Awaiting it starts the race; so does handing it to create_task, gather, shield (a
 // WaitFor moves, the awaiter it makes cannot). It is awaited once.
 template <class T>
 class [[nodiscard]] WaitFor {
  public:
   using value_type = T;
 
-  WaitFor(Coro<T> coro, std::optional<std::int64_t> due_ns) noexcept
-      : coro_(std::move(coro)), due_ns_(due_ns) {}
-  WaitFor(Task<T> task, std::optional<std::int64_t> due_ns) noexcept
-      : task_(std::move(task)), due_ns_(due_ns) {}
+  // timeout_ns: > 0, or nullopt for a timeout that has expired already.
+  WaitFor(Coro<T> coro, std::optional<std::int64_t> timeout_ns) noexcept
+      : coro_(std::move(coro)), timeout_ns_(timeout_ns) {}
+  WaitFor(Task<T> task, std::optional<std::int64_t> timeout_ns) noexcept
+      : task_(std::move(task)), timeout_ns_(timeout_ns) {}
 
   // Either way the work moves into the awaiter: a second await finds it gone.
   detail::WaitForAwaiter<T> operator co_await() && { return start(); }
@@ -221,28 +293,28 @@ class [[nodiscard]] WaitFor {
 
  private:
   detail::WaitForAwaiter<T> start() {
-    if (task_.valid()) return detail::WaitForAwaiter<T>(std::move(task_), due_ns_);
+    if (task_.valid()) return detail::WaitForAwaiter<T>(std::move(task_), timeout_ns_);
     if (!coro_.valid())
       throw std::logic_error(
           "wait_for: nothing to wait for: this wait_for was awaited already (it runs once), or "
           "was given an empty Coro or Task");
-    return detail::WaitForAwaiter<T>(std::move(coro_), due_ns_);
+    return detail::WaitForAwaiter<T>(std::move(coro_), timeout_ns_);
   }
 
   Coro<T> coro_;
   Task<T> task_;
-  std::optional<std::int64_t> due_ns_;
+  std::optional<std::int64_t> timeout_ns_;
 };
 
 template <class T, class Rep, class Period>
 WaitFor<T> wait_for(Coro<T> coro, std::chrono::duration<Rep, Period> timeout) {
-  return WaitFor<T>(std::move(coro), detail::wait_for_deadline(timeout));
+  return WaitFor<T>(std::move(coro), detail::wait_for_timeout(timeout));
 }
 
 // On expiry the task is cancelled, as asyncio.wait_for cancels the task it is given.
 template <class T, class Rep, class Period>
 WaitFor<T> wait_for(Task<T> task, std::chrono::duration<Rep, Period> timeout) {
-  return WaitFor<T>(std::move(task), detail::wait_for_deadline(timeout));
+  return WaitFor<T>(std::move(task), detail::wait_for_timeout(timeout));
 }
 
 // Any other awaitable (a gather, another wait_for, a foreign awaiter) runs inside a Coro, so it
@@ -253,7 +325,7 @@ requires detail::PlainAwaiter<A>
 auto wait_for(A&& awaitable, std::chrono::duration<Rep, Period> timeout) {
   using R = detail::AwaitResult<A>;
   return WaitFor<R>(detail::await_in_coro<std::remove_cvref_t<A>, R>(std::forward<A>(awaitable)),
-                    detail::wait_for_deadline(timeout));
+                    detail::wait_for_timeout(timeout));
 }
 
 }  // namespace ringloop
