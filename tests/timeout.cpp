@@ -1,10 +1,13 @@
 // timeout() and Timeout: asyncio.timeout's rules (3.11+): the block runs in the awaiting task;
 // expiry cancels it and surfaces as TimeoutError; a cancel from elsewhere stays a
-// CancelledError; the deadline can move; the timer's CQE is always awaited.
+// CancelledError; the deadline can move; a block that ends first lets its timer go, and its
+// caller goes on at once (the timer's record waits for its CQE alone).
 #include <catch2/catch.hpp>
 
+#include <cerrno>
 #include <optional>
 #include <stdexcept>
+#include <system_error>
 
 #include <ringloop/ringloop.hpp>
 #include "tests/coroutines.hpp"
@@ -42,8 +45,13 @@ TEST_CASE("timeout returns the block's value when it finishes in time", "[timeou
     int steps = 0;
     int value = co_await ringloop::timeout(1s, two_steps(steps));
     CHECK(value == 2);
-    // The removed timer's CQE was awaited: nothing is left in flight.
-    CHECK(ringloop::Loop::current()->in_flight() == 0);
+    // The timer was in the kernel (the loop blocked in the sleeps): its removal and its own CQE
+    // are still owed, and the caller did not wait for them (Python's timeout() exit is
+    // synchronous too); the record frees itself at its CQE (ASan: no leak).
+    ringloop::Loop& loop = *ringloop::Loop::current();
+    CHECK(loop.in_flight() == 2);
+    co_await ringloop::sleep(1ms);
+    CHECK(loop.in_flight() == 0);
   }());
 }
 
@@ -282,6 +290,41 @@ TEST_CASE("Timeout: a deadline moved later, then earlier than its armed timer, c
         CHECK_FALSE(ends_first.expired());
         CHECK(loop.now() - start >= 151ms);
         CHECK(loop.now() - start < 152ms);  // the virtual clock moves a few ns per read
+      }(),
+      ringloop::LoopOptions{.virtual_time = true});
+}
+
+// The deadline moved later leaves the first timer in the kernel; when it fires, the rest is
+// armed with a new record. With no memory for it, the deadline cannot be kept: the block is
+// cancelled and the scope raises the error, rather than running on with no deadline.
+TEST_CASE("Timeout: with no memory to re-arm a moved deadline, the block ends and says why",
+          "[timeout]") {
+  ringloop::run(
+      []() -> Coro<> {
+        Timeout scope(10ms);
+        bool cancelled = false;
+        auto body = [&]() -> Coro<> {
+          co_await ringloop::sleep(1ms);
+          scope.reschedule_after(100ms);                // the 10 ms timer stays armed
+          ringloop::detail::fail_allocations_after(0);  // the next allocation is the re-arm
+          try {
+            co_await ringloop::sleep(50ms);
+          } catch (const CancelledError&) {
+            cancelled = true;
+            throw;
+          }
+        };
+        try {
+          co_await scope.run(body());
+          FAIL("the block ran on with no deadline");
+        } catch (const std::system_error& error) {
+          CHECK(error.code().value() == ENOMEM);
+          CHECK_THAT(error.what(), Catch::Contains("no memory for its timer"));
+        }
+        ringloop::detail::fail_allocations_after(-1);
+        CHECK(cancelled);
+        ringloop::AnyTask me = co_await ringloop::current_task();
+        CHECK(me.cancelling() == 0);
       }(),
       ringloop::LoopOptions{.virtual_time = true});
 }

@@ -1,4 +1,4 @@
-// A deadline for a combinator (timeout(), wait(), as_completed): one IORING_OP_TIMEOUT with an
+// A deadline for a combinator (wait(), as_completed): one IORING_OP_TIMEOUT with an
 // absolute deadline, whose CQE is handed to its owner. The owner holds the timer, so the
 // timespec the kernel reads lives until that CQE: an owner that is done early disarms it and
 // waits for the CQE before it goes away (liburing #603, asio #1284).

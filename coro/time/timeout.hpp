@@ -6,10 +6,12 @@
 // it leaves the scope. A cancel that came from elsewhere stays a CancelledError: the scope
 // counts the task's cancel requests (asyncio's cancelling()/uncancel()), so it only claims the
 // one it made. The deadline is one IORING_OP_TIMEOUT with an absolute time; it can be moved
-// while the block runs (Timeout::reschedule), and it is removed, and its CQE awaited, when
-// the block ends first. Moving it later while its timer is in the kernel costs nothing then:
-// the timer fires at the old time and arms the rest (an idle timeout pushed back at each
-// message is one timer per idle period, not an SQE per message).
+// while the block runs (Timeout::reschedule). When the block ends first, the timer is let go
+// and the block's caller goes on at once: the timer's record (DetachableTimer) ends in user
+// space if it has no SQE yet, else by TIMEOUT_REMOVE, and frees itself at that CQE. Moving the
+// deadline later while its timer is in the kernel costs nothing then: the timer fires at the
+// old time and arms the rest (an idle timeout pushed back at each message is one timer per idle
+// period, not an SQE per message); moving it earlier lets the old timer go and arms a new one.
 //
 //   Timeout scope(2s);
 //   auto value = co_await scope.run(fetch(scope));   // fetch may call scope.reschedule(...)
@@ -17,10 +19,12 @@
 #pragma once
 #include <ringloop/loop/detail/config.hpp>
 
+#include <cerrno>
 #include <chrono>
 #include <coroutine>
 #include <cstdint>
 #include <exception>
+#include <new>
 #include <optional>
 #include <stdexcept>
 #include <system_error>
@@ -28,7 +32,8 @@
 #include <utility>
 
 #include <ringloop/coro/detail/current_task.hpp>
-#include <ringloop/coro/detail/deadline_timer.hpp>
+#include <ringloop/coro/detail/deadline.hpp>
+#include <ringloop/coro/detail/detachable_timer.hpp>
 #include <ringloop/coro/task/coro.hpp>
 
 namespace ringloop {
@@ -38,7 +43,7 @@ class Timeout {
   using Clock = std::chrono::steady_clock;
 
   // No deadline yet (asyncio.timeout(None)): reschedule() can set one from inside the block.
-  Timeout() noexcept : timer_(&on_timer_cqe, this) {}
+  Timeout() noexcept = default;
   // A negative delay is kept as a deadline in the past (when() says so, as asyncio's); +inf
   // means no deadline in practice; NaN is refused with std::invalid_argument.
   template <class Rep, class Period>
@@ -51,6 +56,7 @@ class Timeout {
   }
   Timeout(const Timeout&) = delete;
   Timeout& operator=(const Timeout&) = delete;
+  ~Timeout() { release_timer(); }
 
   // The deadline, or nothing when there is none.
   std::optional<Clock::time_point> when() const noexcept {
@@ -71,16 +77,14 @@ class Timeout {
       throw std::logic_error("Timeout::reschedule: the block has ended already");
     deadline_.reset();
     if (when) deadline_ = detail::signed_deadline_at(*when, "Timeout::reschedule");
-    if (timer_.armed()) {
+    if (timer_ != nullptr) {
       // A deadline that moves later (an idle timeout pushed back at every message) leaves the
-      // timer in the kernel as it is: when it fires, on_timer_cqe arms the rest. So moving it
-      // costs no SQE and no CQE; a deadline that moves earlier, or goes, is removed now.
-      if (!rearm_on_cqe_ && deadline_ && *deadline_ >= armed_deadline_) return;
-      rearm_on_cqe_ = true;  // the old timer's CQE arms the new one
-      timer_.disarm();
-    } else if (deadline_) {
-      arm_or_expire();
+      // timer in the kernel as it is: when it fires, on_expiry arms the rest. So moving it
+      // costs no SQE and no CQE; a deadline that moves earlier, or goes, lets the timer go.
+      if (deadline_ && *deadline_ >= armed_deadline_) return;
+      release_timer();
     }
+    if (deadline_) arm_or_expire();
   }
   template <class Rep, class Period>
   void reschedule_after(std::chrono::duration<Rep, Period> delay) {
@@ -122,9 +126,16 @@ class Timeout {
     task_->cancel();
   }
 
+  // Throws bad_alloc (no memory for the timer's record) before anything changed.
   void arm(std::int64_t deadline) {
+    detail::DetachableTimer& timer = detail::DetachableTimer::make();
     armed_deadline_ = deadline;
-    timer_.arm(*task_->loop, detail::kernel_deadline(deadline));
+    timer_ = &timer;
+    timer.arm(*task_->loop, detail::kernel_deadline(deadline), &on_expiry, this);
+  }
+
+  void release_timer() noexcept {
+    if (timer_ != nullptr) std::exchange(timer_, nullptr)->release();
   }
 
   // Ends the scope: true when the block's CancelledError is the scope's own and must leave it
@@ -143,59 +154,34 @@ class Timeout {
     return timed_out;
   }
 
-  static void on_timer_cqe(detail::DeadlineTimer& timer, bool expired) noexcept {
-    auto& self = timer.owner<Timeout>();
-    if (self.state_ == State::entered) {
-      if (self.rearm_on_cqe_) {
-        self.rearm_on_cqe_ = false;
-        // The old deadline may have passed while its removal was on its way: the new one counts.
-        if (self.deadline_) {
-          if (*self.deadline_ > detail::now_ns()) {
-            self.arm(*self.deadline_);
-            return;
-          }
-          expired = true;
-        } else {
-          expired = false;
-        }
-      } else if (expired && self.deadline_ && *self.deadline_ > detail::now_ns()) {
-        // The deadline moved later while this timer was in the kernel (reschedule left it
-        // there): not due yet. The rest is armed, unless the block has ended meanwhile.
-        if (!self.settling_) {
-          self.arm(*self.deadline_);
-          return;
-        }
-        expired = false;
-      }
-      if (expired || timer.error() != 0) {
-        self.state_ = State::expiring;
-        self.task_->cancel();
+  // The timer fired (result -ETIME), or the kernel refused it (a negative errno), while the
+  // block runs: a timer let go (release_timer) calls nothing.
+  static void on_expiry(void* owner, std::int32_t result) noexcept {
+    auto& self = *static_cast<Timeout*>(owner);
+    if (result == -ETIME && self.deadline_ && *self.deadline_ > detail::now_ns()) {
+      // The deadline moved later while this timer was in the kernel (reschedule left it
+      // there): not due yet. The rest is armed; with no memory for it, the deadline cannot be
+      // kept, and the block ends as with a timer the kernel refused.
+      self.release_timer();
+      try {
+        self.arm(*self.deadline_);
+        return;
+      } catch (const std::bad_alloc&) {
+        result = -ENOMEM;
       }
     }
-    if (self.settling_) self.task_->loop->schedule(self.settling_);
+    if (result != -ETIME) self.timer_error_ = result;
+    self.state_ = State::expiring;
+    self.task_->cancel();
   }
 
-  // Waits for the timer's CQE after disarming it; not a cancel point (a cancel arriving
-  // meanwhile is delivered at the task's next await).
-  struct SettleTimer {
-    Timeout& scope;
-    bool await_ready() const noexcept { return !scope.timer_.armed(); }
-    void await_suspend(std::coroutine_handle<> awaiting) noexcept {
-      scope.rearm_on_cqe_ = false;
-      scope.settling_ = awaiting;
-      scope.timer_.disarm();
-    }
-    void await_resume() const noexcept { scope.settling_ = {}; }
-  };
-
-  detail::DeadlineTimer timer_;
+  detail::DetachableTimer* timer_ = nullptr;  // held while armed for the block
   detail::TaskCore* task_ = nullptr;
-  std::coroutine_handle<> settling_;
   std::optional<std::int64_t> deadline_;  // may be in the past, or negative (virtual time)
-  std::int64_t armed_deadline_ = 0;       // the deadline the timer in flight was armed for
+  std::int64_t armed_deadline_ = 0;       // the deadline the timer held was armed for
+  std::int32_t timer_error_ = 0;          // the kernel's refusal (or ENOMEM): the block ends
   std::uint32_t cancelling_at_entry_ = 0;
   State state_ = State::created;
-  bool rearm_on_cqe_ = false;
   bool expired_at_once_ = false;  // the deadline was due when set: no timer, a cancel at once
 };
 
@@ -215,11 +201,12 @@ Coro<T> Timeout::run(Coro<T> body) {
   } catch (...) {
     error = std::current_exception();
   }
-  co_await SettleTimer{*this};
+  release_timer();  // the caller goes on now; the record waits for its CQE alone
   bool timed_out = exit(error);
-  if (timer_.error() != 0)
-    throw std::system_error(-timer_.error(), std::system_category(),
-                            "timeout: IORING_OP_TIMEOUT failed");
+  if (timer_error_ != 0)
+    throw std::system_error(-timer_error_, std::system_category(),
+                            timer_error_ == -ENOMEM ? "timeout: no memory for its timer"
+                                                    : "timeout: IORING_OP_TIMEOUT failed");
   if (timed_out) throw TimeoutError("timeout: the deadline passed before the block finished");
   if (error) std::rethrow_exception(error);
   if constexpr (!std::is_void_v<T>) co_return std::move(*result);
