@@ -21,12 +21,6 @@ namespace {
 
 thread_local std::vector<const Loop*> loops_of_this_thread;
 
-std::int64_t monotonic_now_ns() noexcept {
-  timespec now{};
-  ::clock_gettime(CLOCK_MONOTONIC, &now);  // the clock io_uring timeouts are measured on
-  return std::int64_t{now.tv_sec} * 1'000'000'000 + now.tv_nsec;
-}
-
 // Timers waiting for their SQE (Loop::submit) beyond this many go to the SQ at once, oldest
 // first, as before laziness: a step that arms thousands of timers (gather starting 100k sleeping
 // tasks) keeps handing them to the kernel in SQ-sized batches while it runs. Held back, all of

@@ -229,12 +229,7 @@ class Loop {
   // of the virtual clock is 1 ns later than the one before, so deadlines computed one after
   // another keep the order they would have in real time. Inline: a wait_for reads it each time
   // (a call into the library and its PLT cost ~3 ns of a 55 ns wait_for).
-  std::int64_t now_ns() noexcept {
-    if (virtual_time_) return ++virtual_now_;
-    timespec now{};
-    ::clock_gettime(CLOCK_MONOTONIC, &now);  // the clock io_uring timeouts are measured on
-    return std::int64_t{now.tv_sec} * 1'000'000'000 + now.tv_nsec;
-  }
+  std::int64_t now_ns() noexcept { return virtual_time_ ? ++virtual_now_ : monotonic_now_ns(); }
   std::chrono::steady_clock::time_point now() noexcept {
     return std::chrono::steady_clock::time_point(std::chrono::nanoseconds(now_ns()));
   }
@@ -338,6 +333,12 @@ class Loop {
   void report_limit(const std::string& message) noexcept;  // in coro/exception_handler.cpp
   void prepare_now(Operation& operation);
   void submit_deferred();
+  // The real clock, whatever the loop's: CLOCK_MONOTONIC, which io_uring timeouts are measured on.
+  static std::int64_t monotonic_now_ns() noexcept {
+    timespec now{};
+    ::clock_gettime(CLOCK_MONOTONIC, &now);
+    return std::int64_t{now.tv_sec} * 1'000'000'000 + now.tv_nsec;
+  }
   void reap_completions();
   void wait_and_reap(bool may_block = true);
   bool waits_for_threads() const noexcept;

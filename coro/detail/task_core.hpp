@@ -55,8 +55,8 @@ enum class StartState : std::uint8_t {
 };
 
 // What a coroutine started inline by wait_for calls when it ends, in place of resuming the
-// coroutine that awaits it: wait_for must end its timer first. on_done returns the coroutine to
-// transfer to: the awaiting one, or noop_coroutine() while the timer still has to answer.
+// coroutine that awaits it: wait_for lets its timer go first. on_done returns the coroutine to
+// transfer to (wait_for's returns the awaiting one).
 struct ContinuationHook {
   using DoneFn = std::coroutine_handle<> (*)(ContinuationHook&) noexcept;
   explicit ContinuationHook(DoneFn fn) noexcept : on_done(fn) {}
