@@ -105,8 +105,8 @@ void Loop::advance_ns(std::int64_t by) {
 }
 
 void Loop::add_virtual_timer(Operation& timer, Operation* linked) {
-  timer.state = OpState::timer;
-  virtual_timers_.emplace(timer.deadline_ns, VirtualTimer{&timer, linked});
+  virtual_timers_.emplace(timer.deadline_ns, VirtualTimer{&timer, linked});  // may throw
+  timer.state = OpState::timer;  // only once it is on the clock: a bad_alloc leaves it idle
   ++stats_.operations_submitted;
 }
 

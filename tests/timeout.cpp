@@ -294,19 +294,51 @@ TEST_CASE("Timeout: a deadline moved later, then earlier than its armed timer, c
       ringloop::LoopOptions{.virtual_time = true});
 }
 
-// The deadline moved later leaves the first timer in the kernel; when it fires, the rest is
-// armed with a new record. With no memory for it, the deadline cannot be kept: the block is
-// cancelled and the scope raises the error, rather than running on with no deadline.
-TEST_CASE("Timeout: with no memory to re-arm a moved deadline, the block ends and says why",
+// The deadline moved later leaves the first timer in the kernel; when it fires, the same
+// record is armed for the rest, so keeping the moved deadline needs no memory.
+TEST_CASE("Timeout: a deadline moved later is re-armed with no new allocation", "[timeout]") {
+  ringloop::run(
+      []() -> Coro<> {
+        Timeout scope(10ms);
+        auto start = ringloop::Loop::current()->now();
+        auto body = [&]() -> Coro<int> {
+          co_await ringloop::sleep(1ms);
+          scope.reschedule_after(100ms);                // the 10 ms timer stays armed
+          ringloop::detail::fail_allocations_after(0);  // any frame or record now fails
+          co_await ringloop::sleep(50ms);               // the re-arm at 10 ms happens here
+          ringloop::detail::fail_allocations_after(-1);
+          co_return 7;
+        };
+        int value = co_await scope.run(body());
+        ringloop::detail::fail_allocations_after(-1);
+        CHECK(value == 7);
+        CHECK_FALSE(scope.expired());
+        CHECK(ringloop::Loop::current()->now() - start >= 51ms);
+      }(),
+      ringloop::LoopOptions{.virtual_time = true});
+}
+
+// Moving the deadline earlier needs a new timer record, made before the old timer goes: with
+// no memory for it, reschedule throws bad_alloc and the scope keeps the deadline it had, timer
+// and all (it still expires then), rather than running on with no deadline.
+TEST_CASE("Timeout: with no memory to move the deadline earlier, the old deadline stays",
           "[timeout]") {
   ringloop::run(
       []() -> Coro<> {
         Timeout scope(10ms);
+        auto start = ringloop::Loop::current()->now();
+        auto before = scope.when();
+        bool refused = false;
         bool cancelled = false;
         auto body = [&]() -> Coro<> {
           co_await ringloop::sleep(1ms);
-          scope.reschedule_after(100ms);                // the 10 ms timer stays armed
-          ringloop::detail::fail_allocations_after(0);  // the next allocation is the re-arm
+          ringloop::detail::fail_allocations_after(0);
+          try {
+            scope.reschedule_after(5ms);
+          } catch (const std::bad_alloc&) {
+            refused = true;
+          }
+          ringloop::detail::fail_allocations_after(-1);
           try {
             co_await ringloop::sleep(50ms);
           } catch (const CancelledError&) {
@@ -314,15 +346,20 @@ TEST_CASE("Timeout: with no memory to re-arm a moved deadline, the block ends an
             throw;
           }
         };
+        bool timed_out = false;
         try {
           co_await scope.run(body());
-          FAIL("the block ran on with no deadline");
-        } catch (const std::system_error& error) {
-          CHECK(error.code().value() == ENOMEM);
-          CHECK_THAT(error.what(), Catch::Contains("no memory for its timer"));
+        } catch (const ringloop::TimeoutError&) {
+          timed_out = true;
         }
         ringloop::detail::fail_allocations_after(-1);
+        CHECK(refused);
+        CHECK(scope.when() == before);
         CHECK(cancelled);
+        CHECK(timed_out);
+        auto elapsed = ringloop::Loop::current()->now() - start;
+        CHECK(elapsed >= 10ms);
+        CHECK(elapsed < 11ms);
         ringloop::AnyTask me = co_await ringloop::current_task();
         CHECK(me.cancelling() == 0);
       }(),

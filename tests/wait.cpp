@@ -3,6 +3,7 @@
 // cancelling the awaiter leaves the task running.
 #include <catch2/catch.hpp>
 
+#include <new>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -176,6 +177,57 @@ TEST_CASE("AsCompleted over the same task twice hands it back once",
     Task<int> only = co_await each.next();
     CHECK(only.result() == 7);
     CHECK_FALSE(each.has_next());
+  }());
+}
+
+// With no memory for the deadline's timer, the awaiter throws bad_alloc before it suspends and
+// takes back what it registered: the tasks finish later with nobody's node on them (ASan would
+// see a node of a gone awaiter), and AsCompleted still hands out the task next() did not.
+TEST_CASE("wait and AsCompleted::next with no memory for their timer throw and unregister",
+          "[wait][as_completed]") {
+  ringloop::run([]() -> Coro<> {
+    int refused = 0;
+    for (long allowed = 0; allowed < 6; ++allowed) {
+      auto tasks = start([] {
+        std::vector<Coro<int>> coros;
+        coros.push_back(value_after(2ms, 1));
+        coros.push_back(value_after(3ms, 2));
+        return coros;
+      }());
+      bool threw = false;
+      ringloop::detail::fail_allocations_after(allowed);
+      try {
+        auto result = co_await ringloop::wait(tasks, 1h);
+        CHECK(result.done.size() == 2);
+      } catch (const std::bad_alloc&) {
+        threw = true;
+      }
+      ringloop::detail::fail_allocations_after(-1);
+      refused += threw;
+      for (Task<int>& task : tasks) CHECK((co_await task) > 0);
+
+      std::vector<Coro<int>> coros;
+      coros.push_back(value_after(2ms, 3));
+      AsCompleted<int> each(std::move(coros), 1h);
+      ringloop::detail::fail_allocations_after(allowed);
+      threw = false;
+      try {
+        Task<int> task = co_await each.next();
+        CHECK(task.result() == 3);
+      } catch (const std::bad_alloc&) {
+        threw = true;
+      }
+      ringloop::detail::fail_allocations_after(-1);
+      refused += threw;
+      if (threw) {
+        CHECK(each.has_next());
+        Task<int> task = co_await each.next();
+        CHECK(task.result() == 3);
+      }
+      CHECK_FALSE(each.has_next());
+    }
+    CHECK(refused >= 2);  // the timer's record was refused in wait and in next
+    CHECK(ringloop::Loop::current()->in_flight() <= 2);
   }());
 }
 

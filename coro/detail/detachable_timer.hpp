@@ -1,10 +1,10 @@
-// A deadline whose owner may go before the timer's CQE comes: wait_for's. The owner holds a
-// pointer to a record from the frame pool, not the record itself, so when its work ends first it
-// lets go of the timer and goes on at once: a timer the kernel holds is removed
-// (TIMEOUT_REMOVE) and its record frees itself when that CQE comes; one that never reached the
-// kernel (the loop's lazy timers, the virtual clock, the FIFO) ends in place. An owner that
-// waited for the removal's CQE instead would resume a loop iteration (an io_uring_enter) late,
-// after every wait_for around a read that came in time.
+// A deadline whose owner may go before the timer's CQE comes (wait_for, timeout(), wait(),
+// as_completed). The owner holds a pointer to a record from the frame pool, not the record
+// itself, so when its work ends first it lets go of the timer and goes on at once: a timer the
+// kernel holds is removed (TIMEOUT_REMOVE) and its record frees itself when that CQE comes; one
+// that never reached the kernel (the loop's lazy timers, the virtual clock, the FIFO) ends in
+// place. An owner that waited for the removal's CQE instead would resume a loop iteration (an
+// io_uring_enter) late, after every wait_for around a read that came in time.
 //
 // The record is the SQE's user_data, so it outlives every CQE of its timer; the loop counts it
 // in flight until then, and a closing loop drives it out before the ring goes.

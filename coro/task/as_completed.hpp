@@ -78,8 +78,13 @@ class AsCompleted {
     template <class P>
     void await_suspend(std::coroutine_handle<P> awaiting) {
       begin(awaiting, "AsCompleted::next");
-      owner_.waiting_.push_back(this);
-      suspend(owner_.deadline_);
+      try {
+        owner_.waiting_.push_back(this);
+        suspend(owner_.deadline_);  // on bad_alloc it has taken this off waiting_ again
+      } catch (...) {
+        --owner_.issued_;  // this next() handed nothing out: has_next() is as it was
+        throw;
+      }
     }
 
     Task<T> await_resume() {

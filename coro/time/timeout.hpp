@@ -75,16 +75,25 @@ class Timeout {
       throw std::logic_error("Timeout::reschedule: the deadline has passed already");
     if (state_ == State::exited)
       throw std::logic_error("Timeout::reschedule: the block has ended already");
-    deadline_.reset();
-    if (when) deadline_ = detail::signed_deadline_at(*when, "Timeout::reschedule");
-    if (timer_ != nullptr) {
-      // A deadline that moves later (an idle timeout pushed back at every message) leaves the
-      // timer in the kernel as it is: when it fires, on_expiry arms the rest. So moving it
-      // costs no SQE and no CQE; a deadline that moves earlier, or goes, lets the timer go.
-      if (deadline_ && *deadline_ >= armed_deadline_) return;
-      release_timer();
+    std::optional<std::int64_t> deadline;
+    if (when) deadline = detail::signed_deadline_at(*when, "Timeout::reschedule");
+    // A deadline that moves later (an idle timeout pushed back at every message) leaves the
+    // timer in the kernel as it is: when it fires, on_expiry arms the rest. So moving it costs
+    // no SQE and no CQE; a deadline that moves earlier, or goes, lets the timer go.
+    if (timer_ != nullptr && deadline && *deadline >= armed_deadline_) {
+      deadline_ = deadline;
+      return;
     }
-    if (deadline_) arm_or_expire();
+    // The new timer's record is made before the old timer goes: with no memory for it,
+    // reschedule throws bad_alloc and the scope keeps its deadline and its timer as they were.
+    bool due = deadline && *deadline <= detail::now_ns();
+    detail::DetachableTimer* fresh = deadline && !due ? &detail::DetachableTimer::make() : nullptr;
+    deadline_ = deadline;
+    release_timer();
+    if (fresh != nullptr)
+      arm(*fresh, *deadline_);
+    else if (due)
+      expire_now();
   }
   template <class Rep, class Period>
   void reschedule_after(std::chrono::duration<Rep, Period> delay) {
@@ -117,18 +126,19 @@ class Timeout {
   // await (even sleep(0)) raises. A timer would come too late: the loop runs the due timers after
   // the steps already queued, and sleep(0) would return first.
   void arm_or_expire() {
-    if (*deadline_ > detail::now_ns()) {
-      arm(*deadline_);
-      return;
-    }
+    if (*deadline_ > detail::now_ns())
+      arm(detail::DetachableTimer::make(), *deadline_);  // bad_alloc: nothing changed
+    else
+      expire_now();
+  }
+  void expire_now() noexcept {
     state_ = State::expiring;
     expired_at_once_ = true;
     task_->cancel();
   }
 
-  // Throws bad_alloc (no memory for the timer's record) before anything changed.
-  void arm(std::int64_t deadline) {
-    detail::DetachableTimer& timer = detail::DetachableTimer::make();
+  // Arms timer (the scope's from now on, idle: fresh, or the one that just fired) for deadline.
+  void arm(detail::DetachableTimer& timer, std::int64_t deadline) {
     armed_deadline_ = deadline;
     timer_ = &timer;
     timer.arm(*task_->loop, detail::kernel_deadline(deadline), &on_expiry, this);
@@ -160,11 +170,11 @@ class Timeout {
     auto& self = *static_cast<Timeout*>(owner);
     if (result == -ETIME && self.deadline_ && *self.deadline_ > detail::now_ns()) {
       // The deadline moved later while this timer was in the kernel (reschedule left it
-      // there): not due yet. The rest is armed; with no memory for it, the deadline cannot be
-      // kept, and the block ends as with a timer the kernel refused.
-      self.release_timer();
+      // there): not due yet. The same record, idle now, is armed for the rest. Only the
+      // virtual clock allocates to arm a timer (its map node); with no memory for that, the
+      // deadline cannot be kept, and the block ends as with a timer the kernel refused.
       try {
-        self.arm(*self.deadline_);
+        self.arm(*self.timer_, *self.deadline_);
         return;
       } catch (const std::bad_alloc&) {
         result = -ENOMEM;
