@@ -635,9 +635,10 @@ FAIRNESS = """\
 - **tokio's `timeout` polls the inner future first and arms no timer when it is ready**:
   `wait_for_fast` arms no timer in tokio, nor in ringloop (whose wait_for starts the child inline
   and submits the timer only if it suspends); Asio, Node and asyncio always arm one.
-  `wait_for_yield` is where every system really arms and removes a timer: in ringloop an
-  `IORING_OP_TIMEOUT`, a `TIMEOUT_REMOVE` and two CQEs, against an entry in tokio's in-process
-  wheel.
+  `wait_for_yield` is where every system arms a timer and removes it: an entry in tokio's
+  in-process wheel; in ringloop a timer record whose `IORING_OP_TIMEOUT` would be made at the
+  loop's submit point, dropped in user space because the Coro returns before it (a timer still
+  pending there goes to the kernel, and a `TIMEOUT_REMOVE` follows).
 - **tokio's yield** in `wait_for_yield` is a self-waking future (back on the run queue), like
   ringloop's `sleep(0)`, Node's `setImmediate` and `asyncio.sleep(0)`.
 - **max_in_flight**: ringloop runs with its defaults. The loop keeps at most CQ/2 = 32,768

@@ -74,8 +74,7 @@ class [[nodiscard]] WaitForAwaiter : CancelPoint, TaskWaiter, ContinuationHook {
     outer_ = task_of(awaiting);
     loop_ = &loop_for(outer_, "wait_for");
     awaiting_ = awaiting;
-    std::int64_t now = loop_->now_ns();
-    due_ns_ = timeout_ns_ > kMaxDeadlineNs - now ? kMaxDeadlineNs : now + timeout_ns_;
+    start_ = loop_->mark_now();  // the deadline counts from here, once it is needed
     if (body_) {
       if (body_.promise().start != StartState::not_started)
         throw std::logic_error("wait_for: this Coro has been awaited already; it runs only once");
@@ -94,7 +93,7 @@ class [[nodiscard]] WaitForAwaiter : CancelPoint, TaskWaiter, ContinuationHook {
       } else {
         child_.core().add_waiter(*this);
       }
-      timer_->arm(*loop_, due_ns_, &on_expiry, this);
+      timer_->arm(*loop_, due_ns(), &on_expiry, this);
     }
     if (outer_ != nullptr) {
       outer_->suspend_on(*this);
@@ -149,7 +148,7 @@ class [[nodiscard]] WaitForAwaiter : CancelPoint, TaskWaiter, ContinuationHook {
       on_expiry(this, -ENOMEM);
       return true;
     }
-    timer_->arm(*loop_, due_ns_, &on_expiry, this);
+    timer_->arm(*loop_, due_ns(), &on_expiry, this);
     return true;
   }
 
@@ -185,6 +184,13 @@ class [[nodiscard]] WaitForAwaiter : CancelPoint, TaskWaiter, ContinuationHook {
     return std::system_error(-timer_error_, std::system_category(),
                              timer_error_ == -ENOMEM ? "wait_for: no memory for its timer"
                                                      : "wait_for: IORING_OP_TIMEOUT failed");
+  }
+
+  // The absolute deadline: timeout_ns_ after the await began. Read only once the inner work
+  // has suspended: an await that ends at once never pays for a clock read.
+  std::int64_t due_ns() noexcept {
+    std::int64_t start = loop_->ns_at(start_);
+    return timeout_ns_ > kMaxDeadlineNs - start ? kMaxDeadlineNs : start + timeout_ns_;
   }
 
   // A timeout that expired before wait_for began: the child (a Coro becomes a task that never
@@ -247,7 +253,7 @@ class [[nodiscard]] WaitForAwaiter : CancelPoint, TaskWaiter, ContinuationHook {
   typename Coro<T>::Handle body_;  // a Coro's frame, owned until it runs as a task (or goes)
   Task<T> child_;
   std::int64_t timeout_ns_;
-  std::int64_t due_ns_ = 0;
+  TimeMark start_;                    // when the await began
   DetachableTimer* timer_ = nullptr;  // held while the inner work runs
   Loop* loop_ = nullptr;
   TaskCore* outer_ = nullptr;
