@@ -1,12 +1,10 @@
+#include <ringloop/loop/detail/env_flag.hpp>
 #include <ringloop/loop/loop.hpp>
 
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstdio>
-#include <cstdlib>
-#include <cstring>
-#include <ctime>
 #include <mutex>
 #include <stdexcept>
 #include <string>
@@ -80,8 +78,7 @@ Loop::Loop(const LoopOptions& options) : owner_(std::this_thread::get_id()) {
   reserve_ = max_in_flight_ / kReserveDivisor;
   RINGLOOP_ASSERT(max_in_flight_ > 0, "a loop needs room for at least one operation");
   virtual_time_ = options.virtual_time;
-  const char* env = std::getenv("RINGLOOP_DEBUG");
-  debug_ = options.debug || (env != nullptr && env[0] != '\0' && std::strcmp(env, "0") != 0);
+  debug_ = options.debug || detail::env_flag("RINGLOOP_DEBUG");
   slow_step_ns_ = options.slow_step.count();
   virtual_now_ = monotonic_now_ns();  // on the real clock's scale, so absolute times mix
   static std::atomic<std::uint64_t> loops_made{0};

@@ -15,7 +15,6 @@
 #include <coroutine>
 #include <cstddef>
 #include <cstdint>
-#include <ctime>
 #include <functional>
 #include <map>
 #include <memory>

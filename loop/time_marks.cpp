@@ -1,8 +1,8 @@
 #include <ringloop/loop/detail/time_marks.hpp>
 
+#include <ringloop/loop/detail/env_flag.hpp>
+
 #include <algorithm>
-#include <cstdlib>
-#include <cstring>
 #include <fstream>
 #include <string>
 
@@ -38,8 +38,7 @@ TimeMarks::TimeMarks() noexcept {
       return false;
     }
   }();
-  const char* off = std::getenv("RINGLOOP_NO_TSC");
-  tsc_ = tsc_ok && !(off != nullptr && off[0] != '\0' && std::strcmp(off, "0") != 0);
+  tsc_ = tsc_ok && !env_flag("RINGLOOP_NO_TSC");
   if (tsc_) first_ = latest_ = read_pair();
 }
 
@@ -73,7 +72,6 @@ std::int64_t TimeMarks::ns_at_from_fresh_pair(TimeMark mark) noexcept {
         static_cast<double>(now.ns - first_.ns) / static_cast<double>(now.tsc - first_.tsc);
     std::int64_t reuse_ns = std::min(now.ns - first_.ns, kMaxReuseNs);
     refresh_ticks_ = static_cast<std::int64_t>(static_cast<double>(reuse_ns) / ns_per_tick_);
-    rate_known_ = true;
   }
   latest_ = now;
   return std::clamp(ns, first_.ns, now.ns);

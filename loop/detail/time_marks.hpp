@@ -42,7 +42,7 @@ class TimeMarks {
   std::int64_t ns_at(TimeMark mark) noexcept {
     if (!tsc_) return mark.value;
     std::int64_t ticks = mark.value - latest_.tsc;
-    if (rate_known_ && ticks > -refresh_ticks_ && ticks < refresh_ticks_)
+    if (ticks > -refresh_ticks_ && ticks < refresh_ticks_)  // never while refresh_ticks_ is 0
       return latest_.ns + static_cast<std::int64_t>(static_cast<double>(ticks) * ns_per_tick_);
     return ns_at_from_fresh_pair(mark);
   }
@@ -66,9 +66,10 @@ class TimeMarks {
   Pair first_;
   Pair latest_;
   double ns_per_tick_ = 0;
-  std::int64_t refresh_ticks_ = 0;  // how far from latest_ a mark is placed without a new pair
+  // How far from latest_ a mark is placed at the rate, without a new pair: 0 until the rate is
+  // known.
+  std::int64_t refresh_ticks_ = 0;
   bool tsc_ = false;
-  bool rate_known_ = false;
 };
 
 }  // namespace ringloop::detail
