@@ -98,6 +98,18 @@ assert raw(b'GET / HTTP/2.0\r\nHost: a\r\n\r\n').startswith(b'HTTP/1.1 505 ')
 print('ok')
 )";
 
+// recv(2), again when interrupted. A socket with SO_RCVTIMEO never restarts: its recv returns
+// EINTR after any interruption, also with no handler installed, such as the process being
+// stopped and continued (signal(7), "Interruption of system calls and library functions by
+// stop signals"). CI saw it once (2026-12-02, g++): a connection "failed" with errno 4 and 0
+// bytes read while the server was fine.
+ssize_t recv_retrying_eintr(int fd, char* buffer, std::size_t size) {
+  ssize_t n;
+  do n = ::recv(fd, buffer, size, 0);
+  while (n < 0 && errno == EINTR);
+  return n;
+}
+
 // The built example in a child process, its standard output on a pipe: the constructor returns
 // once it has printed its first line ("http_server: listening on 127.0.0.1 port P with N
 // loop(s)"), port 0 when that line did not come. The destructor kills a child still running.
@@ -207,9 +219,8 @@ TEST_CASE("examples/http_server on pinned loops closes every connection on SIGIN
     std::string answer;
     char buffer[1024];
     while (answer.find("Hello, World!") == std::string::npos) {
-      ssize_t n = ::recv(fd, buffer, sizeof(buffer), 0);
+      ssize_t n = recv_retrying_eintr(fd, buffer, sizeof(buffer));
       if (n <= 0) {
-        // Seen once in CI (2026-12-02, g++), never here: say how, and what the server said.
         int error = errno;
         std::string rest = server.stop(SIGKILL);
         INFO("connection " << i << ": recv returned " << n << ", errno " << error << " ("
@@ -226,7 +237,7 @@ TEST_CASE("examples/http_server on pinned loops closes every connection on SIGIN
   int ended = 0;
   for (int fd : clients) {
     char byte = 0;
-    ssize_t n = ::recv(fd, &byte, 1, 0);
+    ssize_t n = recv_retrying_eintr(fd, &byte, 1);
     bool timed_out = n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
     if (n <= 0 && !timed_out) ++ended;
     ::close(fd);
