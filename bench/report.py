@@ -641,14 +641,15 @@ FAIRNESS = """\
   pending there goes to the kernel, and a `TIMEOUT_REMOVE` follows).
 - **tokio's yield** in `wait_for_yield` is a self-waking future (back on the run queue), like
   ringloop's `sleep(0)`, Node's `setImmediate` and `asyncio.sleep(0)`.
-- **max_in_flight**: ringloop runs with its defaults. The loop keeps at most CQ/2 = 32,768
-  CQEs owed (the CQ's 65,536 entries are the kernel's maximum); further operations wait in its
-  FIFO. A sleep that leaves the FIFO with its deadline passed completes there with `-ETIME`,
-  without an SQE, since arming an already-expired `IORING_OP_TIMEOUT` costs ~14 us in the kernel
-  on this VM (bench/PROPOSALS.md, P1). So in `sleep_many` beyond 32,768 sleeps, the later ones
-  never reach the kernel: they are due when room frees. The floor submits every timeout and lets
-  the CQEs beyond the CQ wait on the kernel's overflow list. `RINGLOOP_BENCH_MAX_IN_FLIGHT=2N`
-  makes ringloop do the same.
+- **max_in_flight**: ringloop runs with its defaults. The loop owes at most 4 x CQ = 262,144
+  CQEs (the CQ's 65,536 entries are the kernel's maximum; the CQEs that do not fit wait on the
+  kernel's overflow list, as the floor's do); further operations wait in its FIFO. So in
+  `sleep_many` 100k every timeout reaches the kernel, as the floor's do. At 1M, the sleeps beyond
+  262,144 wait in the FIFO, and one that leaves it with its deadline passed completes there with
+  `-ETIME`, without an SQE, since arming an already-expired `IORING_OP_TIMEOUT` costs ~14 us in
+  the kernel on this VM (bench/PROPOSALS.md, P1): ~334k of the 1M reach the kernel
+  (`LoopStats`). The floor submits every timeout. `RINGLOOP_BENCH_MAX_IN_FLIGHT=2N` makes
+  ringloop do the same.
 - **The floor** is plain C on liburing with one shared timespec and no allocation per
   operation; it skips spawn_gather and wait_for_fast/yield (no coroutines). Its removes in
   cancel_many go in submission order, as ringloop's do (tasks are cancelled in spawn order).
@@ -799,16 +800,23 @@ WHY = {
     "`clear_page_erms`, `exc_page_fault`) and malloc (~12%). MADV_HUGEPAGE was measured and "
     "refused: `GLIBC_TUNABLES=glibc.malloc.hugetlb=1` made spawn_gather 1M from 0.5x to 2.7x "
     "the time across runs on this VM (synchronous compaction). See bench/PROPOSALS.md, P3.",
-    "sleep_many": "perf: frame allocation and first touch (~25%), the kernel copying each "
-    "timespec from its own frame (`_copy_from_user` ~12%; the floor shares one), hrtimer set-up "
-    "under the timeout lock. A sleeping task costs ~270 bytes (a 248-byte frame in a 256-byte "
+    "sleep_many": "perf: frame allocation and first touch, and the kernel's side of each timer "
+    "(hrtimer set-up under the timeout lock, each timespec copied from its own frame where the "
+    "floor shares one). A sleeping task costs ~270 bytes (a 248-byte frame in a 256-byte "
     "block, 280 two reports ago, the Task and the Coro vector) against the floor's 0. The "
     "smaller frame moved little (same hour, medians of 7 alternating runs: wall 0.194 -> 0.192 "
-    "s, peak RSS 36.3 -> 34.8 MB): the kernel's side of a timer is most of the cost. The "
+    "s, peak RSS 36.3 -> 34.8 MB). Where the overhead goes (a probe timing gather's phases, 6 "
+    "runs): making the 100k Coros 16-25 ms (26 MB of fresh frames, first-touch faults), "
+    "gather's set-up 7-9 ms, the children's first steps 48-60 ms, of which ~45 ms is system time "
+    "arming the 100k timeouts, as the floor's whole 50-60 ms overhead is. So ringloop adds the "
+    "making of its tasks (~25-35 ms), and the timers cost what the floor's do. The "
     "ratio moves with the VM, not the code: 1.53x in this report, 1.79x and 1.50x in the two "
     "before, with no change to a sleep between them (the same hour, 9 alternating runs of the "
-    "code before the second of those and after gave wall medians of 0.219 and 0.211 s). Faulting the pool's pages in by batches (MADV_POPULATE_WRITE over 64 KiB "
-    "of fresh frames) was measured and refused: spawn_gather 1M 179 -> 241 ns/task. See P3.",
+    "code before the second of those and after gave wall medians of 0.219 and 0.211 s). "
+    "Measured and refused: faulting the pool's pages in by batches (MADV_POPULATE_WRITE over "
+    "64 KiB of fresh frames; spawn_gather 1M 179 -> 241 ns/task), huge pages (glibc's hugetlb "
+    "tunable: 7,878 -> 1,537 faults, wall 0.191 -> 0.186 s), and prefetching the frames of the "
+    "ready steps ahead (no gain). See P3.",
     "lateness": "the wake-up itself is the kernel's hrtimer plus one io_uring_enter; ringloop "
     "adds one loop iteration. Scheduling noise on this VM moves p99 by 2x between runs.",
     "wait_for_yield": "a Coro given to wait_for runs in the awaiting task, as Python 3.12's "

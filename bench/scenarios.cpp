@@ -262,12 +262,12 @@ Coro<std::string> scenario_coro(const Args& args) {
   return {};
 }
 
-// The loop's options: the library's defaults, as a user gets them. With N timeouts in flight
-// beyond the CQ budget (CQ/2 = 32,768), the rest wait in ringloop's FIFO, and those that leave
-// it with their deadline passed complete there without an SQE (bench/PROPOSALS.md, P1).
-// RINGLOOP_BENCH_MAX_IN_FLIGHT overrides the budget (0 = the library's default): with 2N, every
-// timeout reaches the kernel and the CQEs beyond the CQ wait on its overflow list, as the
-// floor's do.
+// The loop's options: the library's defaults, as a user gets them. The admission budget is
+// 4 x CQ = 262,144 CQEs owed: up to that many timeouts reach the kernel, and the CQEs beyond the
+// CQ wait on its overflow list, as the floor's do. Past it (sleep_many 1M) the rest wait in
+// ringloop's FIFO, and those that leave it with their deadline passed complete there without an
+// SQE (bench/PROPOSALS.md, P1). RINGLOOP_BENCH_MAX_IN_FLIGHT overrides the budget (0 = the
+// library's default): with 2N, every timeout reaches the kernel.
 ringloop::LoopOptions loop_options(const Args&) {
   ringloop::LoopOptions options;
   if (const char* value = std::getenv("RINGLOOP_BENCH_MAX_IN_FLIGHT"))
