@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <stdexcept>
 #include <string>
@@ -71,7 +72,12 @@ class ChildProcess {
       auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
           deadline - std::chrono::steady_clock::now());
       pollfd ready{out_, POLLIN, 0};
-      if (left.count() <= 0 || ::poll(&ready, 1, static_cast<int>(left.count())) <= 0) return {};
+      if (left.count() <= 0) return {};
+      int polled = ::poll(&ready, 1, static_cast<int>(left.count()));
+      // poll with a timeout returns EINTR after any interruption, also the test being stopped
+      // and continued (signal(7)): wait again for what is left of the time.
+      if (polled < 0 && errno == EINTR) continue;
+      if (polled <= 0) return {};
       char chunk[512];
       ssize_t n = ::read(out_, chunk, sizeof chunk);
       if (n <= 0) return {};
