@@ -639,13 +639,55 @@ bool Loop::try_close_detached(int fd) {
   return true;
 }
 
+namespace {
+
+// The kernel's own "interrupted, restart the call" codes (include/linux/errno.h), which never
+// reach a system call's caller but do reach a CQE: io_uring's splice and tee hand on what
+// do_splice returned, -ERESTARTSYS included ("Unknown error 512").
+constexpr std::int32_t kRestartSys = 512;
+constexpr std::int32_t kRestartBlock = 516;  // ERESTART_RESTARTBLOCK, the last of them
+
+// An operation interrupted this many times in a row ends with EINTR (a stop and continue
+// interrupts once; only something that keeps interrupting the worker gets this far).
+constexpr std::uint8_t kMaxRestartsInARow = 100;
+
+// A CQE's result as a program may see it: the restart codes become -EINTR.
+std::int32_t visible_result(std::int32_t result) noexcept {
+  return result <= -kRestartSys && result >= -kRestartBlock ? -EINTR : result;
+}
+
+}  // namespace
+
+// PEP 475 for the ring. An operation that blocks in one of the kernel's io-wq workers (splice
+// from a socket, an open of a FIFO) is interrupted when the process is stopped and continued
+// (Ctrl-Z then fg, a debugger, a cgroup freeze) or the worker is signalled: its CQE says -EINTR
+// (or a restart code), and nothing was transferred. The program asked for no interruption, so
+// the operation is submitted again, as SA_RESTART and Python's PEP 475 do for system calls. Not
+// when the interruption is how a cancel arrived: the kernel cancels a running io-wq request by
+// signalling its worker, so an operation with a cancel sent, a link timeout (which cancels it
+// that way when it fires), or a loop closing keeps its -EINTR; and not a timeout, nor a CQE that
+// took a provided buffer (its owner must give it back).
+bool Loop::restarts(Operation& operation, std::int32_t result, std::uint32_t flags) noexcept {
+  if (visible_result(result) != -EINTR || operation.cancel_sent || operation.is_timeout ||
+      operation.link_timeout != nullptr || closing_ || (flags & IORING_CQE_F_BUFFER) != 0 ||
+      operation.restarts_in_a_row == kMaxRestartsInARow) {
+    operation.restarts_in_a_row = 0;
+    return false;
+  }
+  ++operation.restarts_in_a_row;
+  ++stats_.operations_restarted;
+  submit(operation);
+  return true;
+}
+
 void Loop::reap_completions() {
   if (ring_->cq_has_overflow()) ++stats_.cq_overflows;
   unsigned reaped = ring().reap(
       [this](const io_uring_cqe& cqe) {
+        std::int32_t result = visible_result(cqe.res);
         auto* operation = reinterpret_cast<Operation*>(io_uring_cqe_get_data(&cqe));
         if (operation != nullptr && operation->unsolicited) {
-          operation->complete(*operation, cqe.res, cqe.flags);  // another loop's doorbell
+          operation->complete(*operation, result, cqe.flags);  // another loop's doorbell
           return;
         }
         if ((cqe.flags & IORING_CQE_F_MORE) != 0) {
@@ -653,7 +695,7 @@ void Loop::reap_completions() {
           // operation stays submitted and still owes its last CQE, the one counted in flight.
           RINGLOOP_ASSERT(operation != nullptr && operation->state == OpState::submitted,
                           "a CQE with F_MORE arrived for an operation that was not in flight");
-          operation->complete(*operation, cqe.res, cqe.flags);
+          operation->complete(*operation, result, cqe.flags);
           return;
         }
         RINGLOOP_ASSERT(in_flight_ > 0, "a CQE arrived that no operation was owed");
@@ -663,13 +705,14 @@ void Loop::reap_completions() {
                         "a CQE arrived for an operation that was not in flight");
         operation->state = OpState::idle;
         if (operation->daemon) --daemon_in_flight_;
-        if (cqe.res == -ETIME && operation->arm_seq != 0) {
+        if (restarts(*operation, cqe.res, cqe.flags)) return;
+        if (result == -ETIME && operation->arm_seq != 0) {
           queue_due_timer(*operation);  // completed after this reap's I/O, in deadline order
           return;
         }
         // Read first: the last CQE of a multishot record may free it (its handle is gone).
         Operation* timeout = operation->link_timeout;
-        operation->complete(*operation, cqe.res, cqe.flags);
+        operation->complete(*operation, result, cqe.flags);
         // Its link timeout on the virtual clock ends as the kernel would end it: cancelled.
         if (timeout != nullptr && timeout->state == OpState::timer) {
           erase_virtual_timer(*timeout);

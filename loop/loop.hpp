@@ -83,6 +83,7 @@ struct LoopOptions {
 struct LoopStats {
   std::uint64_t operations_submitted = 0;  // handed to the kernel (or to the virtual clock)
   std::uint64_t operations_deferred = 0;   // waited in the FIFO for CQ room
+  std::uint64_t operations_restarted = 0;  // interrupted in the kernel (EINTR), submitted again
   std::uint64_t cqes_reaped = 0;           // completions taken from the CQ
   std::uint64_t iterations = 0;            // run_once() calls
   std::uint64_t peak_in_flight = 0;        // the most CQEs owed at once
@@ -346,6 +347,9 @@ class Loop {
   // The real clock, whatever the loop's: CLOCK_MONOTONIC, which io_uring timeouts are measured on.
   static std::int64_t monotonic_now_ns() noexcept { return detail::TimeMarks::clock_ns(); }
   void reap_completions();
+  // Whether the CQE (result, flags) says the kernel interrupted operation, which nobody
+  // cancelled: it is then submitted again (PEP 475), and counted in operations_restarted.
+  bool restarts(Operation& operation, std::int32_t result, std::uint32_t flags) noexcept;
   void wait_and_reap(bool may_block = true);
   bool waits_for_threads() const noexcept;
   void flush_lazy_timers(bool all);

@@ -80,6 +80,9 @@ struct Operation : detail::ListNode {
   // with IORING_OP_MSG_RING. It is never submitted here and never counted in flight; complete()
   // sees each CQE. It lives as long as the loop (a doorbell's CQE lands only in a live ring).
   bool unsolicited = false;
+  // Times in a row the kernel interrupted it and the loop submitted it again (Loop::restarts):
+  // bounded, so an operation the kernel keeps interrupting ends with EINTR instead of spinning.
+  std::uint8_t restarts_in_a_row = 0;
   // When set, the IORING_OP_LINK_TIMEOUT record linked after this operation's SQE: submitted,
   // cancelled and completed together with it (its prepare fills the LINK_TIMEOUT SQE).
   Operation* link_timeout = nullptr;

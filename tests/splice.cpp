@@ -4,9 +4,12 @@
 #include <catch2/catch.hpp>
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -233,4 +236,144 @@ TEST_CASE("on a kernel without IORING_OP_SPLICE, sendfile fails naming the kerne
     ::close(out[0]);
     ::close(out[1]);
   }(file.fd));
+}
+
+// PEP 475 for io_uring. A splice from a socket blocks in one of the kernel's io-wq workers, and
+// a worker, being one of the process's threads, is interrupted when the process is stopped and
+// continued (Ctrl-Z then fg, a debugger, a cgroup freeze): the CQE says -ERESTARTSYS, which
+// io_uring's splice hands on as is ("Unknown error 512"). Nothing moved, and the program asked
+// for no interruption, so the loop submits the operation again and the caller gets its bytes.
+// A helper process stops and continues this one while the splice waits, then sends the data.
+TEST_CASE("a splice interrupted by the process being stopped and continued is submitted again",
+          "[splice][signals]") {
+  ringloop::run([]() -> Coro<> {
+    auto [source, proxy_in] = co_await tcp_pair();
+    int pipe_fds[2];
+    REQUIRE(::pipe2(pipe_fds, O_CLOEXEC) == 0);
+    int go[2];  // the helper starts once the splice is about to go in (valgrind is slow)
+    REQUIRE(::pipe2(go, O_CLOEXEC) == 0);
+    pid_t parent = ::getpid();
+    pid_t helper = ::fork();
+    REQUIRE(helper >= 0);
+    if (helper == 0) {
+      char byte = 0;
+      if (::read(go[0], &byte, 1) != 1) ::_exit(2);
+      for (int i = 0; i < 10; ++i) {
+        ::usleep(20'000);
+        ::kill(parent, SIGSTOP);
+        ::usleep(5'000);
+        ::kill(parent, SIGCONT);
+      }
+      ::usleep(20'000);
+      ssize_t sent = ::send(source.fd(), "hello", 5, MSG_NOSIGNAL);
+      ::_exit(sent == 5 ? 0 : 1);
+    }
+    ::close(go[0]);
+    REQUIRE(::write(go[1], "g", 1) == 1);
+    ::close(go[1]);
+    std::uint64_t restarted_before = ringloop::Loop::running("test").stats().operations_restarted;
+    std::size_t in = co_await io::splice(proxy_in.fd(), pipe_fds[1], 65536, SPLICE_F_MOVE);
+    int status = 0;
+    ::waitpid(helper, &status, 0);
+    CHECK(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 0);
+    REQUIRE(in == 5);
+    char got[5] = {};
+    REQUIRE(::read(pipe_fds[0], got, sizeof got) == 5);
+    CHECK(std::string(got, 5) == "hello");
+    std::uint64_t restarted =
+        ringloop::Loop::running("test").stats().operations_restarted - restarted_before;
+    INFO("operations restarted: " << restarted);
+    // The kernel interrupts the worker at each stop while the splice waits (5 of 5 here).
+    CHECK(restarted >= 1);
+    ::close(pipe_fds[0]);
+    ::close(pipe_fds[1]);
+  }());
+}
+
+// The other side of that rule: the kernel cancels a splice running in an io-wq worker by
+// interrupting the worker, so the -EINTR of a cancelled splice (a task's cancel, a timeout()
+// scope's deadline) is the cancel arriving, never a reason to go in again.
+TEST_CASE("a splice blocked in the kernel ends on cancel and on a timeout() deadline", "[splice]") {
+  ringloop::run([]() -> Coro<> {
+    auto [source, proxy_in] = co_await tcp_pair();
+    int pipe_fds[2];
+    REQUIRE(::pipe2(pipe_fds, O_CLOEXEC) == 0);
+    auto splice_in = [](int in, int out) -> Coro<std::size_t> {
+      co_return co_await io::splice(in, out, 65536, SPLICE_F_MOVE);  // nothing is ever sent
+    };
+    auto started = std::chrono::steady_clock::now();
+    auto splicing = ringloop::create_task(splice_in(proxy_in.fd(), pipe_fds[1]));
+    co_await ringloop::sleep(std::chrono::milliseconds(20));
+    splicing.cancel();
+    CHECK_THROWS_AS(co_await splicing, ringloop::CancelledError);
+    bool timed_out = false;
+    try {
+      co_await ringloop::timeout(std::chrono::milliseconds(30),
+                                 splice_in(proxy_in.fd(), pipe_fds[1]));
+    } catch (const ringloop::TimeoutError&) {
+      timed_out = true;
+    }
+    CHECK(timed_out);
+    double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    CHECK(seconds < 5.0);  // bounds a hang, not a speed
+    CHECK(ringloop::Loop::running("test").stats().operations_restarted == 0);
+    ::close(pipe_fds[0]);
+    ::close(pipe_fds[1]);
+  }());
+}
+
+// The bound on that rule: an operation the kernel keeps interrupting ends with EINTR after 100
+// restarts in a row, instead of keeping the loop busy for ever. A helper stops and continues
+// this process every 2 ms for over a second while one splice waits.
+TEST_CASE("an operation interrupted 100 times in a row ends with EINTR", "[splice][signals]") {
+  ringloop::run([]() -> Coro<> {
+    auto [source, proxy_in] = co_await tcp_pair();
+    int pipe_fds[2];
+    REQUIRE(::pipe2(pipe_fds, O_CLOEXEC) == 0);
+    int go[2];
+    REQUIRE(::pipe2(go, O_CLOEXEC) == 0);
+    // The helper goes on until this pipe ends. It is never killed: killed between a stop and
+    // its continue, it would leave this process stopped for good.
+    int done[2];
+    REQUIRE(::pipe2(done, O_CLOEXEC | O_NONBLOCK) == 0);
+    pid_t parent = ::getpid();
+    pid_t helper = ::fork();
+    REQUIRE(helper >= 0);
+    if (helper == 0) {
+      ::close(done[1]);
+      char byte = 0;
+      if (::read(go[0], &byte, 1) != 1) ::_exit(2);
+      for (int i = 0; i < 600; ++i) {
+        ::usleep(1'000);
+        ::kill(parent, SIGSTOP);
+        ::usleep(1'000);
+        ::kill(parent, SIGCONT);
+        if (::read(done[0], &byte, 1) == 0) ::_exit(0);  // the test closed its end
+      }
+      // Interrupted fewer than 100 times: a byte ends the splice, and the test fails, not hangs.
+      (void)::send(source.fd(), "x", 1, MSG_NOSIGNAL);
+      ::_exit(0);
+    }
+    ::close(go[0]);
+    ::close(done[0]);
+    REQUIRE(::write(go[1], "g", 1) == 1);
+    ::close(go[1]);
+    std::uint64_t before = ringloop::Loop::running("test").stats().operations_restarted;
+    int error = 0;
+    try {
+      co_await io::splice(proxy_in.fd(), pipe_fds[1], 65536, SPLICE_F_MOVE);  // nothing is sent
+    } catch (const std::system_error& e) {
+      error = e.code().value();
+    }
+    ::close(done[1]);
+    ::waitpid(helper, nullptr, 0);
+    std::uint64_t restarted = ringloop::Loop::running("test").stats().operations_restarted - before;
+    INFO("operations restarted: " << restarted);
+    CHECK(error == EINTR);
+    CHECK(restarted == 100);
+    ::close(pipe_fds[0]);
+    ::close(pipe_fds[1]);
+  }());
 }

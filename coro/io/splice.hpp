@@ -2,6 +2,13 @@
 // io::tee (one SQE each, IORING_OP_SPLICE, Linux 5.7, and IORING_OP_TEE, 5.8; one end of each
 // must be a pipe), and sendfile(out, file, offset, count): a file to a socket or any fd, through
 // a pipe of its own, one splice into the pipe and then splices out of it until it is empty.
+//
+// The kernel runs a splice or tee in one of its io-wq workers, blocking there until data comes.
+// A cancel reaches it (the kernel interrupts the worker), and so does a timeout() scope, which
+// cancels; but on Linux 6.18 (here) a link timeout on such a request is never armed, so
+// wait_for(io::splice(...), t) on a source that stays silent does not time out. Put a deadline
+// on a splice with timeout(t, coro), not wait_for. When the process is stopped and continued
+// while a splice waits, the worker is interrupted too; the loop submits the splice again.
 #pragma once
 #include <ringloop/loop/detail/config.hpp>
 
