@@ -284,7 +284,7 @@ TEST_CASE("a splice interrupted by the process being stopped and continued is su
     std::uint64_t restarted =
         ringloop::Loop::running("test").stats().operations_restarted - restarted_before;
     INFO("operations restarted: " << restarted);
-    // The kernel interrupts the worker at each stop while the splice waits (5 of 5 here).
+    // The kernel interrupts the worker at each stop while the splice waits (10 of 10 here).
     CHECK(restarted >= 1);
     ::close(pipe_fds[0]);
     ::close(pipe_fds[1]);
