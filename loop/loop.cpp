@@ -668,7 +668,7 @@ std::int32_t visible_result(std::int32_t result) noexcept {
 // that way when it fires), or a loop closing keeps its -EINTR; and not a timeout, nor a CQE that
 // took a provided buffer (its owner must give it back).
 bool Loop::restarts(Operation& operation, std::int32_t result, std::uint32_t flags) noexcept {
-  if (visible_result(result) != -EINTR || operation.cancel_sent || operation.is_timeout ||
+  if (result != -EINTR || operation.cancel_sent || operation.is_timeout ||
       operation.link_timeout != nullptr || closing_ || (flags & IORING_CQE_F_BUFFER) != 0 ||
       operation.restarts_in_a_row == kMaxRestartsInARow) {
     operation.restarts_in_a_row = 0;
@@ -705,7 +705,7 @@ void Loop::reap_completions() {
                         "a CQE arrived for an operation that was not in flight");
         operation->state = OpState::idle;
         if (operation->daemon) --daemon_in_flight_;
-        if (restarts(*operation, cqe.res, cqe.flags)) return;
+        if (restarts(*operation, result, cqe.flags)) return;
         if (result == -ETIME && operation->arm_seq != 0) {
           queue_due_timer(*operation);  // completed after this reap's I/O, in deadline order
           return;

@@ -347,8 +347,9 @@ class Loop {
   // The real clock, whatever the loop's: CLOCK_MONOTONIC, which io_uring timeouts are measured on.
   static std::int64_t monotonic_now_ns() noexcept { return detail::TimeMarks::clock_ns(); }
   void reap_completions();
-  // Whether the CQE (result, flags) says the kernel interrupted operation, which nobody
-  // cancelled: it is then submitted again (PEP 475), and counted in operations_restarted.
+  // Whether the CQE (its result as visible_result reads it, and its flags) says the kernel
+  // interrupted operation, which nobody cancelled: it is then submitted again (PEP 475), and
+  // counted in operations_restarted.
   bool restarts(Operation& operation, std::int32_t result, std::uint32_t flags) noexcept;
   void wait_and_reap(bool may_block = true);
   bool waits_for_threads() const noexcept;
